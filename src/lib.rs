@@ -1,0 +1,11 @@
+//! Warren: a thread-per-core AMQP 0-9-1 broker.
+//!
+//! - `protocol/`: frames, methods, field tables, properties; pure codec.
+//! - `config`: the TOML file and CLI overrides.
+//! - `shard/`: executors pinned per core, queue placement, the mesh between shards.
+//! - `broker/`: exchanges, routing tables, queues and consumers, owned per shard.
+//! - `net/`: listeners, connections and channels speaking to clients.
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::unwrap_used)]
+
+pub mod protocol;

@@ -1,0 +1,167 @@
+//! The content header (spec 4.2.6) and the 14 basic properties. The broker keeps the raw property
+//! bytes of a message and forwards them untouched; it decodes them only when it needs a field.
+
+use bytes::{Bytes, BytesMut};
+
+use super::codec::{Field, Reader, Writer};
+use super::reply::{AmqpError, Result};
+use super::types::FieldTable;
+
+/// A decoded content header frame payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentHeader {
+    pub class_id: u16,
+    pub body_size: u64,
+    /// Property flags and property list, exactly as the publisher sent them.
+    pub properties: Bytes,
+}
+
+impl ContentHeader {
+    pub fn decode(payload: Bytes) -> Result<Self> {
+        let mut r = Reader::new(payload.clone());
+        let class_id = r.u16()?;
+        let _weight = r.u16()?;
+        let body_size = r.u64()?;
+        let properties = payload.slice(12..);
+        Ok(Self { class_id, body_size, properties })
+    }
+}
+
+/// The basic class's properties, in flag order (bit 15 first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BasicProperties {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub headers: Option<FieldTable>,
+    pub delivery_mode: Option<u8>,
+    pub priority: Option<u8>,
+    pub correlation_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub expiration: Option<String>,
+    pub message_id: Option<String>,
+    pub timestamp: Option<u64>,
+    pub kind: Option<String>,
+    pub user_id: Option<String>,
+    pub app_id: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+fn read_opt<T: Field>(flags: u16, bit: u16, r: &mut Reader) -> Result<Option<T>> {
+    if flags & (1 << bit) != 0 { T::read(r).map(Some) } else { Ok(None) }
+}
+
+impl BasicProperties {
+    pub fn decode(raw: &Bytes) -> Result<Self> {
+        let mut r = Reader::new(raw.clone());
+        let flags = r.u16()?;
+        // Bit 0 says more flag words follow; basic has 14 properties, so any extra word must be empty.
+        let mut more = flags & 1 != 0;
+        while more {
+            let extra = r.u16()?;
+            if extra & !1 != 0 {
+                return Err(AmqpError::syntax("unknown basic property flags"));
+            }
+            more = extra & 1 != 0;
+        }
+        Ok(Self {
+            content_type: read_opt(flags, 15, &mut r)?,
+            content_encoding: read_opt(flags, 14, &mut r)?,
+            headers: read_opt(flags, 13, &mut r)?,
+            delivery_mode: read_opt(flags, 12, &mut r)?,
+            priority: read_opt(flags, 11, &mut r)?,
+            correlation_id: read_opt(flags, 10, &mut r)?,
+            reply_to: read_opt(flags, 9, &mut r)?,
+            expiration: read_opt(flags, 8, &mut r)?,
+            message_id: read_opt(flags, 7, &mut r)?,
+            timestamp: read_opt(flags, 6, &mut r)?,
+            kind: read_opt(flags, 5, &mut r)?,
+            user_id: read_opt(flags, 4, &mut r)?,
+            app_id: read_opt(flags, 3, &mut r)?,
+            cluster_id: read_opt(flags, 2, &mut r)?,
+        })
+    }
+
+    /// Property flags and list, as carried in a content header after the body size.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        let mut w = Writer::new(&mut buf);
+        let mut flags = 0u16;
+        let set = |present: bool, bit: u16, flags: &mut u16| {
+            if present {
+                *flags |= 1 << bit
+            }
+        };
+        set(self.content_type.is_some(), 15, &mut flags);
+        set(self.content_encoding.is_some(), 14, &mut flags);
+        set(self.headers.is_some(), 13, &mut flags);
+        set(self.delivery_mode.is_some(), 12, &mut flags);
+        set(self.priority.is_some(), 11, &mut flags);
+        set(self.correlation_id.is_some(), 10, &mut flags);
+        set(self.reply_to.is_some(), 9, &mut flags);
+        set(self.expiration.is_some(), 8, &mut flags);
+        set(self.message_id.is_some(), 7, &mut flags);
+        set(self.timestamp.is_some(), 6, &mut flags);
+        set(self.kind.is_some(), 5, &mut flags);
+        set(self.user_id.is_some(), 4, &mut flags);
+        set(self.app_id.is_some(), 3, &mut flags);
+        set(self.cluster_id.is_some(), 2, &mut flags);
+        w.u16(flags);
+        fn put<T: Field>(v: &Option<T>, w: &mut Writer) {
+            if let Some(v) = v {
+                v.write(w)
+            }
+        }
+        put(&self.content_type, &mut w);
+        put(&self.content_encoding, &mut w);
+        put(&self.headers, &mut w);
+        put(&self.delivery_mode, &mut w);
+        put(&self.priority, &mut w);
+        put(&self.correlation_id, &mut w);
+        put(&self.reply_to, &mut w);
+        put(&self.expiration, &mut w);
+        put(&self.message_id, &mut w);
+        put(&self.timestamp, &mut w);
+        put(&self.kind, &mut w);
+        put(&self.user_id, &mut w);
+        put(&self.app_id, &mut w);
+        put(&self.cluster_id, &mut w);
+        buf.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::types::FieldValue;
+
+    #[test]
+    fn all_fourteen_round_trip() {
+        let mut headers = FieldTable::default();
+        headers.insert("k", FieldValue::str("v"));
+        let p = BasicProperties {
+            content_type: Some("text/plain".into()),
+            content_encoding: Some("utf-8".into()),
+            headers: Some(headers),
+            delivery_mode: Some(2),
+            priority: Some(5),
+            correlation_id: Some("c".into()),
+            reply_to: Some("r".into()),
+            expiration: Some("60000".into()),
+            message_id: Some("m".into()),
+            timestamp: Some(1234),
+            kind: Some("t".into()),
+            user_id: Some("guest".into()),
+            app_id: Some("a".into()),
+            cluster_id: Some("cl".into()),
+        };
+        let raw = p.encode();
+        assert_eq!(BasicProperties::decode(&raw).unwrap(), p);
+        assert_eq!(BasicProperties::decode(&BasicProperties::default().encode()).unwrap(), BasicProperties::default());
+    }
+
+    #[test]
+    fn truncated_properties_are_502() {
+        let raw = Bytes::from_static(&[0x80, 0, 5, b'a']);
+        assert_eq!(BasicProperties::decode(&raw).unwrap_err().code.code(), 502);
+    }
+}
