@@ -9,3 +9,8 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod protocol;
+pub mod broker;
+pub mod config;
+pub mod data_dir;
+pub mod net;
+pub mod shard;

@@ -1,8 +1,87 @@
-use glommio::{LocalExecutorBuilder, Placement};
-fn main() {
-    let h = LocalExecutorBuilder::new(Placement::Fixed(0)).spawn(|| async move {
-        let l = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        println!("bound {:?}", l.local_addr());
-    }).unwrap();
-    h.join().unwrap();
+//! `warren`: parse flags, load the config, run the shards until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use warren::config::Config;
+use warren::shard::pool;
+
+#[derive(Parser, Debug)]
+#[command(name = "warren", version, about = "A thread-per-core AMQP 0-9-1 broker")]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:5672 (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Number of shards (0 = one per allowed CPU).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Data directory (lock file; later the message store).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("warren: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(s) = args.shards {
+        config.shards = s;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("warren: {e}");
+        return ExitCode::FAILURE;
+    }
+    let _lock = match warren::data_dir::lock(&config.data_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match pool::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Tests and scripts read this line to find the port.
+    println!("warren listening on {} with {} shards", running.addr, running.shards);
+    let stopper = running.stopper();
+    match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: shutting down");
+                    stopper.stop();
+                }
+            });
+        }
+        Err(e) => log::warn!("cannot install signal handlers: {e}"),
+    }
+    running.join();
+    log::info!("stopped");
+    ExitCode::SUCCESS
 }

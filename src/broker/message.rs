@@ -1,0 +1,26 @@
+//! A published message as queues hold it: shared (`Arc`) by every queue it was routed to, on any
+//! shard, with its body and raw properties as `Bytes` slices of what the publisher sent.
+
+use bytes::Bytes;
+
+use crate::protocol::properties::BasicProperties;
+
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: String,
+    pub routing_key: String,
+    /// Property flags and list exactly as published; forwarded to consumers untouched.
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+impl Message {
+    /// Decodes the properties; `None` if the publisher sent malformed ones.
+    pub fn decode_properties(&self) -> Option<BasicProperties> {
+        BasicProperties::decode(&self.properties).ok()
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.decode_properties().and_then(|p| p.delivery_mode) == Some(2)
+    }
+}

@@ -1,0 +1,262 @@
+//! The routing table every shard keeps a full copy of: vhosts → exchanges → bindings. It changes
+//! only through `MetaOp`s, which the coordinator (shard 0) validates and orders, then every shard
+//! applies in that order, so all copies agree. Publishes read the local copy without locks.
+
+pub mod headers;
+pub mod topic;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::types::FieldTable;
+
+use super::exchange::{Binding, Exchange, ExchangeKind};
+
+/// Where a binding leads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Dest {
+    Queue(Arc<str>),
+    Exchange(Arc<str>),
+}
+
+/// A change to the routing table. Applying one is deterministic, so every shard reaches the same table.
+#[derive(Clone, Debug)]
+pub enum MetaOp {
+    AddVhost { vhost: String },
+    DeclareExchange {
+        vhost: String,
+        name: String,
+        kind: String,
+        passive: bool,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    },
+    DeleteExchange { vhost: String, name: String, if_unused: bool },
+    Bind { vhost: String, source: String, dest: Dest, key: String, args: FieldTable },
+    Unbind { vhost: String, source: String, dest: Dest, key: String, args: FieldTable },
+    /// A queue is gone: drop every binding to it.
+    QueueDeleted { vhost: String, queue: String },
+}
+
+pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+#[derive(Default)]
+pub struct RoutingTable {
+    vhosts: HashMap<String, HashMap<String, Exchange>>,
+}
+
+fn no_exchange(vhost: &str, name: &str) -> AmqpError {
+    AmqpError::not_found(format!("no exchange '{name}' in vhost '{vhost}'"))
+}
+
+fn default_exchange_refused() -> AmqpError {
+    AmqpError::access_refused("operation not permitted on the default exchange")
+}
+
+impl RoutingTable {
+    pub fn has_vhost(&self, vhost: &str) -> bool {
+        self.vhosts.contains_key(vhost)
+    }
+
+    pub fn exchange(&self, vhost: &str, name: &str) -> Option<&Exchange> {
+        self.vhosts.get(vhost)?.get(name)
+    }
+
+    fn exchanges_mut(&mut self, vhost: &str) -> Result<&mut HashMap<String, Exchange>> {
+        self.vhosts
+            .get_mut(vhost)
+            .ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
+    }
+
+    /// Applies a change, or says why it cannot be (then nothing changed).
+    pub fn apply(&mut self, op: &MetaOp) -> Result<()> {
+        match op {
+            MetaOp::AddVhost { vhost } => {
+                let exchanges = self.vhosts.entry(vhost.clone()).or_default();
+                for (name, kind) in PREDECLARED {
+                    exchanges
+                        .entry(name.to_string())
+                        .or_insert_with(|| Exchange::new(name, kind, true, false, false, FieldTable::default()));
+                }
+                Ok(())
+            }
+            MetaOp::DeclareExchange { vhost, name, kind, passive, durable, auto_delete, internal, arguments } => {
+                let exchanges = self.exchanges_mut(vhost)?;
+                if *passive {
+                    return exchanges.get(name).map(|_| ()).ok_or_else(|| no_exchange(vhost, name));
+                }
+                if name.is_empty() {
+                    return Err(default_exchange_refused());
+                }
+                if name.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format!(
+                        "exchange name '{name}' contains reserved prefix 'amq.*'"
+                    )));
+                }
+                let Some(k) = ExchangeKind::parse(kind) else {
+                    return Err(AmqpError::command_invalid(format!("invalid exchange type '{kind}'")));
+                };
+                if let Some(e) = exchanges.get(name) {
+                    let inequivalent = |arg: &str, got: &dyn std::fmt::Display, cur: &dyn std::fmt::Display| {
+                        AmqpError::precondition(format!(
+                            "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{got}' but current is '{cur}'"
+                        ))
+                    };
+                    if e.kind != k {
+                        return Err(inequivalent("type", &kind, &e.kind.as_str()));
+                    }
+                    if e.durable != *durable {
+                        return Err(inequivalent("durable", durable, &e.durable));
+                    }
+                    if e.auto_delete != *auto_delete {
+                        return Err(inequivalent("auto_delete", auto_delete, &e.auto_delete));
+                    }
+                    if e.internal != *internal {
+                        return Err(inequivalent("internal", internal, &e.internal));
+                    }
+                    return Ok(());
+                }
+                exchanges.insert(name.clone(), Exchange::new(name, k, *durable, *auto_delete, *internal, arguments.clone()));
+                Ok(())
+            }
+            MetaOp::DeleteExchange { vhost, name, if_unused } => {
+                if name.is_empty() || name.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format!(
+                        "operation not permitted on exchange '{name}' in vhost '{vhost}'"
+                    )));
+                }
+                let exchanges = self.exchanges_mut(vhost)?;
+                let Some(e) = exchanges.get(name) else { return Ok(()) };
+                if *if_unused && !e.bindings.is_empty() {
+                    return Err(AmqpError::precondition(format!("exchange '{name}' in vhost '{vhost}' in use")));
+                }
+                exchanges.remove(name);
+                self.drop_dest(vhost, &Dest::Exchange(name.as_str().into()));
+                Ok(())
+            }
+            MetaOp::Bind { vhost, source, dest, key, args } => {
+                let exchanges = self.exchanges_mut(vhost)?;
+                if source.is_empty() || matches!(dest, Dest::Exchange(d) if d.is_empty()) {
+                    return Err(default_exchange_refused());
+                }
+                if let Dest::Exchange(d) = dest
+                    && !exchanges.contains_key(&**d)
+                {
+                    return Err(no_exchange(vhost, d));
+                }
+                let e = exchanges.get_mut(source).ok_or_else(|| no_exchange(vhost, source))?;
+                e.bind(Binding { dest: dest.clone(), key: key.clone(), args: args.clone() });
+                Ok(())
+            }
+            MetaOp::Unbind { vhost, source, dest, key, args } => {
+                let exchanges = self.exchanges_mut(vhost)?;
+                if source.is_empty() || matches!(dest, Dest::Exchange(d) if d.is_empty()) {
+                    return Err(default_exchange_refused());
+                }
+                let e = exchanges.get_mut(source).ok_or_else(|| no_exchange(vhost, source))?;
+                e.unbind(&Binding { dest: dest.clone(), key: key.clone(), args: args.clone() });
+                let gone = e.auto_delete && e.bindings.is_empty();
+                if gone {
+                    self.remove_auto_deleted(vhost, source);
+                }
+                Ok(())
+            }
+            MetaOp::QueueDeleted { vhost, queue } => {
+                self.drop_dest(vhost, &Dest::Queue(queue.as_str().into()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops every binding to `dest`, then any auto-delete exchange that lost its last binding.
+    fn drop_dest(&mut self, vhost: &str, dest: &Dest) {
+        let Some(exchanges) = self.vhosts.get_mut(vhost) else { return };
+        let mut emptied = Vec::new();
+        for e in exchanges.values_mut() {
+            if e.unbind_dest(dest) > 0 && e.auto_delete && e.bindings.is_empty() {
+                emptied.push(e.name.clone());
+            }
+        }
+        for name in emptied {
+            self.remove_auto_deleted(vhost, &name);
+        }
+    }
+
+    fn remove_auto_deleted(&mut self, vhost: &str, name: &str) {
+        if let Some(exchanges) = self.vhosts.get_mut(vhost) {
+            exchanges.remove(name);
+        }
+        self.drop_dest(vhost, &Dest::Exchange(name.into()));
+    }
+
+    /// The queues a publish reaches, each once, following exchange-to-exchange bindings and
+    /// alternate exchanges. 404 if the exchange does not exist; 403 if it is internal.
+    pub fn route(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        key: &str,
+        headers: &dyn Fn() -> Option<FieldTable>,
+        out: &mut Vec<Arc<str>>,
+    ) -> Result<()> {
+        let exchanges = self.vhosts.get(vhost).ok_or_else(|| no_exchange(vhost, exchange))?;
+        let e = exchanges.get(exchange).ok_or_else(|| no_exchange(vhost, exchange))?;
+        if e.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{vhost}'"
+            )));
+        }
+        if exchange.is_empty() {
+            out.push(key.into());
+            return Ok(());
+        }
+        let mut decoded: Option<Option<FieldTable>> = None;
+        let mut visited: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<Arc<str>> = HashSet::new();
+        let mut pending = vec![e];
+        let mut dests = Vec::new();
+        while let Some(e) = pending.pop() {
+            if !visited.insert(&e.name) {
+                continue;
+            }
+            dests.clear();
+            let h = if e.kind == ExchangeKind::Headers { decoded.get_or_insert_with(headers).as_ref() } else { None };
+            e.route(key, h, &mut dests);
+            let before = seen.len();
+            let mut went_on = false;
+            for d in &dests {
+                match d {
+                    Dest::Queue(q) => {
+                        if seen.insert(q.clone()) {
+                            out.push(q.clone());
+                        }
+                    }
+                    Dest::Exchange(x) => {
+                        if let Some(next) = exchanges.get(&**x) {
+                            pending.push(next);
+                            went_on = true;
+                        }
+                    }
+                }
+            }
+            if seen.len() == before
+                && !went_on
+                && let Some(ae) = e.arguments.get_str("alternate-exchange")
+                && let Some(next) = exchanges.get(&ae)
+            {
+                pending.push(next);
+            }
+        }
+        Ok(())
+    }
+}

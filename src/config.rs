@@ -1,0 +1,102 @@
+//! The broker's configuration: `config/warren.toml`, defaults as named consts, CLI overrides,
+//! validated once at start.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5672";
+pub const DEFAULT_FRAME_MAX: u32 = 131_072;
+pub const DEFAULT_CHANNEL_MAX: u16 = 2047;
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 60;
+/// RabbitMQ's default `max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_USER: &str = "guest";
+pub const DEFAULT_VHOST: &str = "/";
+/// How many deliveries a no-ack consumer may have written but not yet flushed to its socket.
+pub const DEFAULT_NO_ACK_WINDOW: u32 = 2048;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address every shard listens on (SO_REUSEPORT).
+    pub listen: String,
+    /// Number of shards; 0 means one per CPU this process may run on.
+    pub shards: usize,
+    /// CPUs to pin shards to, in order; empty means the CPUs this process may run on.
+    pub cpus: Vec<usize>,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    pub max_message_size: u64,
+    pub data_dir: PathBuf,
+    pub default_user: String,
+    pub default_pass: String,
+    pub default_vhost: String,
+    pub no_ack_window: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            shards: 0,
+            cpus: Vec::new(),
+            frame_max: DEFAULT_FRAME_MAX,
+            channel_max: DEFAULT_CHANNEL_MAX,
+            heartbeat: DEFAULT_HEARTBEAT_SECS,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            data_dir: DEFAULT_DATA_DIR.into(),
+            default_user: DEFAULT_USER.into(),
+            default_pass: DEFAULT_USER.into(),
+            default_vhost: DEFAULT_VHOST.into(),
+            no_ack_window: DEFAULT_NO_ACK_WINDOW,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_max != 0 && self.frame_max < crate::protocol::frame::FRAME_MIN_SIZE {
+            return Err(format!("frame_max {} is below the minimum 4096", self.frame_max));
+        }
+        if self.no_ack_window == 0 {
+            return Err("no_ack_window must be at least 1".into());
+        }
+        if self.default_vhost.is_empty() {
+            return Err("default_vhost must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses() {
+        let text = include_str!("../config/warren.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.frame_max, DEFAULT_FRAME_MAX);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(Config::parse("shardz = 2").is_err());
+        assert!(Config::parse("frame_max = 100").is_err());
+        assert_eq!(Config::parse("shards = 3").unwrap().shards, 3);
+    }
+}

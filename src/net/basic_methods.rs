@@ -1,0 +1,239 @@
+//! The basic class apart from publishing: qos, consume, cancel, get, ack / nack / reject, recover;
+//! and the modes a channel can switch to: confirm.select, tx.select / commit / rollback.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::broker::queue::Consumer;
+use crate::broker::queues::not_found;
+use crate::protocol::Method;
+use crate::protocol::methods::{basic, confirm, tx};
+use crate::protocol::reply::{AmqpError, Result};
+use crate::shard::msg::{Settle, ShardMsg, shard_of_id};
+use crate::shard::placement::shard_of;
+
+use super::channel::{ConsumerEntry, Unacked};
+use super::connection::Conn;
+
+impl Conn {
+    pub fn basic_qos(self: &Rc<Self>, ch: u16, q: basic::Qos) -> Result<()> {
+        if q.prefetch_size != 0 {
+            return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({})", q.prefetch_size)));
+        }
+        self.with_channel(ch, |c| {
+            c.prefetch = q.prefetch_count;
+            Ok(())
+        })?;
+        self.send_method(ch, &Method::BasicQosOk(basic::QosOk {}));
+        Ok(())
+    }
+
+    pub async fn basic_consume(self: &Rc<Self>, ch: u16, m: basic::Consume) -> Result<()> {
+        let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.prefetch)))?;
+        let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
+        let reused = self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))?;
+        if reused {
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let vhost = self.st.borrow().vhost.clone();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        // Registered before the queue knows of it, so deliveries that beat consume-ok wait in `held`.
+        self.with_channel(ch, |c| {
+            c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: m.nowait, held: Vec::new() });
+            Ok(())
+        })?;
+        let (conn, exclusive, no_ack) = (self.id, m.exclusive, m.no_ack);
+        let consumer_tag: Arc<str> = tag.as_str().into();
+        let result = self
+            .shard
+            .call(owner, move |s| {
+                let id = s.queues.borrow().find(&vhost, &name, conn)?;
+                {
+                    let mut queues = s.queues.borrow_mut();
+                    let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
+                    if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
+                        return Err(AmqpError::access_refused(format!(
+                            "queue '{name}' in vhost '{vhost}' in exclusive use"
+                        )));
+                    }
+                    q.add_consumer(Consumer::new(consumer_tag, conn, ch, no_ack, exclusive, prefetch as u32));
+                }
+                s.dispatch(id);
+                Ok(id)
+            })
+            .await
+            .and_then(|r| r);
+        let id = match result {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = self.with_channel(ch, |c| Ok(c.consumers.remove(&tag)));
+                return Err(e);
+            }
+        };
+        if !m.nowait {
+            self.send_method(ch, &Method::BasicConsumeOk(basic::ConsumeOk { consumer_tag: tag.clone() }));
+        }
+        let held = self.with_channel(ch, |c| {
+            Ok(c.consumers.get_mut(&tag).map(|e| {
+                e.queue = id;
+                e.ready = true;
+                std::mem::take(&mut e.held)
+            }))
+        });
+        for d in held.ok().flatten().unwrap_or_default() {
+            self.deliver(d);
+        }
+        Ok(())
+    }
+
+    pub async fn basic_cancel(self: &Rc<Self>, ch: u16, m: basic::Cancel) -> Result<()> {
+        let entry = self.with_channel(ch, |c| Ok(c.consumers.remove(&m.consumer_tag)))?;
+        if let Some(entry) = entry {
+            let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
+            self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
+            for d in entry.held {
+                self.shard.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
+            }
+        }
+        if !m.nowait {
+            self.send_method(ch, &Method::BasicCancelOk(basic::CancelOk { consumer_tag: m.consumer_tag }));
+        }
+        Ok(())
+    }
+
+    pub async fn basic_get(self: &Rc<Self>, ch: u16, m: basic::Get) -> Result<()> {
+        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        let vhost = self.st.borrow().vhost.clone();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        let (conn, no_ack) = (self.id, m.no_ack);
+        let got = self
+            .shard
+            .call(owner, move |s| {
+                let id = s.queues.borrow().find(&vhost, &name, conn)?;
+                let mut queues = s.queues.borrow_mut();
+                let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
+                Ok(q.get(no_ack).map(|(msg_id, msg, redelivered)| (id, msg_id, msg, redelivered, q.message_count())))
+            })
+            .await??;
+        let Some((queue, msg_id, msg, redelivered, message_count)) = got else {
+            self.send_method(ch, &Method::BasicGetEmpty(basic::GetEmpty::default()));
+            return Ok(());
+        };
+        let tag = self.with_channel(ch, |c| {
+            let tag = c.take_tag();
+            if !no_ack {
+                c.unacked.insert(tag, Unacked { queue, msg_id });
+            }
+            Ok(tag)
+        });
+        let Ok(tag) = tag else {
+            // The channel closed while we waited: the message goes back.
+            if !no_ack {
+                self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Return });
+            }
+            return Ok(());
+        };
+        let ok = Method::BasicGetOk(basic::GetOk {
+            delivery_tag: tag,
+            redelivered,
+            exchange: msg.exchange.clone(),
+            routing_key: msg.routing_key.clone(),
+            message_count,
+        });
+        self.send_content(ch, &ok, &msg.properties, &msg.body);
+        Ok(())
+    }
+
+    /// basic.ack, basic.nack and basic.reject (buffered until commit in tx mode).
+    pub fn basic_settle(self: &Rc<Self>, ch: u16, m: Method) -> Result<()> {
+        let in_tx = self.with_channel(ch, |c| {
+            Ok(match &mut c.tx {
+                Some(tx) => {
+                    tx.settles.push(m.clone());
+                    true
+                }
+                None => false,
+            })
+        })?;
+        if in_tx {
+            return Ok(());
+        }
+        let (tag, multiple, action) = match m {
+            Method::BasicAck(a) => (a.delivery_tag, a.multiple, Settle::Ack),
+            Method::BasicNack(n) => (n.delivery_tag, n.multiple, if n.requeue { Settle::Requeue } else { Settle::Discard }),
+            Method::BasicReject(r) => (r.delivery_tag, false, if r.requeue { Settle::Requeue } else { Settle::Discard }),
+            _ => return Ok(()),
+        };
+        let settled = self.with_channel(ch, |c| c.take_acked(tag, multiple))?;
+        for u in settled {
+            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action });
+        }
+        Ok(())
+    }
+
+    /// basic.recover: every unacked delivery of the channel goes back to its queue, redelivered.
+    pub fn recover(self: &Rc<Self>, ch: u16) {
+        let unacked = self.with_channel(ch, |c| Ok(std::mem::take(&mut c.unacked))).unwrap_or_default();
+        for u in unacked.into_values() {
+            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue });
+        }
+    }
+
+    pub fn confirm_select(self: &Rc<Self>, ch: u16, m: confirm::Select) -> Result<()> {
+        self.with_channel(ch, |c| {
+            if c.tx.is_some() {
+                return Err(AmqpError::precondition("cannot switch from tx to confirm mode"));
+            }
+            c.confirms.get_or_insert_with(Default::default);
+            Ok(())
+        })?;
+        if !m.nowait {
+            self.send_method(ch, &Method::ConfirmSelectOk(confirm::SelectOk {}));
+        }
+        Ok(())
+    }
+
+    pub fn tx_select(self: &Rc<Self>, ch: u16) -> Result<()> {
+        self.with_channel(ch, |c| {
+            if c.confirms.is_some() {
+                return Err(AmqpError::precondition("cannot switch from confirm to tx mode"));
+            }
+            c.tx.get_or_insert_with(Default::default);
+            Ok(())
+        })?;
+        self.send_method(ch, &Method::TxSelectOk(tx::SelectOk {}));
+        Ok(())
+    }
+
+    pub fn tx_commit(self: &Rc<Self>, ch: u16) -> Result<()> {
+        let work = self.with_channel(ch, |c| match &mut c.tx {
+            Some(tx) => Ok(std::mem::take(tx)),
+            None => Err(AmqpError::precondition("channel is not transactional")),
+        })?;
+        for (p, header, body) in work.publishes {
+            self.route_publish(ch, p, header, body)?;
+        }
+        // Settles replay outside tx mode, then the channel returns to it.
+        let tx = self.with_channel(ch, |c| Ok(c.tx.take()))?;
+        let result = work.settles.into_iter().try_for_each(|m| self.basic_settle(ch, m));
+        self.with_channel(ch, |c| {
+            c.tx = tx;
+            Ok(())
+        })?;
+        result?;
+        self.send_method(ch, &Method::TxCommitOk(tx::CommitOk {}));
+        Ok(())
+    }
+
+    pub fn tx_rollback(self: &Rc<Self>, ch: u16) -> Result<()> {
+        self.with_channel(ch, |c| match &mut c.tx {
+            Some(tx) => {
+                *tx = Default::default();
+                Ok(())
+            }
+            None => Err(AmqpError::precondition("channel is not transactional")),
+        })?;
+        self.send_method(ch, &Method::TxRollbackOk(tx::RollbackOk {}));
+        Ok(())
+    }
+}

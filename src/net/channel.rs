@@ -1,0 +1,229 @@
+//! A channel's state (spec 2.2.5): open or closing, the publish being assembled, delivery tags
+//! awaiting acks, its consumers, its confirm and tx modes. And the per-channel method dispatch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::broker::message::Message;
+use crate::protocol::Method;
+use crate::protocol::methods::{basic, channel as chan};
+use crate::protocol::properties::ContentHeader;
+use crate::protocol::reply::{AmqpError, Result};
+use crate::shard::msg::{Delivery, QueueId};
+
+use super::connection::Conn;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelState {
+    Open,
+    /// We sent channel.close and wait for close-ok; everything else on it is dropped.
+    Closing,
+}
+
+/// Assembly of a published message: method, then header, then body frames (spec 4.2.6).
+pub enum Content {
+    Idle,
+    AwaitHeader(basic::Publish),
+    AwaitBody { publish: basic::Publish, header: ContentHeader, body: Body },
+}
+
+/// Body frames received so far: the first kept as is, later ones joined (a copy only then).
+#[derive(Default)]
+pub struct Body {
+    first: Option<Bytes>,
+    joined: BytesMut,
+    pub received: u64,
+}
+
+impl Body {
+    pub fn push(&mut self, part: Bytes) {
+        self.received += part.len() as u64;
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(part),
+            None => self.joined.extend_from_slice(&part),
+            Some(first) => {
+                self.joined.extend_from_slice(&first);
+                self.joined.extend_from_slice(&part);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Bytes {
+        match self.first {
+            Some(b) => b,
+            None => self.joined.freeze(),
+        }
+    }
+}
+
+/// A delivery tag awaiting ack: which queue (and message there) it settles.
+#[derive(Clone, Copy, Debug)]
+pub struct Unacked {
+    pub queue: QueueId,
+    pub msg_id: u64,
+}
+
+pub struct ConsumerEntry {
+    pub queue: QueueId,
+    /// False until consume-ok is written; deliveries wait in `held` so none precedes it.
+    pub ready: bool,
+    pub held: Vec<Delivery>,
+}
+
+/// A publish waiting to hear from every shard it went to (for confirms and mandatory).
+pub struct PendingPublish {
+    pub shards_left: u32,
+    pub enqueued: u32,
+    pub mandatory: bool,
+    pub confirm_seq: Option<u64>,
+    pub msg: Arc<Message>,
+}
+
+#[derive(Default)]
+pub struct Confirms {
+    pub next_seq: u64,
+    pub acked_upto: u64,
+    pub done: BTreeSet<u64>,
+}
+
+#[derive(Default)]
+pub struct Tx {
+    pub publishes: Vec<(basic::Publish, ContentHeader, Bytes)>,
+    pub settles: Vec<Method>,
+}
+
+pub struct Channel {
+    pub state: ChannelState,
+    pub content: Content,
+    pub next_tag: u64,
+    pub unacked: BTreeMap<u64, Unacked>,
+    pub consumers: HashMap<String, ConsumerEntry>,
+    pub prefetch: u16,
+    pub last_queue: Option<String>,
+    pub next_publish: u64,
+    pub pending: HashMap<u64, PendingPublish>,
+    pub confirms: Option<Confirms>,
+    pub tx: Option<Tx>,
+}
+
+impl Channel {
+    pub fn new() -> Self {
+        Self {
+            state: ChannelState::Open,
+            content: Content::Idle,
+            next_tag: 1,
+            unacked: BTreeMap::new(),
+            consumers: HashMap::new(),
+            prefetch: 0,
+            last_queue: None,
+            next_publish: 1,
+            pending: HashMap::new(),
+            confirms: None,
+            tx: None,
+        }
+    }
+
+    pub fn take_tag(&mut self) -> u64 {
+        let t = self.next_tag;
+        self.next_tag += 1;
+        t
+    }
+
+    /// The queue name to use: the one given, or (when empty) the last one declared on this channel.
+    pub fn queue_name(&self, given: &str) -> Result<String> {
+        if !given.is_empty() {
+            return Ok(given.to_string());
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    /// The tags an ack/nack/reject covers: 406 PRECONDITION_FAILED for an unknown tag.
+    pub fn take_acked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>> {
+        if multiple {
+            if tag != 0 && !self.unacked.contains_key(&tag) {
+                return Err(AmqpError::precondition(format!("unknown delivery tag {tag}")));
+            }
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            let rest = self.unacked.split_off(&upto.saturating_add(1));
+            let taken = std::mem::replace(&mut self.unacked, rest);
+            Ok(taken.into_values().collect())
+        } else {
+            self.unacked
+                .remove(&tag)
+                .map(|u| vec![u])
+                .ok_or_else(|| AmqpError::precondition(format!("unknown delivery tag {tag}")))
+        }
+    }
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Conn {
+    /// Handles a method on an open channel (not channel.open, which the connection handles).
+    pub async fn on_channel_method(self: &Rc<Self>, ch: u16, m: Method) -> Result<()> {
+        let id = m.id();
+        let r = match m {
+            Method::ChannelClose(_) => {
+                self.release_channel(ch);
+                self.send_method(ch, &Method::ChannelCloseOk(chan::CloseOk {}));
+                Ok(())
+            }
+            Method::ChannelFlow(f) => {
+                if !f.active {
+                    return Err(AmqpError::not_implemented("active=false").on(id));
+                }
+                self.send_method(ch, &Method::ChannelFlowOk(chan::FlowOk { active: true }));
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+            Method::ChannelCloseOk(_) => Ok(()),
+            Method::AccessRequest(_) => {
+                self.send_method(ch, &Method::AccessRequestOk(crate::protocol::methods::access::RequestOk { ticket: 1 }));
+                Ok(())
+            }
+            Method::ExchangeDeclare(x) => self.exchange_declare(ch, x).await,
+            Method::ExchangeDelete(x) => self.exchange_delete(ch, x).await,
+            Method::ExchangeBind(x) => self.exchange_bind(ch, x).await,
+            Method::ExchangeUnbind(x) => self.exchange_unbind(ch, x).await,
+            Method::QueueDeclare(x) => self.queue_declare(ch, x).await,
+            Method::QueueBind(x) => self.queue_bind(ch, x).await,
+            Method::QueueUnbind(x) => self.queue_unbind(ch, x).await,
+            Method::QueuePurge(x) => self.queue_purge(ch, x).await,
+            Method::QueueDelete(x) => self.queue_delete(ch, x).await,
+            Method::BasicQos(x) => self.basic_qos(ch, x),
+            Method::BasicConsume(x) => self.basic_consume(ch, x).await,
+            Method::BasicCancel(x) => self.basic_cancel(ch, x).await,
+            Method::BasicPublish(x) => self.basic_publish(ch, x),
+            Method::BasicGet(x) => self.basic_get(ch, x).await,
+            Method::BasicAck(_) | Method::BasicNack(_) | Method::BasicReject(_) => self.basic_settle(ch, m),
+            Method::BasicRecover(x) => {
+                self.recover(ch);
+                let _ = x.requeue;
+                self.send_method(ch, &Method::BasicRecoverOk(basic::RecoverOk {}));
+                Ok(())
+            }
+            Method::BasicRecoverAsync(_) => {
+                self.recover(ch);
+                Ok(())
+            }
+            Method::ConfirmSelect(x) => self.confirm_select(ch, x),
+            Method::TxSelect(_) => self.tx_select(ch),
+            Method::TxCommit(_) => self.tx_commit(ch),
+            Method::TxRollback(_) => self.tx_rollback(ch),
+            other => Err(AmqpError::command_invalid(format!(
+                "method {:?} is not valid on a channel from a client",
+                other.id()
+            ))),
+        };
+        r.map_err(|e| e.on(id))
+    }
+}

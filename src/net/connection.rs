@@ -1,0 +1,513 @@
+//! One client connection on the shard that accepted it: the reader loop (frames in), the writer
+//! task (frames out, one socket write per batch), the watchdog (handshake timeout, heartbeats), and
+//! what happens on close: unacked deliveries requeued, consumers cancelled, exclusive queues deleted.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
+use crate::protocol::methods::{basic, channel as chan, connection as conn};
+use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::protocol::{Method, properties::ContentHeader};
+use crate::shard::Shard;
+use crate::shard::msg::{ConnId, Delivery, QueueId, Settle, ShardMsg, shard_of_id};
+use crate::shard::notify::Notify;
+
+use super::channel::{Channel, ChannelState, Content};
+use super::io::{self, WriteHalf};
+
+/// RabbitMQ's handshake_timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we wait for connection.close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    AwaitStartOk,
+    AwaitTuneOk,
+    AwaitOpen,
+    Open,
+    /// We sent connection.close and wait for close-ok.
+    Closing,
+    Done,
+}
+
+/// What the client said it understands (client_properties.capabilities).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientCaps {
+    pub consumer_cancel_notify: bool,
+    pub authentication_failure_close: bool,
+}
+
+pub struct ConnState {
+    pub vhost: Arc<str>,
+    pub user: String,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    pub caps: ClientCaps,
+    pub channels: HashMap<u16, Channel>,
+    pub exclusive_queues: Vec<QueueId>,
+}
+
+pub struct Conn {
+    pub id: ConnId,
+    pub shard: Rc<Shard>,
+    fd: RawFd,
+    out: RefCell<BytesMut>,
+    writer: Notify,
+    /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
+    written_no_ack: RefCell<Vec<(QueueId, u64)>>,
+    pub st: RefCell<ConnState>,
+    pub phase: Cell<Phase>,
+    started: Instant,
+    last_read: Cell<Instant>,
+    closing_since: Cell<Option<Instant>>,
+}
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (mut rd, mut wr, fd) = io::split(stream);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    // The protocol header: anything else is answered with ours and the socket closed (spec 4.2.2).
+    let header = futures_lite::future::or(
+        async {
+            while buf.len() < 8 {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            true
+        },
+        async {
+            glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+            false
+        },
+    )
+    .await;
+    if !header {
+        return;
+    }
+    if &buf[..8] != PROTOCOL_HEADER {
+        let _ = wr.write_all(PROTOCOL_HEADER).await;
+        let _ = wr.flush().await;
+        io::shutdown(fd);
+        return;
+    }
+    buf.advance(8);
+    let c = Conn::new(shard.clone(), fd);
+    log::debug!("connection {} from {peer} on shard {}", c.id, shard.id);
+    shard.conns.borrow_mut().insert(c.id, c.clone());
+    let writer = glommio::spawn_local(c.clone().run_writer(wr));
+    let watchdog = glommio::spawn_local(c.clone().run_watchdog());
+    c.send_method(0, &super::handshake::start_method(&shard));
+    c.read_loop(&mut rd, buf, chunk).await;
+    c.cleanup();
+    // Let the writer flush what is left (close-ok, close), but not wait forever on a dead peer.
+    futures_lite::future::or(writer, async {
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+    })
+    .await;
+    drop(watchdog);
+    io::shutdown(fd);
+    log::debug!("connection {} closed", c.id);
+}
+
+impl Conn {
+    fn new(shard: Rc<Shard>, fd: RawFd) -> Rc<Self> {
+        let cfg = &shard.config;
+        let st = ConnState {
+            vhost: cfg.default_vhost.as_str().into(),
+            user: String::new(),
+            frame_max: cfg.frame_max,
+            channel_max: cfg.channel_max,
+            heartbeat: 0,
+            caps: ClientCaps::default(),
+            channels: HashMap::new(),
+            exclusive_queues: Vec::new(),
+        };
+        let now = Instant::now();
+        Rc::new(Self {
+            id: shard.next_conn_id(),
+            shard,
+            fd,
+            out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
+            writer: Notify::default(),
+            written_no_ack: RefCell::new(Vec::new()),
+            st: RefCell::new(st),
+            phase: Cell::new(Phase::AwaitStartOk),
+            started: now,
+            last_read: Cell::new(now),
+            closing_since: Cell::new(None),
+        })
+    }
+
+    async fn read_loop(self: &Rc<Self>, rd: &mut io::ReadHalf, mut buf: BytesMut, mut chunk: Vec<u8>) {
+        loop {
+            loop {
+                let frame_max = self.st.borrow().frame_max;
+                let frame = match frame::parse(&mut buf, frame_max) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // The stream cannot be parsed past a framing error: say why and stop.
+                        self.close_connection(e);
+                        return;
+                    }
+                };
+                let ch = frame.channel;
+                if let Err(e) = self.on_frame(frame).await {
+                    self.fail(ch, e);
+                }
+                if self.phase.get() == Phase::Done {
+                    return;
+                }
+            }
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    self.last_read.set(Instant::now());
+                }
+            }
+        }
+    }
+
+    async fn on_frame(self: &Rc<Self>, f: Frame) -> Result<()> {
+        match self.phase.get() {
+            Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => self.on_handshake_frame(f).await,
+            Phase::Closing => {
+                if f.kind == FrameKind::Method && f.channel == 0 {
+                    match Method::decode(f.payload) {
+                        Ok(Method::ConnectionCloseOk(_)) => self.phase.set(Phase::Done),
+                        Ok(Method::ConnectionClose(_)) => {
+                            self.send_method(0, &Method::ConnectionCloseOk(conn::CloseOk {}));
+                            self.phase.set(Phase::Done);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Phase::Done => Ok(()),
+            Phase::Open => self.on_open_frame(f).await,
+        }
+    }
+
+    async fn on_open_frame(self: &Rc<Self>, f: Frame) -> Result<()> {
+        match f.kind {
+            FrameKind::Heartbeat if f.channel == 0 => Ok(()),
+            FrameKind::Heartbeat => Err(AmqpError::command_invalid("heartbeat frame on a channel other than 0")),
+            FrameKind::Method if f.channel == 0 => match Method::decode(f.payload)? {
+                Method::ConnectionClose(_) => {
+                    self.send_method(0, &Method::ConnectionCloseOk(conn::CloseOk {}));
+                    self.phase.set(Phase::Done);
+                    Ok(())
+                }
+                Method::ConnectionUpdateSecret(_) => {
+                    self.send_method(0, &Method::ConnectionUpdateSecretOk(conn::UpdateSecretOk {}));
+                    Ok(())
+                }
+                Method::ConnectionCloseOk(_) | Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(()),
+                m => Err(AmqpError::command_invalid(format!("method {:?} is not allowed on channel 0", m.id())).on(m.id())),
+            },
+            FrameKind::Method => {
+                let m = Method::decode(f.payload)?;
+                self.on_method(f.channel, m).await
+            }
+            FrameKind::Header => self.on_header(f.channel, ContentHeader::decode(f.payload)?),
+            FrameKind::Body => self.on_body(f.channel, f.payload),
+        }
+    }
+
+    async fn on_method(self: &Rc<Self>, ch: u16, m: Method) -> Result<()> {
+        let id = m.id();
+        if id.0 == 10 {
+            return Err(AmqpError::command_invalid("connection methods are only valid on channel 0").on(id));
+        }
+        let state = {
+            let st = self.st.borrow();
+            st.channels.get(&ch).map(|c| (c.state, matches!(c.content, Content::Idle)))
+        };
+        match (state, m) {
+            (None, Method::ChannelOpen(_)) => {
+                let max = self.st.borrow().channel_max;
+                if max != 0 && ch > max {
+                    return Err(AmqpError::not_allowed(format!("channel {ch} exceeds channel_max {max}")).on(id));
+                }
+                self.st.borrow_mut().channels.insert(ch, Channel::new());
+                self.send_method(ch, &Method::ChannelOpenOk(chan::OpenOk::default()));
+                Ok(())
+            }
+            (None, _) => Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")).on(id)),
+            (Some((ChannelState::Closing, _)), m) => {
+                match m {
+                    Method::ChannelCloseOk(_) => {
+                        self.st.borrow_mut().channels.remove(&ch);
+                    }
+                    Method::ChannelClose(_) => {
+                        self.send_method(ch, &Method::ChannelCloseOk(chan::CloseOk {}));
+                        self.st.borrow_mut().channels.remove(&ch);
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            (Some((ChannelState::Open, false)), _) => {
+                Err(AmqpError::unexpected_frame(format!("expected content header for class 60, got a method frame on channel {ch}")).on(id))
+            }
+            (Some((ChannelState::Open, true)), Method::ChannelOpen(_)) => {
+                Err(AmqpError::channel_error(format!("second 'channel.open' seen on channel {ch}")).on(id))
+            }
+            (Some((ChannelState::Open, true)), m) => self.on_channel_method(ch, m).await,
+        }
+    }
+
+    /// A channel error closes the channel; a connection error closes the connection.
+    pub fn fail(self: &Rc<Self>, ch: u16, e: AmqpError) {
+        if e.is_hard() || ch == 0 {
+            self.close_connection(e);
+        } else {
+            self.close_channel(ch, e);
+        }
+    }
+
+    /// Sends channel.close and releases what the channel held; it waits for close-ok.
+    pub fn close_channel(self: &Rc<Self>, ch: u16, e: AmqpError) {
+        log::debug!("connection {}: closing channel {ch}: {}", self.id, e.text);
+        self.release_channel(ch);
+        let mut st = self.st.borrow_mut();
+        let c = st.channels.entry(ch).or_default();
+        c.state = ChannelState::Closing;
+        c.content = Content::Idle;
+        drop(st);
+        self.send_method(
+            ch,
+            &Method::ChannelClose(chan::Close {
+                reply_code: e.code.code(),
+                reply_text: e.text,
+                class_id: e.class_id,
+                method_id: e.method_id,
+            }),
+        );
+    }
+
+    /// Sends connection.close and waits (bounded) for close-ok.
+    pub fn close_connection(self: &Rc<Self>, e: AmqpError) {
+        if matches!(self.phase.get(), Phase::Closing | Phase::Done) {
+            return;
+        }
+        log::debug!("connection {}: closing: {}", self.id, e.text);
+        self.send_method(
+            0,
+            &Method::ConnectionClose(conn::Close {
+                reply_code: e.code.code(),
+                reply_text: e.text,
+                class_id: e.class_id,
+                method_id: e.method_id,
+            }),
+        );
+        self.phase.set(Phase::Closing);
+        self.closing_since.set(Some(Instant::now()));
+    }
+
+    /// Shutdown: connection.close 320 CONNECTION_FORCED.
+    pub fn force_close(self: &Rc<Self>, text: &str) {
+        self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
+    }
+
+    pub fn send_method(&self, ch: u16, m: &Method) {
+        frame::put_method(&mut self.out.borrow_mut(), ch, m);
+        self.writer.notify();
+    }
+
+    /// A method followed by a message's header and body.
+    pub fn send_content(&self, ch: u16, m: &Method, properties: &[u8], body: &[u8]) {
+        let frame_max = self.st.borrow().frame_max;
+        let mut out = self.out.borrow_mut();
+        frame::put_method(&mut out, ch, m);
+        frame::put_content(&mut out, ch, properties, body, frame_max);
+        drop(out);
+        self.writer.notify();
+    }
+
+    async fn run_writer(self: Rc<Self>, mut wr: WriteHalf) {
+        let mut spare = BytesMut::with_capacity(READ_CHUNK);
+        let mut settled = Vec::new();
+        loop {
+            if self.out.borrow().is_empty() {
+                if self.phase.get() == Phase::Done {
+                    return;
+                }
+                self.writer.wait().await;
+                continue;
+            }
+            std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
+            std::mem::swap(&mut *self.written_no_ack.borrow_mut(), &mut settled);
+            if wr.write_all(&spare).await.is_err() {
+                io::shutdown(self.fd);
+                return;
+            }
+            spare.clear();
+            for (queue, msg_id) in settled.drain(..) {
+                self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Ack });
+            }
+        }
+    }
+
+    async fn run_watchdog(self: Rc<Self>) {
+        loop {
+            let hb = self.st.borrow().heartbeat;
+            let tick = if hb > 0 { Duration::from_millis(hb as u64 * 500) } else { Duration::from_secs(1) };
+            glommio::timer::sleep(tick.min(Duration::from_secs(1)).max(Duration::from_millis(100))).await;
+            let now = Instant::now();
+            match self.phase.get() {
+                Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => {
+                    if now - self.started > HANDSHAKE_TIMEOUT {
+                        log::info!("connection {}: handshake timed out", self.id);
+                        io::shutdown(self.fd);
+                        return;
+                    }
+                }
+                Phase::Open if hb > 0 => {
+                    let hb = Duration::from_secs(hb as u64);
+                    if now - self.last_read.get() > hb * 2 {
+                        log::info!("connection {}: missed heartbeats from client, timeout: {}s", self.id, hb.as_secs());
+                        io::shutdown(self.fd);
+                        return;
+                    }
+                    let mut out = self.out.borrow_mut();
+                    if out.is_empty() {
+                        frame::put_heartbeat(&mut out);
+                        drop(out);
+                        self.writer.notify();
+                    }
+                }
+                Phase::Open => {}
+                Phase::Closing => {
+                    if self.closing_since.get().is_some_and(|t| now - t > CLOSE_TIMEOUT) {
+                        io::shutdown(self.fd);
+                        return;
+                    }
+                }
+                Phase::Done => return,
+            }
+        }
+    }
+
+    /// A delivery from a queue: written as basic.deliver, or sent back if its consumer is gone.
+    pub fn deliver(self: &Rc<Self>, d: Delivery) {
+        let mut st = self.st.borrow_mut();
+        let open = self.phase.get() == Phase::Open;
+        let ch = st.channels.get_mut(&d.channel).filter(|c| c.state == ChannelState::Open && open);
+        let Some(ch) = ch else {
+            drop(st);
+            return self.bounce(d);
+        };
+        let Some(consumer) = ch.consumers.get_mut(&*d.consumer_tag) else {
+            drop(st);
+            return self.bounce(d);
+        };
+        if !consumer.ready {
+            consumer.held.push(d);
+            return;
+        }
+        let tag = ch.take_tag();
+        if !d.no_ack {
+            ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
+        }
+        drop(st);
+        let m = Method::BasicDeliver(basic::Deliver {
+            consumer_tag: d.consumer_tag.to_string(),
+            delivery_tag: tag,
+            redelivered: d.redelivered,
+            exchange: d.msg.exchange.clone(),
+            routing_key: d.msg.routing_key.clone(),
+        });
+        self.send_content(d.channel, &m, &d.msg.properties, &d.msg.body);
+        if d.no_ack {
+            self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
+        }
+    }
+
+    fn bounce(&self, d: Delivery) {
+        self.shard.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
+    }
+
+    /// The queue cancelled a consumer (it was deleted): tell the client if it understands.
+    pub fn server_cancel(self: &Rc<Self>, ch: u16, tag: &str) {
+        let notify = {
+            let mut st = self.st.borrow_mut();
+            let notify = st.caps.consumer_cancel_notify;
+            let Some(c) = st.channels.get_mut(&ch) else { return };
+            let Some(entry) = c.consumers.remove(tag) else { return };
+            drop(st);
+            for d in entry.held {
+                self.bounce(d);
+            }
+            notify
+        };
+        if notify {
+            self.send_method(ch, &Method::BasicCancel(basic::Cancel { consumer_tag: tag.to_string(), nowait: true }));
+        }
+    }
+
+    /// Releases a channel's holds: its consumers leave their queues, then its unacked deliveries
+    /// are requeued (in that order over the FIFO mesh, so none comes back to this channel).
+    pub fn release_channel(self: &Rc<Self>, ch: u16) {
+        let mut st = self.st.borrow_mut();
+        let Some(c) = st.channels.get_mut(&ch) else { return };
+        let consumers = std::mem::take(&mut c.consumers);
+        let unacked = std::mem::take(&mut c.unacked);
+        c.pending.clear();
+        c.tx = None;
+        drop(st);
+        let id = self.id;
+        for (tag, entry) in consumers {
+            let queue = entry.queue;
+            self.shard.send(
+                shard_of_id(queue),
+                ShardMsg::Run(Box::new(move |s| s.remove_consumers(queue, id, Some(ch), Some(&tag)))),
+            );
+            for d in entry.held {
+                self.bounce(d);
+            }
+        }
+        for u in unacked.into_values() {
+            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue });
+        }
+    }
+
+    /// The connection is over: every channel released, exclusive queues deleted.
+    fn cleanup(self: &Rc<Self>) {
+        self.phase.set(Phase::Done);
+        let channels: Vec<u16> = self.st.borrow().channels.keys().copied().collect();
+        for ch in channels {
+            self.release_channel(ch);
+        }
+        self.st.borrow_mut().channels.clear();
+        let exclusive = std::mem::take(&mut self.st.borrow_mut().exclusive_queues);
+        for q in exclusive {
+            self.shard.send(shard_of_id(q), ShardMsg::Run(Box::new(move |s| {
+                s.delete_queue(q);
+            })));
+        }
+        for (queue, msg_id) in self.written_no_ack.borrow_mut().drain(..) {
+            self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Ack });
+        }
+        self.shard.conns.borrow_mut().remove(&self.id);
+        self.writer.notify();
+    }
+}

@@ -1,0 +1,70 @@
+//! The exchange class: declare, delete, bind, unbind. All are routing-table changes, applied on
+//! every shard through the coordinator before the -ok is sent.
+
+use std::rc::Rc;
+
+use crate::broker::routing::{Dest, MetaOp};
+use crate::protocol::Method;
+use crate::protocol::methods::exchange;
+use crate::protocol::reply::Result;
+
+use super::connection::Conn;
+
+impl Conn {
+    pub async fn exchange_declare(self: &Rc<Self>, ch: u16, m: exchange::Declare) -> Result<()> {
+        let vhost = self.st.borrow().vhost.to_string();
+        let op = MetaOp::DeclareExchange {
+            vhost,
+            name: m.exchange,
+            kind: m.kind,
+            passive: m.passive,
+            durable: m.durable,
+            auto_delete: m.auto_delete,
+            internal: m.internal,
+            arguments: m.arguments,
+        };
+        if m.passive {
+            // A passive declare changes nothing: this shard's copy answers it.
+            self.shard.routes.borrow_mut().apply(&op)?;
+        } else {
+            self.shard.change_routes(op).await?;
+        }
+        if !m.nowait {
+            self.send_method(ch, &Method::ExchangeDeclareOk(exchange::DeclareOk {}));
+        }
+        Ok(())
+    }
+
+    pub async fn exchange_delete(self: &Rc<Self>, ch: u16, m: exchange::Delete) -> Result<()> {
+        let vhost = self.st.borrow().vhost.to_string();
+        self.shard.change_routes(MetaOp::DeleteExchange { vhost, name: m.exchange, if_unused: m.if_unused }).await?;
+        if !m.nowait {
+            self.send_method(ch, &Method::ExchangeDeleteOk(exchange::DeleteOk {}));
+        }
+        Ok(())
+    }
+
+    pub async fn exchange_bind(self: &Rc<Self>, ch: u16, m: exchange::Bind) -> Result<()> {
+        let vhost = self.st.borrow().vhost.to_string();
+        let dest = Dest::Exchange(m.destination.as_str().into());
+        self.shard
+            .change_routes(MetaOp::Bind { vhost, source: m.source, dest, key: m.routing_key, args: m.arguments })
+            .await?;
+        if !m.nowait {
+            self.send_method(ch, &Method::ExchangeBindOk(exchange::BindOk {}));
+        }
+        Ok(())
+    }
+
+    pub async fn exchange_unbind(self: &Rc<Self>, ch: u16, m: exchange::Unbind) -> Result<()> {
+        let vhost = self.st.borrow().vhost.to_string();
+        let dest = Dest::Exchange(m.destination.as_str().into());
+        self.shard
+            .change_routes(MetaOp::Unbind { vhost, source: m.source, dest, key: m.routing_key, args: m.arguments })
+            .await?;
+        if !m.nowait {
+            self.send_method(ch, &Method::ExchangeUnbindOk(exchange::UnbindOk {}));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Connection handshake (spec 2.2.4): start / start-ok (PLAIN, AMQPLAIN), tune / tune-ok with
+//! RabbitMQ's negotiation rules, open / open-ok.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::protocol::codec::Reader;
+use crate::protocol::frame::{Frame, FrameKind, FRAME_MIN_SIZE};
+use crate::protocol::methods::connection as conn;
+use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::types::{FieldTable, FieldValue};
+use crate::protocol::Method;
+use crate::shard::Shard;
+
+use super::connection::{ClientCaps, Conn, Phase};
+
+pub fn start_method(shard: &Shard) -> Method {
+    let mut caps = FieldTable::default();
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "authentication_failure_close",
+        "per_consumer_qos",
+    ] {
+        caps.insert(cap, FieldValue::Bool(true));
+    }
+    let mut props = FieldTable::default();
+    props.insert("product", FieldValue::str("Warren"));
+    props.insert("version", FieldValue::str(env!("CARGO_PKG_VERSION")));
+    props.insert("platform", FieldValue::str("Rust"));
+    props.insert("information", FieldValue::str("A thread-per-core AMQP 0-9-1 broker"));
+    props.insert("cluster_name", FieldValue::str("warren"));
+    props.insert("capabilities", FieldValue::Table(caps));
+    // Which shard serves this connection: lets tests and operators see connections spread.
+    props.insert("warren_shard", FieldValue::I32(shard.id as i32));
+    Method::ConnectionStart(conn::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: "PLAIN AMQPLAIN".into(),
+        locales: "en_US".into(),
+    })
+}
+
+/// (user, password) from a PLAIN or AMQPLAIN response.
+fn credentials(mechanism: &str, response: &Bytes) -> Option<(String, String)> {
+    match mechanism {
+        "PLAIN" => {
+            let mut parts = response.split(|&b| b == 0);
+            let _authzid = parts.next()?;
+            let user = parts.next()?;
+            let pass = parts.next()?;
+            Some((String::from_utf8_lossy(user).into(), String::from_utf8_lossy(pass).into()))
+        }
+        "AMQPLAIN" => {
+            // A field table without its length prefix.
+            let mut framed = Vec::with_capacity(response.len() + 4);
+            framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+            framed.extend_from_slice(response);
+            let table = <FieldTable as crate::protocol::codec::Field>::read(&mut Reader::new(framed.into())).ok()?;
+            Some((table.get_str("LOGIN")?, table.get_str("PASSWORD")?))
+        }
+        _ => None,
+    }
+}
+
+fn client_caps(props: &FieldTable) -> ClientCaps {
+    let Some(FieldValue::Table(caps)) = props.get("capabilities") else { return ClientCaps::default() };
+    ClientCaps {
+        consumer_cancel_notify: caps.get_bool("consumer_cancel_notify").unwrap_or(false),
+        authentication_failure_close: caps.get_bool("authentication_failure_close").unwrap_or(false),
+    }
+}
+
+impl Conn {
+    pub async fn on_handshake_frame(self: &Rc<Self>, f: Frame) -> Result<()> {
+        if f.kind == FrameKind::Heartbeat {
+            return Ok(());
+        }
+        if f.kind != FrameKind::Method || f.channel != 0 {
+            return Err(AmqpError::command_invalid("expected a connection method on channel 0 during the handshake"));
+        }
+        let m = Method::decode(f.payload)?;
+        let id = m.id();
+        match (self.phase.get(), m) {
+            (_, Method::ConnectionClose(_)) => {
+                self.send_method(0, &Method::ConnectionCloseOk(conn::CloseOk {}));
+                self.phase.set(Phase::Done);
+                Ok(())
+            }
+            (Phase::AwaitStartOk, Method::ConnectionStartOk(s)) => self.start_ok(s),
+            (Phase::AwaitTuneOk, Method::ConnectionTuneOk(t)) => self.tune_ok(t),
+            (Phase::AwaitOpen, Method::ConnectionOpen(o)) => self.open(o),
+            (phase, m) => Err(AmqpError::command_invalid(format!(
+                "method {:?} is not expected in handshake phase {phase:?}",
+                m.id()
+            ))
+            .on(id)),
+        }
+    }
+
+    fn start_ok(self: &Rc<Self>, s: conn::StartOk) -> Result<()> {
+        let caps = client_caps(&s.client_properties);
+        self.st.borrow_mut().caps = caps;
+        let cfg = &self.shard.config;
+        let ok = credentials(&s.mechanism, &s.response.0)
+            .is_some_and(|(user, pass)| user == cfg.default_user && pass == cfg.default_pass);
+        if !ok {
+            log::info!("connection {}: login refused ({})", self.id, s.mechanism);
+            if caps.authentication_failure_close {
+                let e = AmqpError::access_refused(format!(
+                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                    s.mechanism
+                ));
+                self.close_connection(e);
+            }
+            // Without the capability RabbitMQ just closes the socket; we do so at once.
+            self.phase.set(Phase::Done);
+            return Ok(());
+        }
+        self.st.borrow_mut().user = cfg.default_user.clone();
+        self.send_method(
+            0,
+            &Method::ConnectionTune(conn::Tune {
+                channel_max: cfg.channel_max,
+                frame_max: cfg.frame_max,
+                heartbeat: cfg.heartbeat,
+            }),
+        );
+        self.phase.set(Phase::AwaitTuneOk);
+        Ok(())
+    }
+
+    fn tune_ok(self: &Rc<Self>, t: conn::TuneOk) -> Result<()> {
+        let cfg = &self.shard.config;
+        let id = (10, 31);
+        let frame_max = if t.frame_max == 0 { cfg.frame_max } else { t.frame_max };
+        if frame_max < FRAME_MIN_SIZE {
+            return Err(AmqpError::not_allowed(format!("frame_max={frame_max} < {FRAME_MIN_SIZE} min size")).on(id));
+        }
+        if cfg.frame_max != 0 && frame_max > cfg.frame_max {
+            return Err(AmqpError::not_allowed(format!("frame_max={frame_max} > {} max size", cfg.frame_max)).on(id));
+        }
+        let channel_max = if t.channel_max == 0 { cfg.channel_max } else { t.channel_max };
+        if cfg.channel_max != 0 && channel_max > cfg.channel_max {
+            return Err(AmqpError::not_allowed(format!("channel_max={channel_max} > {} max", cfg.channel_max)).on(id));
+        }
+        let mut st = self.st.borrow_mut();
+        st.frame_max = frame_max;
+        st.channel_max = channel_max;
+        st.heartbeat = t.heartbeat;
+        drop(st);
+        self.phase.set(Phase::AwaitOpen);
+        Ok(())
+    }
+
+    fn open(self: &Rc<Self>, o: conn::Open) -> Result<()> {
+        if !self.shard.routes.borrow().has_vhost(&o.virtual_host) {
+            return Err(AmqpError::not_allowed(format!("vhost {} not found", o.virtual_host)).on((10, 40)));
+        }
+        self.st.borrow_mut().vhost = o.virtual_host.as_str().into();
+        self.send_method(0, &Method::ConnectionOpenOk(conn::OpenOk::default()));
+        self.phase.set(Phase::Open);
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! Splits a glommio TcpStream into a read half and a write half for two tasks of one shard.
+//! glommio keeps separate read and write sources per socket, so both may be pending at once; the
+//! `RefCell` is only borrowed inside a poll, and a shard runs one poll at a time.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+
+pub struct ReadHalf(Rc<RefCell<TcpStream>>);
+pub struct WriteHalf(Rc<RefCell<TcpStream>>);
+
+pub fn split(stream: TcpStream) -> (ReadHalf, WriteHalf, RawFd) {
+    let fd = stream.as_raw_fd();
+    let s = Rc::new(RefCell::new(stream));
+    (ReadHalf(s.clone()), WriteHalf(s), fd)
+}
+
+/// Shuts both directions of a socket down, waking any task blocked on it.
+pub fn shutdown(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor this connection still owns; it does not close it.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}

@@ -1,0 +1,12 @@
+//! Talking to clients: listeners, connections (handshake, frames, heartbeats, close) and channels
+//! (each AMQP class's methods), all on the shard that accepted the connection.
+
+pub mod basic_methods;
+pub mod channel;
+pub mod connection;
+pub mod exchange_methods;
+pub mod handshake;
+pub mod io;
+pub mod listener;
+pub mod publish;
+pub mod queue_methods;

@@ -1,0 +1,197 @@
+//! basic.publish: assembling method + header + body, routing on this shard's table copy, sending
+//! one envelope per destination shard, and what comes back (publisher confirms, mandatory returns).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::broker::message::Message;
+use crate::protocol::Method;
+use crate::protocol::methods::basic;
+use crate::protocol::properties::{BasicProperties, ContentHeader};
+use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::shard::msg::{PublishRef, ShardMsg};
+use crate::shard::placement::shard_of;
+
+use super::channel::{Body, Content, PendingPublish};
+use super::connection::Conn;
+
+impl Conn {
+    pub fn basic_publish(self: &Rc<Self>, ch: u16, p: basic::Publish) -> Result<()> {
+        if p.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        self.with_channel(ch, |c| {
+            c.content = Content::AwaitHeader(p);
+            Ok(())
+        })
+    }
+
+    pub fn on_header(self: &Rc<Self>, ch: u16, header: ContentHeader) -> Result<()> {
+        let max = self.shard.config.max_message_size;
+        let mut st = self.st.borrow_mut();
+        let Some(c) = st.channels.get_mut(&ch) else {
+            return Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")));
+        };
+        if c.state != super::channel::ChannelState::Open {
+            return Ok(());
+        }
+        let Content::AwaitHeader(publish) = std::mem::replace(&mut c.content, Content::Idle) else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content header frame on channel {ch}")));
+        };
+        if header.class_id != 60 {
+            return Err(AmqpError::unexpected_frame(format!("content header for class {} on channel {ch}", header.class_id)));
+        }
+        if header.body_size > max {
+            return Err(AmqpError::precondition(format!(
+                "message size {} is larger than configured max size {max}",
+                header.body_size
+            ))
+            .on((60, 40)));
+        }
+        if header.body_size == 0 {
+            drop(st);
+            return self.publish_complete(ch, publish, header, Bytes::new());
+        }
+        c.content = Content::AwaitBody { publish, header, body: Body::default() };
+        Ok(())
+    }
+
+    pub fn on_body(self: &Rc<Self>, ch: u16, part: Bytes) -> Result<()> {
+        let mut st = self.st.borrow_mut();
+        let Some(c) = st.channels.get_mut(&ch) else {
+            return Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")));
+        };
+        if c.state != super::channel::ChannelState::Open {
+            return Ok(());
+        }
+        let Content::AwaitBody { body, header, .. } = &mut c.content else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content body frame on channel {ch}")));
+        };
+        body.push(part);
+        if body.received > header.body_size {
+            return Err(AmqpError::frame(format!(
+                "content body of {} bytes exceeds the {} bytes its header declared",
+                body.received, header.body_size
+            )));
+        }
+        if body.received < header.body_size {
+            return Ok(());
+        }
+        let Content::AwaitBody { publish, header, body } = std::mem::replace(&mut c.content, Content::Idle) else {
+            return Ok(());
+        };
+        drop(st);
+        self.publish_complete(ch, publish, header, body.finish())
+    }
+
+    fn publish_complete(self: &Rc<Self>, ch: u16, p: basic::Publish, header: ContentHeader, body: Bytes) -> Result<()> {
+        let in_tx = self.with_channel(ch, |c| {
+            Ok(match &mut c.tx {
+                Some(tx) => {
+                    tx.publishes.push((p.clone(), header.clone(), body.clone()));
+                    true
+                }
+                None => false,
+            })
+        })?;
+        if in_tx {
+            return Ok(());
+        }
+        self.route_publish(ch, p, header, body).map_err(|e| e.on((60, 40)))
+    }
+
+    /// Routes a complete message and sends it to the shards owning its queues.
+    pub fn route_publish(self: &Rc<Self>, ch: u16, p: basic::Publish, header: ContentHeader, body: Bytes) -> Result<()> {
+        let vhost = self.st.borrow().vhost.clone();
+        let mut queues = Vec::new();
+        let props = header.properties.clone();
+        let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
+        self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
+        let msg = Arc::new(Message {
+            exchange: p.exchange,
+            routing_key: p.routing_key,
+            properties: header.properties,
+            body,
+        });
+        let n = self.shard.shards();
+        let mut per_shard: Vec<Vec<Arc<str>>> = vec![Vec::new(); n];
+        for q in queues {
+            per_shard[shard_of(&vhost, &q, n)].push(q);
+        }
+        let targets = per_shard.iter().filter(|v| !v.is_empty()).count() as u32;
+        let reply = self.with_channel(ch, |c| {
+            let confirm_seq = c.confirms.as_mut().map(|cf| {
+                cf.next_seq += 1;
+                cf.next_seq
+            });
+            if confirm_seq.is_none() && !p.mandatory {
+                return Ok(None);
+            }
+            let serial = c.next_publish;
+            c.next_publish += 1;
+            c.pending.insert(
+                serial,
+                PendingPublish { shards_left: targets, enqueued: 0, mandatory: p.mandatory, confirm_seq, msg: msg.clone() },
+            );
+            Ok(Some(PublishRef { conn: self.id, channel: ch, seq: serial }))
+        })?;
+        if targets == 0 {
+            if let Some(r) = reply {
+                self.on_receipt(ch, r.seq, 0);
+            }
+            return Ok(());
+        }
+        for (dest, queues) in per_shard.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            self.shard.send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), reply });
+        }
+        Ok(())
+    }
+
+    /// One destination shard took (or could not place) a publish; once all have, the publisher
+    /// hears: basic.return for an unroutable mandatory message, then basic.ack when confirming.
+    pub fn on_receipt(self: &Rc<Self>, ch: u16, serial: u64, enqueued: u32) {
+        let mut st = self.st.borrow_mut();
+        let Some(c) = st.channels.get_mut(&ch) else { return };
+        let Some(p) = c.pending.get_mut(&serial) else { return };
+        p.enqueued += enqueued;
+        p.shards_left = p.shards_left.saturating_sub(1);
+        if p.shards_left > 0 {
+            return;
+        }
+        let Some(p) = c.pending.remove(&serial) else { return };
+        let ack = p.confirm_seq.and_then(|seq| {
+            let cf = c.confirms.as_mut()?;
+            cf.done.insert(seq);
+            let before = cf.acked_upto;
+            while cf.done.remove(&(cf.acked_upto + 1)) {
+                cf.acked_upto += 1;
+            }
+            (cf.acked_upto > before).then_some((cf.acked_upto, cf.acked_upto - before > 1))
+        });
+        drop(st);
+        if p.mandatory && p.enqueued == 0 {
+            let m = Method::BasicReturn(basic::Return {
+                reply_code: ReplyCode::NoRoute.code(),
+                reply_text: "NO_ROUTE".into(),
+                exchange: p.msg.exchange.clone(),
+                routing_key: p.msg.routing_key.clone(),
+            });
+            self.send_content(ch, &m, &p.msg.properties, &p.msg.body);
+        }
+        if let Some((tag, multiple)) = ack {
+            self.send_method(ch, &Method::BasicAck(basic::Ack { delivery_tag: tag, multiple }));
+        }
+    }
+
+    /// Runs `f` on an open channel's state.
+    pub fn with_channel<R>(&self, ch: u16, f: impl FnOnce(&mut super::channel::Channel) -> Result<R>) -> Result<R> {
+        let mut st = self.st.borrow_mut();
+        let c = st
+            .channels
+            .get_mut(&ch)
+            .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")))?;
+        f(c)
+    }
+}

@@ -1,0 +1,134 @@
+//! The queue class: declare, bind, unbind, purge, delete. Each runs on the queue's owning shard;
+//! bindings then go through the coordinator so every shard's routing table has them.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::broker::queue::QueueFlags;
+use crate::broker::queues::not_found;
+use crate::broker::routing::{Dest, MetaOp};
+use crate::protocol::Method;
+use crate::protocol::methods::queue;
+use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::types::FieldTable;
+use crate::shard::placement::shard_of;
+
+use super::connection::Conn;
+
+impl Conn {
+    fn vhost(&self) -> Arc<str> {
+        self.st.borrow().vhost.clone()
+    }
+
+    pub async fn queue_declare(self: &Rc<Self>, ch: u16, m: queue::Declare) -> Result<()> {
+        let name = if m.queue.is_empty() && !m.passive { self.shard.random_name("amq.gen-") } else { m.queue.clone() };
+        if !m.passive && !m.queue.is_empty() && m.queue.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!("queue name '{name}' contains reserved prefix 'amq.*'")));
+        }
+        if m.passive && name.is_empty() {
+            let last = self.with_channel(ch, |c| c.queue_name(""))?;
+            return Box::pin(self.queue_declare(ch, queue::Declare { queue: last, ..m })).await;
+        }
+        let vhost = self.vhost();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        let flags = QueueFlags { durable: m.durable, exclusive: m.exclusive, auto_delete: m.auto_delete, arguments: m.arguments };
+        let (conn, passive, n) = (self.id, m.passive, name.clone());
+        let ok = self.shard.call(owner, move |s| s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn)).await??;
+        {
+            let mut st = self.st.borrow_mut();
+            if m.exclusive && !m.passive && !st.exclusive_queues.contains(&ok.id) {
+                st.exclusive_queues.push(ok.id);
+            }
+            if let Some(c) = st.channels.get_mut(&ch) {
+                c.last_queue = Some(name.clone());
+            }
+        }
+        if !m.nowait {
+            self.send_method(
+                ch,
+                &Method::QueueDeclareOk(queue::DeclareOk {
+                    queue: name,
+                    message_count: ok.message_count,
+                    consumer_count: ok.consumer_count,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks on the owning shard that this connection may use the queue (404, 405).
+    async fn check_queue(self: &Rc<Self>, name: &str) -> Result<()> {
+        let vhost = self.vhost();
+        let owner = shard_of(&vhost, name, self.shard.shards());
+        let (conn, name) = (self.id, name.to_string());
+        self.shard.call(owner, move |s| s.queues.borrow().find(&vhost, &name, conn).map(|_| ())).await?
+    }
+
+    async fn queue_binding(self: &Rc<Self>, ch: u16, queue: &str, exchange: String, key: String, args: FieldTable, bind: bool) -> Result<()> {
+        let name = self.with_channel(ch, |c| c.queue_name(queue))?;
+        self.check_queue(&name).await?;
+        let vhost = self.vhost().to_string();
+        let dest = Dest::Queue(name.as_str().into());
+        let op = if bind {
+            MetaOp::Bind { vhost, source: exchange, dest, key, args }
+        } else {
+            MetaOp::Unbind { vhost, source: exchange, dest, key, args }
+        };
+        self.shard.change_routes(op).await
+    }
+
+    pub async fn queue_bind(self: &Rc<Self>, ch: u16, m: queue::Bind) -> Result<()> {
+        self.queue_binding(ch, &m.queue, m.exchange, m.routing_key, m.arguments, true).await?;
+        if !m.nowait {
+            self.send_method(ch, &Method::QueueBindOk(queue::BindOk {}));
+        }
+        Ok(())
+    }
+
+    pub async fn queue_unbind(self: &Rc<Self>, ch: u16, m: queue::Unbind) -> Result<()> {
+        self.queue_binding(ch, &m.queue, m.exchange, m.routing_key, m.arguments, false).await?;
+        self.send_method(ch, &Method::QueueUnbindOk(queue::UnbindOk {}));
+        Ok(())
+    }
+
+    pub async fn queue_purge(self: &Rc<Self>, ch: u16, m: queue::Purge) -> Result<()> {
+        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        let vhost = self.vhost();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        let conn = self.id;
+        let count = self
+            .shard
+            .call(owner, move |s| {
+                let id = s.queues.borrow().find(&vhost, &name, conn)?;
+                let mut queues = s.queues.borrow_mut();
+                let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
+                Ok(q.purge())
+            })
+            .await??;
+        if !m.nowait {
+            self.send_method(ch, &Method::QueuePurgeOk(queue::PurgeOk { message_count: count }));
+        }
+        Ok(())
+    }
+
+    pub async fn queue_delete(self: &Rc<Self>, ch: u16, m: queue::Delete) -> Result<()> {
+        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        let vhost = self.vhost();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        let (conn, if_unused, if_empty) = (self.id, m.if_unused, m.if_empty);
+        let count = self
+            .shard
+            .call(owner, move |s| {
+                // Deleting a queue that does not exist succeeds, as in RabbitMQ 3.x.
+                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok(0) };
+                let id = s.queues.borrow().find(&vhost, &name, conn)?;
+                s.queues.borrow().check_delete(id, if_unused, if_empty)?;
+                Ok(s.delete_queue(id).unwrap_or(0))
+            })
+            .await??;
+        if !m.nowait {
+            self.send_method(ch, &Method::QueueDeleteOk(queue::DeleteOk { message_count: count }));
+        }
+        Ok(())
+    }
+}

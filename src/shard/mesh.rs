@@ -1,0 +1,169 @@
+//! The mesh: one lock-free FIFO (crossbeam) per ordered pair of shards, carrying batches of
+//! `ShardMsg`. Senders buffer per destination and flush once per turn; a parked receiver is woken
+//! through its doorbell (an atomic flag plus an `AtomicWaker`), never by spinning.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::task::Poll;
+
+use atomic_waker::AtomicWaker;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use super::msg::ShardMsg;
+
+type Batch = Vec<ShardMsg>;
+
+#[derive(Default)]
+pub struct Doorbell {
+    parked: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Doorbell {
+    fn ring(&self) {
+        // The SeqCst fence pairs with the one in `park`: either the receiver sees our batch, or we
+        // see it parked and wake it.
+        fence(Ordering::SeqCst);
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+}
+
+/// One shard's ends of the mesh.
+pub struct MeshEnds {
+    pub me: usize,
+    senders: Vec<Sender<Batch>>,
+    receivers: Vec<Receiver<Batch>>,
+    bells: Arc<Vec<Doorbell>>,
+    stop: Arc<AtomicBool>,
+    stop_seen: Cell<bool>,
+}
+
+/// Asks every shard to stop (from the signal thread): sets the flag and rings every doorbell.
+#[derive(Clone)]
+pub struct Stopper {
+    bells: Arc<Vec<Doorbell>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for b in self.bells.iter() {
+            b.ring();
+        }
+    }
+}
+
+/// Builds the ends for `n` shards; element i belongs to shard i.
+pub fn build(n: usize) -> (Vec<MeshEnds>, Stopper) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bells: Arc<Vec<Doorbell>> = Arc::new((0..n).map(|_| Doorbell::default()).collect());
+    // pairs[src][dst]
+    let mut senders: Vec<Vec<Sender<Batch>>> = (0..n).map(|_| Vec::new()).collect();
+    let mut receivers: Vec<Vec<Receiver<Batch>>> = (0..n).map(|_| Vec::new()).collect();
+    for s in senders.iter_mut() {
+        for r in receivers.iter_mut() {
+            let (tx, rx) = unbounded();
+            s.push(tx);
+            r.push(rx);
+        }
+    }
+    let ends = senders
+        .into_iter()
+        .zip(receivers)
+        .enumerate()
+        .map(|(me, (senders, receivers))| MeshEnds { me, senders, receivers, bells: bells.clone(), stop: stop.clone(), stop_seen: Cell::new(false) })
+        .collect();
+    (ends, Stopper { bells, stop })
+}
+
+impl MeshEnds {
+    pub fn shards(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Sends one batch to another shard and rings its doorbell.
+    pub fn send(&self, dest: usize, batch: Batch) {
+        // A send fails only when the destination shard has exited (shutdown): nothing to deliver to.
+        if self.senders[dest].send(batch).is_ok() {
+            self.bells[dest].ring();
+        }
+    }
+
+    /// Moves every batch that has arrived into `into`; returns whether any did.
+    pub fn drain(&self, into: &mut Vec<Batch>) -> bool {
+        let before = into.len();
+        for r in &self.receivers {
+            while let Ok(b) = r.try_recv() {
+                into.push(b);
+            }
+        }
+        into.len() > before
+    }
+
+    fn any_ready(&self) -> bool {
+        (!self.stop_seen.get() && self.stop.load(Ordering::SeqCst)) || self.receivers.iter().any(|r| !r.is_empty())
+    }
+
+    /// True once, the first time it is asked after a stop was requested.
+    pub fn take_stop(&self) -> bool {
+        let new = !self.stop_seen.get() && self.stop.load(Ordering::SeqCst);
+        if new {
+            self.stop_seen.set(true);
+        }
+        new
+    }
+
+    /// Waits until some batch has arrived, parking the executor (0% CPU) if none has.
+    pub async fn park(&self) {
+        let bell = &self.bells[self.me];
+        poll_fn(|cx| {
+            if self.any_ready() {
+                return Poll::Ready(());
+            }
+            bell.waker.register(cx.waker());
+            bell.parked.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.any_ready() {
+                bell.parked.store(false, Ordering::SeqCst);
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Per-shard outgoing buffers, one per destination, flushed once per turn.
+pub struct Outbox {
+    pending: RefCell<Vec<Batch>>,
+}
+
+impl Outbox {
+    pub fn new(n: usize) -> Self {
+        Self { pending: RefCell::new((0..n).map(|_| Vec::new()).collect()) }
+    }
+
+    /// Returns true when this is the first message since the last flush (the caller wakes the flusher).
+    pub fn push(&self, dest: usize, msg: ShardMsg) -> bool {
+        let mut p = self.pending.borrow_mut();
+        let was_empty = p.iter().all(|b| b.is_empty());
+        p[dest].push(msg);
+        was_empty
+    }
+
+    /// Takes every non-empty buffer, as (destination, batch).
+    pub fn take(&self) -> Vec<(usize, Batch)> {
+        let mut p = self.pending.borrow_mut();
+        p.iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(d, b)| (d, std::mem::take(b)))
+            .collect()
+    }
+}

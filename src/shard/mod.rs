@@ -1,0 +1,290 @@
+//! A shard: everything one pinned core owns (its connections, its queues, its copy of the routing
+//! table) and the loop that moves work between it and the other shards over the mesh.
+
+pub mod mesh;
+pub mod msg;
+pub mod notify;
+pub mod placement;
+pub mod pool;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+
+use crate::broker::queues::QueueTable;
+use crate::broker::routing::{MetaOp, RoutingTable};
+use crate::config::Config;
+use crate::net::connection::Conn;
+use crate::protocol::reply::{AmqpError, Result};
+
+use mesh::{MeshEnds, Outbox};
+use msg::{ConnId, QueueId, Settle, ShardMsg, make_id, shard_of_id};
+use notify::Notify;
+
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<Config>,
+    mesh: MeshEnds,
+    outbox: Outbox,
+    flush: Notify,
+    pub queues: RefCell<QueueTable>,
+    pub routes: RefCell<RoutingTable>,
+    pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
+    next_conn: Cell<u64>,
+    rng: Cell<u64>,
+    pub stopping: Cell<bool>,
+    pub stop: Notify,
+}
+
+impl Shard {
+    pub fn new(config: Arc<Config>, mesh: MeshEnds) -> Rc<Self> {
+        let id = mesh.me;
+        let n = mesh.shards();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Rc::new(Self {
+            id,
+            config,
+            outbox: Outbox::new(n),
+            mesh,
+            flush: Notify::default(),
+            queues: RefCell::new(QueueTable::new(id)),
+            routes: RefCell::new(RoutingTable::default()),
+            conns: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(1),
+            rng: Cell::new((seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1),
+            stopping: Cell::new(false),
+            stop: Notify::default(),
+        })
+    }
+
+    pub fn shards(&self) -> usize {
+        self.mesh.shards()
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        let serial = self.next_conn.get();
+        self.next_conn.set(serial + 1);
+        make_id(self.id, serial)
+    }
+
+    /// xorshift64: names for server-named queues and consumer tags, not security.
+    pub fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// A random name such as `amq.gen-Xy3…` (RabbitMQ's form: prefix plus 22 URL-safe characters).
+    pub fn random_name(&self, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut s = String::with_capacity(prefix.len() + 22);
+        s.push_str(prefix);
+        let (mut bits, mut left) = (self.random(), 10);
+        for _ in 0..22 {
+            if left == 0 {
+                bits = self.random();
+                left = 10;
+            }
+            s.push(ALPHABET[(bits & 63) as usize] as char);
+            bits >>= 6;
+            left -= 1;
+        }
+        s
+    }
+
+    /// Queues a message for `dest` (this shard included); it leaves at the end of this turn.
+    pub fn send(&self, dest: usize, msg: ShardMsg) {
+        if self.outbox.push(dest, msg) {
+            self.flush.notify();
+        }
+    }
+
+    /// Sends everything queued: batches to other shards, and handles this shard's own messages
+    /// (which may queue more, hence the loop).
+    fn flush_outbox(self: &Rc<Self>) {
+        loop {
+            let batches = self.outbox.take();
+            if batches.is_empty() {
+                return;
+            }
+            for (dest, batch) in batches {
+                if dest == self.id {
+                    for m in batch {
+                        self.handle(m);
+                    }
+                } else {
+                    self.mesh.send(dest, batch);
+                }
+            }
+        }
+    }
+
+    pub async fn run_flusher(self: Rc<Self>) {
+        loop {
+            self.flush.wait().await;
+            self.flush_outbox();
+        }
+    }
+
+    /// Receives batches from other shards until the broker stops.
+    pub async fn run_mesh(self: Rc<Self>) {
+        let mut batches = Vec::new();
+        loop {
+            self.mesh.park().await;
+            if self.mesh.take_stop() {
+                self.stopping.set(true);
+                self.stop.notify();
+            }
+            self.mesh.drain(&mut batches);
+            for batch in batches.drain(..) {
+                for m in batch {
+                    self.handle(m);
+                }
+            }
+            self.flush_outbox();
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    fn handle(self: &Rc<Self>, m: ShardMsg) {
+        match m {
+            ShardMsg::Publish { vhost, queues, msg, reply } => {
+                let mut enqueued = 0;
+                for name in &queues {
+                    let id = self.queues.borrow().lookup(&vhost, name);
+                    if let Some(id) = id {
+                        if let Some(q) = self.queues.borrow_mut().get_mut(id) {
+                            q.push(msg.clone());
+                            enqueued += 1;
+                        }
+                        self.dispatch(id);
+                    }
+                }
+                if let Some(to) = reply {
+                    self.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                }
+            }
+            ShardMsg::Receipt { to, enqueued } => {
+                let conn = self.conns.borrow().get(&to.conn).cloned();
+                if let Some(c) = conn {
+                    c.on_receipt(to.channel, to.seq, enqueued);
+                }
+            }
+            ShardMsg::Deliver(d) => {
+                let conn = self.conns.borrow().get(&d.conn).cloned();
+                match conn {
+                    Some(c) => c.deliver(d),
+                    None => self.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return }),
+                }
+            }
+            ShardMsg::Settle { queue, msg_id, action } => {
+                if let Some(q) = self.queues.borrow_mut().get_mut(queue) {
+                    q.settle(msg_id, action);
+                }
+                self.dispatch(queue);
+            }
+            ShardMsg::Run(job) => job(self),
+        }
+    }
+
+    /// Lets a queue hand ready messages to its consumers.
+    pub fn dispatch(&self, id: QueueId) {
+        let window = self.config.no_ack_window;
+        if let Some(q) = self.queues.borrow_mut().get_mut(id) {
+            q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
+        }
+    }
+
+    /// Runs `f` on shard `dest` and returns its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        dest: usize,
+        f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = oneshot::channel();
+        self.send(
+            dest,
+            ShardMsg::Run(Box::new(move |s| {
+                let _ = tx.send(f(s));
+            })),
+        );
+        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+    }
+
+    /// Changes the routing table everywhere: the coordinator (shard 0) validates and orders the
+    /// change, every shard applies it, and this returns once all have (so a client that gets its
+    /// -ok can rely on every shard routing by it).
+    pub async fn change_routes(&self, op: MetaOp) -> Result<()> {
+        let n = self.shards();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (1..n).map(|_| oneshot::channel::<()>()).unzip();
+        self.call(0, move |coordinator| {
+            coordinator.routes.borrow_mut().apply(&op)?;
+            for (k, tx) in (1..n).zip(txs) {
+                let op = op.clone();
+                coordinator.send(
+                    k,
+                    ShardMsg::Run(Box::new(move |s| {
+                        // Same table, same order: this cannot fail where the coordinator succeeded.
+                        let _ = s.routes.borrow_mut().apply(&op);
+                        let _ = tx.send(());
+                    })),
+                );
+            }
+            Ok(())
+        })
+        .await??;
+        for rx in rxs {
+            rx.await.map_err(|_| AmqpError::internal("shard stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a queue this shard owns: its consumers are told (basic.cancel), its bindings go.
+    pub fn delete_queue(self: &Rc<Self>, id: QueueId) -> Option<u32> {
+        let q = self.queues.borrow_mut().remove(id)?;
+        for c in q.consumers() {
+            let (conn, channel, tag) = (c.conn, c.channel, c.tag.clone());
+            self.send(
+                shard_of_id(conn),
+                ShardMsg::Run(Box::new(move |s| {
+                    let target = s.conns.borrow().get(&conn).cloned();
+                    if let Some(target) = target {
+                        target.server_cancel(channel, &tag);
+                    }
+                })),
+            );
+        }
+        let op = MetaOp::QueueDeleted { vhost: q.vhost.to_string(), queue: q.name.to_string() };
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            let _ = me.change_routes(op).await;
+        })
+        .detach();
+        Some(q.message_count())
+    }
+
+    /// Removes consumers of a connection's channel (all channels if `channel` is None) from a
+    /// queue this shard owns, deleting the queue if it is auto-delete and lost its last consumer.
+    pub fn remove_consumers(self: &Rc<Self>, id: QueueId, conn: ConnId, channel: Option<u16>, tag: Option<&str>) {
+        let auto_delete = {
+            let mut queues = self.queues.borrow_mut();
+            let Some(q) = queues.get_mut(id) else { return };
+            q.remove_consumers(|c| c.conn == conn && channel.is_none_or(|ch| c.channel == ch) && tag.is_none_or(|t| &*c.tag == t));
+            q.flags.auto_delete && q.had_consumer && q.consumer_count() == 0
+        };
+        if auto_delete {
+            self.delete_queue(id);
+        } else {
+            self.dispatch(id);
+        }
+    }
+}

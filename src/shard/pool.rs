@@ -1,0 +1,151 @@
+//! Starting the shards: one glommio executor per shard, pinned to its CPU, each with its own
+//! SO_REUSEPORT listener on the configured address, joined by the mesh.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use crate::broker::routing::MetaOp;
+use crate::config::Config;
+use crate::net::listener;
+
+use super::Shard;
+use super::mesh::{self, MeshEnds, Stopper};
+
+/// How long a stopping shard waits for its connections to finish their close handshake.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shards: usize,
+    stopper: Stopper,
+    handles: Vec<ExecutorJoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks every shard to close its connections (320 CONNECTION_FORCED) and exit.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    pub fn join(self) {
+        for h in self.handles {
+            if let Err(e) = h.join() {
+                log::error!("shard exited with an error: {e}");
+            }
+        }
+    }
+}
+
+/// The CPUs this process may run on (taskset and cgroups included), from sched_getaffinity.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// glommio refuses to start below 512 KiB of locked memory: raise the soft limit to the hard one.
+fn raise_memlock() {
+    // SAFETY: plain getrlimit/setrlimit on a stack struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+        }
+    }
+}
+
+pub fn start(config: Config) -> io::Result<Running> {
+    raise_memlock();
+    let allowed = allowed_cpus();
+    let cpus = if config.cpus.is_empty() { allowed.clone() } else { config.cpus.clone() };
+    let n = if config.shards == 0 { allowed.len().max(1) } else { config.shards };
+    let config = Arc::new(config);
+    let (ends, stopper) = mesh::build(n);
+    let mut handles = Vec::new();
+    let mut addr: Option<SocketAddr> = None;
+    for (i, ends) in ends.into_iter().enumerate() {
+        // Shard 0 binds the configured address (port 0 picks a free port); the others bind the
+        // address it got, so all share one port.
+        let listen = addr.map(|a| a.to_string()).unwrap_or_else(|| config.listen.clone());
+        let (tx, rx) = mpsc::channel();
+        let placement = match cpus.get(i % cpus.len().max(1)) {
+            Some(&cpu) if n <= cpus.len() || !config.cpus.is_empty() => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
+        };
+        let config = config.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("warren-shard-{i}"))
+            .io_memory(64 << 10)
+            .ring_depth(128)
+            .spawn(move || run_shard(config, ends, listen, tx))
+            .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
+        match rx.recv() {
+            Ok(Ok(a)) => addr = Some(a),
+            Ok(Err(e)) => {
+                stopper.stop();
+                return Err(e);
+            }
+            Err(_) => {
+                stopper.stop();
+                return Err(io::Error::other(format!("shard {i} failed to start")));
+            }
+        }
+        handles.push(handle);
+    }
+    let addr = addr.ok_or_else(|| io::Error::other("no shards"))?;
+    Ok(Running { addr, shards: n, stopper, handles })
+}
+
+async fn run_shard(config: Arc<Config>, ends: MeshEnds, listen: String, ready: mpsc::Sender<io::Result<SocketAddr>>) {
+    let shard = Shard::new(config.clone(), ends);
+    let vhost = MetaOp::AddVhost { vhost: config.default_vhost.clone() };
+    if let Err(e) = shard.routes.borrow_mut().apply(&vhost) {
+        log::error!("cannot create the default vhost: {e}");
+    }
+    let bound = TcpListener::bind(listen.as_str())
+        .map_err(|e| io::Error::other(format!("cannot listen on {listen}: {e}")))
+        .and_then(|l| {
+            let a = l.local_addr().map_err(|e| io::Error::other(e.to_string()))?;
+            Ok((l, a))
+        });
+    let listener = match bound {
+        Ok((l, a)) => {
+            let _ = ready.send(Ok(a));
+            l
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    glommio::spawn_local(shard.clone().run_flusher()).detach();
+    glommio::spawn_local(shard.clone().run_mesh()).detach();
+    glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
+    shard.stop.wait().await;
+    shutdown(&shard).await;
+}
+
+async fn shutdown(shard: &Rc<Shard>) {
+    let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
+    log::info!("shard {} stopping, closing {} connections", shard.id, conns.len());
+    for c in conns {
+        c.force_close("broker forced connection closure with reason 'shutdown'");
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
