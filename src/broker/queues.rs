@@ -103,6 +103,7 @@ impl QueueTable {
         let id = make_id(self.shard, self.next_serial);
         self.next_serial += 1;
         let owner = flags.exclusive.then_some(conn);
+        log::debug!("queue '{name}' in vhost '{vhost}' created on shard {}", self.shard);
         let (vhost, name): (Arc<str>, Arc<str>) = (vhost.into(), name.into());
         self.by_name.entry(vhost.clone()).or_default().insert(name.clone(), id);
         self.queues.insert(id, Queue::new(id, vhost, name, flags, owner));

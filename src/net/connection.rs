@@ -77,6 +77,7 @@ pub struct Conn {
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr, fd) = io::split(stream);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -108,7 +109,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     buf.advance(8);
     let c = Conn::new(shard.clone(), fd);
-    log::debug!("connection {} from {peer} on shard {}", c.id, shard.id);
+    log::info!("accepting AMQP connection {} ({peer} -> {local}) on shard {}", c.id, shard.id);
     shard.conns.borrow_mut().insert(c.id, c.clone());
     let writer = glommio::spawn_local(c.clone().run_writer(wr));
     let watchdog = glommio::spawn_local(c.clone().run_watchdog());

@@ -1,0 +1,237 @@
+//! Malformed and out-of-order input over a raw socket: each gets RabbitMQ's reply code, and the
+//! broker keeps serving other connections afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::raw::Raw;
+use common::{TestBroker, start_broker, start_broker_with};
+use warren::protocol::Method;
+use warren::protocol::frame::{self, PROTOCOL_HEADER};
+use warren::protocol::methods::{basic, channel, connection, queue};
+
+/// A fresh connection still works: open, declare, close.
+fn still_serves(b: &TestBroker) {
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::QueueDeclare(queue::Declare { queue: "alive".into(), ..Default::default() }));
+    let (_, m) = r.recv_method();
+    assert!(matches!(m, Method::QueueDeclareOk(_)), "{m:?}");
+    r.send(0, Method::ConnectionClose(connection::Close { reply_code: 200, ..Default::default() }));
+    let (_, m) = r.recv_method();
+    assert!(matches!(m, Method::ConnectionCloseOk(_)), "{m:?}");
+}
+
+#[test]
+fn wrong_protocol_header_is_answered_with_ours_and_closed() {
+    let b = start_broker(2);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(b"AMQP\x01\x01\x00\x0a");
+    let mut got = [0u8; 8];
+    std::io::Read::read_exact(&mut r.stream, &mut got).unwrap();
+    assert_eq!(&got, PROTOCOL_HEADER);
+    assert!(r.closed_within(Duration::from_secs(2)));
+    still_serves(&b);
+}
+
+#[test]
+fn frame_larger_than_frame_max_is_501() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    // A body frame header announcing 1 MiB, beyond the negotiated 128 KiB.
+    r.send_raw(&[3, 0, 1, 0, 0x10, 0, 0]);
+    let (code, _, _, _) = r.expect_connection_close();
+    assert_eq!(code, 501);
+    still_serves(&b);
+}
+
+#[test]
+fn method_on_a_channel_not_open_is_504() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.send(5, Method::QueueDeclare(queue::Declare { queue: "x".into(), ..Default::default() }));
+    let (code, text, class, method) = r.expect_connection_close();
+    assert_eq!((code, class, method), (504, 50, 10), "{text}");
+    still_serves(&b);
+}
+
+#[test]
+fn second_channel_open_is_504() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::ChannelOpen(channel::Open::default()));
+    assert_eq!(r.expect_connection_close().0, 504);
+}
+
+#[test]
+fn body_without_publish_is_505() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send_raw(&[3, 0, 1, 0, 0, 0, 2, b'h', b'i', 0xCE]);
+    assert_eq!(r.expect_connection_close().0, 505);
+    still_serves(&b);
+}
+
+#[test]
+fn method_while_content_expected_is_505() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::BasicPublish(basic::Publish { routing_key: "q".into(), ..Default::default() }));
+    r.send(1, Method::BasicQos(basic::Qos::default()));
+    assert_eq!(r.expect_connection_close().0, 505);
+}
+
+#[test]
+fn truncated_arguments_are_502() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    // queue.declare with only a ticket: the queue name is missing.
+    r.send_raw(&[1, 0, 1, 0, 0, 0, 6, 0, 50, 0, 10, 0, 0, 0xCE]);
+    assert_eq!(r.expect_connection_close().0, 502);
+    still_serves(&b);
+}
+
+#[test]
+fn unknown_field_table_type_is_502() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    // queue.declare "q" with arguments {"k": tag 'Z'}.
+    let payload = [0u8, 50, 0, 10, 0, 0, 1, b'q', 0, 0, 0, 0, 3, 1, b'k', b'Z'];
+    let mut f = vec![1u8, 0, 1];
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(&payload);
+    f.push(0xCE);
+    r.send_raw(&f);
+    assert_eq!(r.expect_connection_close().0, 502);
+}
+
+#[test]
+fn unknown_method_is_540() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send_raw(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 99, 0xCE]);
+    let (code, _, class, method) = r.expect_connection_close();
+    assert_eq!((code, class, method), (540, 60, 99));
+    still_serves(&b);
+}
+
+#[test]
+fn body_longer_than_declared_is_501() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::BasicPublish(basic::Publish { routing_key: "q".into(), ..Default::default() }));
+    let mut out = BytesMut::new();
+    // Header declaring 2 bytes, then a body frame of 4.
+    out.extend_from_slice(&[2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0xCE]);
+    out.extend_from_slice(&[3, 0, 1, 0, 0, 0, 4, 1, 2, 3, 4, 0xCE]);
+    r.send_raw(&out);
+    assert_eq!(r.expect_connection_close().0, 501);
+}
+
+#[test]
+fn message_beyond_max_size_is_406_and_the_connection_goes_on() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::BasicPublish(basic::Publish { routing_key: "q".into(), ..Default::default() }));
+    // Header declaring 1 GiB: refused before any body is read.
+    r.send_raw(&[2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0xCE]);
+    let (ch, code, _) = r.expect_channel_close();
+    assert_eq!((ch, code), (1, 406));
+    r.send(1, Method::ChannelCloseOk(channel::CloseOk {}));
+    r.open_channel(2);
+}
+
+#[test]
+fn channel_error_closes_only_its_channel() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.open_channel(2);
+    r.send(1, Method::QueueDeclare(queue::Declare { queue: "nope".into(), passive: true, ..Default::default() }));
+    let (ch, code, text) = r.expect_channel_close();
+    assert_eq!((ch, code), (1, 404));
+    assert_eq!(text, "NOT_FOUND - no queue 'nope' in vhost '/'");
+    r.send(1, Method::ChannelCloseOk(channel::CloseOk {}));
+    r.send(2, Method::QueueDeclare(queue::Declare { queue: "fine".into(), ..Default::default() }));
+    let (ch, m) = r.recv_method();
+    assert_eq!(ch, 2);
+    assert!(matches!(m, Method::QueueDeclareOk(_)), "{m:?}");
+}
+
+#[test]
+fn silent_peer_is_disconnected_after_heartbeat_timeout() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 1);
+    // We never send anything: two 1 s intervals later the broker drops us; it heartbeats meanwhile.
+    let first = r.recv_within(Duration::from_secs(3)).expect("a heartbeat from the broker");
+    assert_eq!(first.kind, frame::FrameKind::Heartbeat);
+    assert!(r.closed_within(Duration::from_secs(5)), "still connected");
+    still_serves(&b);
+}
+
+#[test]
+fn bad_credentials_are_403_with_authentication_failure_close() {
+    let b = start_broker(1);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(PROTOCOL_HEADER);
+    let _start = r.recv_method();
+    let mut caps = warren::protocol::types::FieldTable::default();
+    caps.insert("authentication_failure_close", warren::protocol::types::FieldValue::Bool(true));
+    let mut props = warren::protocol::types::FieldTable::default();
+    props.insert("capabilities", warren::protocol::types::FieldValue::Table(caps));
+    r.send(
+        0,
+        Method::ConnectionStartOk(connection::StartOk {
+            client_properties: props,
+            mechanism: "PLAIN".into(),
+            response: warren::protocol::codec::LongStr(b"\0guest\0wrong"[..].into()),
+            locale: "en_US".into(),
+        }),
+    );
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 403, "{text}");
+    assert!(r.closed_within(Duration::from_secs(2)));
+    still_serves(&b);
+}
+
+#[test]
+fn unknown_vhost_is_530() {
+    let b = start_broker(1);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(PROTOCOL_HEADER);
+    let _ = r.recv_method();
+    r.send(
+        0,
+        Method::ConnectionStartOk(connection::StartOk {
+            mechanism: "PLAIN".into(),
+            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
+            ..Default::default()
+        }),
+    );
+    let _tune = r.recv_method();
+    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 0, frame_max: 131072, heartbeat: 0 }));
+    r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "nope".into(), ..Default::default() }));
+    assert_eq!(r.expect_connection_close().0, 530);
+}
+
+#[test]
+fn sigterm_closes_connections_with_320() {
+    let mut b = start_broker_with(2, &[]);
+    let mut r = Raw::handshake(b.addr, 0);
+    unsafe { libc::kill(b.pid(), libc::SIGTERM) };
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 320, "{text}");
+    r.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
+    assert!(b.terminate(), "broker did not exit after SIGTERM");
+}

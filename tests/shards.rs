@@ -1,0 +1,117 @@
+//! Messages crossing shards through a real Rust client (lapin): a publisher's connection on one
+//! shard, the queue on the other, consumers on both.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{TestBroker, start_broker};
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use warren::shard::placement::shard_of;
+
+/// Opens connections until one lands on `shard` (the kernel picks by the 4-tuple's hash; the broker
+/// logs which shard accepted each). Others opened on the way are returned too, to keep them open.
+async fn connect_on_shard(b: &TestBroker, shard: usize) -> Connection {
+    for _ in 0..64 {
+        let from = b.log_len();
+        let c = Connection::connect(&b.url(), ConnectionProperties::default()).await.expect("connect");
+        let line = b.wait_log(from, "accepting AMQP connection").expect("broker logged the connection");
+        if line.ends_with(&format!("on shard {shard}")) {
+            return c;
+        }
+        let _ = c.close(200, "wrong shard".into()).await;
+    }
+    panic!("no connection landed on shard {shard} in 64 tries");
+}
+
+fn queue_on_shard(shard: usize, shards: usize) -> String {
+    (0..).map(|i| format!("cross-{i}")).find(|q| shard_of("/", q, shards) == shard).unwrap()
+}
+
+const MESSAGES: u64 = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_messages_cross_shards_in_order_once_each() {
+    let b = start_broker(2);
+    let publisher = connect_on_shard(&b, 0).await;
+    let consumer_conns = [connect_on_shard(&b, 0).await, connect_on_shard(&b, 1).await];
+    let queue = queue_on_shard(1, 2);
+
+    let pch = publisher.create_channel().await.unwrap();
+    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    assert!(b.wait_log(0, &format!("queue '{queue}' in vhost '/' created on shard 1")).is_some());
+
+    let seen = Arc::new(Mutex::new((HashSet::new(), 0u64)));
+    let mut tasks = Vec::new();
+    for (i, conn) in consumer_conns.iter().enumerate() {
+        let ch = conn.create_channel().await.unwrap();
+        ch.basic_qos(200, BasicQosOptions::default()).await.unwrap();
+        let mut consumer = ch
+            .basic_consume(queue.as_str().into(), format!("c{i}").into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last: Option<u64> = None;
+            let mut mine = 0u64;
+            while let Some(d) = consumer.next().await {
+                let d = d.expect("delivery");
+                let n = u64::from_be_bytes(d.data[..8].try_into().unwrap());
+                assert!(last.is_none_or(|l| n > l), "consumer {i} got {n} after {last:?}");
+                last = Some(n);
+                mine += 1;
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                let mut s = seen.lock().unwrap();
+                assert!(s.0.insert(n), "message {n} delivered twice");
+                s.1 += 1;
+                if s.1 == MESSAGES {
+                    break;
+                }
+            }
+            mine
+        }));
+    }
+
+    for n in 0..MESSAGES {
+        pch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), &n.to_be_bytes(), BasicProperties::default())
+            .await
+            .unwrap();
+    }
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while seen.lock().unwrap().1 < MESSAGES {
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {MESSAGES} arrived", seen.lock().unwrap().1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (set, total) = &*seen.lock().unwrap();
+    assert_eq!((*total, set.len() as u64), (MESSAGES, MESSAGES));
+    // Both consumers (one per shard) took part; the one that saw the last message has stopped.
+    for t in tasks {
+        if t.is_finished() {
+            assert!(t.await.unwrap() > 0);
+        } else {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_queues_live_on_both_shards() {
+    let b = start_broker(2);
+    let c0 = connect_on_shard(&b, 0).await;
+    let _c1 = connect_on_shard(&b, 1).await;
+    let ch = c0.create_channel().await.unwrap();
+    for i in 0..16 {
+        ch.queue_declare(format!("spread-{i}").into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    }
+    let lines = b.log_lines();
+    for shard in 0..2 {
+        let suffix = format!("created on shard {shard}");
+        assert!(lines.iter().any(|l| l.contains("queue 'spread-") && l.ends_with(&suffix)), "no queue on shard {shard}");
+    }
+}
