@@ -17,7 +17,11 @@ pub fn lock(dir: &Path) -> Result<DataDirLock, String> {
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(format!("data dir {} is in use by another warren (lock {} is held)", dir.display(), path.display()));
+        return Err(format!(
+            "data dir {} is in use by another warren (lock {} is held)",
+            dir.display(),
+            path.display()
+        ));
     }
     Ok(DataDirLock { _file: file })
 }

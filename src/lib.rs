@@ -7,10 +7,11 @@
 //! - `net/`: listeners, connections and channels speaking to clients.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod protocol;
 pub mod broker;
 pub mod config;
 pub mod data_dir;
 pub mod net;
+pub mod protocol;
 pub mod shard;

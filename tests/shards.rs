@@ -52,7 +52,12 @@ async fn hundred_thousand_messages_cross_shards_in_order_once_each() {
         let ch = conn.create_channel().await.unwrap();
         ch.basic_qos(200, BasicQosOptions::default()).await.unwrap();
         let mut consumer = ch
-            .basic_consume(queue.as_str().into(), format!("c{i}").into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                format!("c{i}").into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let seen = seen.clone();
@@ -78,18 +83,31 @@ async fn hundred_thousand_messages_cross_shards_in_order_once_each() {
     }
 
     for n in 0..MESSAGES {
-        pch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), &n.to_be_bytes(), BasicProperties::default())
-            .await
-            .unwrap();
+        pch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            &n.to_be_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
     }
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while seen.lock().unwrap().1 < MESSAGES {
-        assert!(tokio::time::Instant::now() < deadline, "only {} of {MESSAGES} arrived", seen.lock().unwrap().1);
+    loop {
+        let arrived = seen.lock().unwrap().1;
+        if arrived == MESSAGES {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {arrived} of {MESSAGES} arrived");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (set, total) = &*seen.lock().unwrap();
-    assert_eq!((*total, set.len() as u64), (MESSAGES, MESSAGES));
+    let (total, distinct) = {
+        let s = seen.lock().unwrap();
+        (s.1, s.0.len() as u64)
+    };
+    assert_eq!((total, distinct), (MESSAGES, MESSAGES));
     // Both consumers (one per shard) took part; the one that saw the last message has stopped.
     for t in tasks {
         if t.is_finished() {
@@ -107,11 +125,16 @@ async fn connections_and_queues_live_on_both_shards() {
     let _c1 = connect_on_shard(&b, 1).await;
     let ch = c0.create_channel().await.unwrap();
     for i in 0..16 {
-        ch.queue_declare(format!("spread-{i}").into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+        ch.queue_declare(format!("spread-{i}").into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
     }
     let lines = b.log_lines();
     for shard in 0..2 {
         let suffix = format!("created on shard {shard}");
-        assert!(lines.iter().any(|l| l.contains("queue 'spread-") && l.ends_with(&suffix)), "no queue on shard {shard}");
+        assert!(
+            lines.iter().any(|l| l.contains("queue 'spread-") && l.ends_with(&suffix)),
+            "no queue on shard {shard}"
+        );
     }
 }

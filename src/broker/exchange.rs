@@ -67,7 +67,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(name: &str, kind: ExchangeKind, durable: bool, auto_delete: bool, internal: bool, arguments: FieldTable) -> Self {
+    pub fn new(
+        name: &str,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Self {
         let index = match kind {
             ExchangeKind::Direct => Index::Direct(HashMap::new()),
             ExchangeKind::Fanout => Index::Fanout(Vec::new()),
@@ -147,9 +154,9 @@ impl Exchange {
             }
             Index::Fanout(v) => out.extend(v.iter().cloned()),
             Index::Topic(t) => t.matches(key, out),
-            Index::Headers => out.extend(
-                self.bindings.iter().filter(|b| headers_match(&b.args, headers)).map(|b| b.dest.clone()),
-            ),
+            Index::Headers => {
+                out.extend(self.bindings.iter().filter(|b| headers_match(&b.args, headers)).map(|b| b.dest.clone()))
+            }
         }
     }
 }

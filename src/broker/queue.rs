@@ -175,13 +175,10 @@ impl Queue {
     pub fn dispatch(&mut self, no_ack_window: u32, mut out: impl FnMut(Delivery)) {
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             let n = self.consumers.len();
-            let Some(pick) = (0..n)
-                .map(|i| (self.next_consumer + i) % n)
-                .find(|&i| {
-                    let c = &self.consumers[i];
-                    if c.no_ack { c.in_flight < no_ack_window } else { c.has_credit() }
-                })
-            else {
+            let Some(pick) = (0..n).map(|i| (self.next_consumer + i) % n).find(|&i| {
+                let c = &self.consumers[i];
+                if c.no_ack { c.in_flight < no_ack_window } else { c.has_credit() }
+            }) else {
                 return;
             };
             self.next_consumer = (pick + 1) % n;
@@ -218,7 +215,8 @@ mod tests {
     }
 
     fn queue() -> Queue {
-        let flags = QueueFlags { durable: false, exclusive: false, auto_delete: false, arguments: FieldTable::default() };
+        let flags =
+            QueueFlags { durable: false, exclusive: false, auto_delete: false, arguments: FieldTable::default() };
         Queue::new(1, "/".into(), "q".into(), flags, None)
     }
 

@@ -92,7 +92,10 @@ impl Conn {
             let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
             self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
             for d in entry.held {
-                self.shard.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
+                self.shard.send(
+                    shard_of_id(d.queue),
+                    ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return },
+                );
             }
         }
         if !m.nowait {
@@ -160,8 +163,12 @@ impl Conn {
         }
         let (tag, multiple, action) = match m {
             Method::BasicAck(a) => (a.delivery_tag, a.multiple, Settle::Ack),
-            Method::BasicNack(n) => (n.delivery_tag, n.multiple, if n.requeue { Settle::Requeue } else { Settle::Discard }),
-            Method::BasicReject(r) => (r.delivery_tag, false, if r.requeue { Settle::Requeue } else { Settle::Discard }),
+            Method::BasicNack(n) => {
+                (n.delivery_tag, n.multiple, if n.requeue { Settle::Requeue } else { Settle::Discard })
+            }
+            Method::BasicReject(r) => {
+                (r.delivery_tag, false, if r.requeue { Settle::Requeue } else { Settle::Discard })
+            }
             _ => return Ok(()),
         };
         let settled = self.with_channel(ch, |c| c.take_acked(tag, multiple))?;
@@ -175,7 +182,10 @@ impl Conn {
     pub fn recover(self: &Rc<Self>, ch: u16) {
         let unacked = self.with_channel(ch, |c| Ok(std::mem::take(&mut c.unacked))).unwrap_or_default();
         for u in unacked.into_values() {
-            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue });
+            self.shard.send(
+                shard_of_id(u.queue),
+                ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue },
+            );
         }
     }
 

@@ -137,9 +137,7 @@ impl Channel {
         if !given.is_empty() {
             return Ok(given.to_string());
         }
-        self.last_queue
-            .clone()
-            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        self.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
     /// The tags an ack/nack/reject covers: 406 PRECONDITION_FAILED for an unknown tag.
@@ -187,7 +185,10 @@ impl Conn {
             Method::ChannelFlowOk(_) => Ok(()),
             Method::ChannelCloseOk(_) => Ok(()),
             Method::AccessRequest(_) => {
-                self.send_method(ch, &Method::AccessRequestOk(crate::protocol::methods::access::RequestOk { ticket: 1 }));
+                self.send_method(
+                    ch,
+                    &Method::AccessRequestOk(crate::protocol::methods::access::RequestOk { ticket: 1 }),
+                );
                 Ok(())
             }
             Method::ExchangeDeclare(x) => self.exchange_declare(ch, x).await,

@@ -222,7 +222,10 @@ impl Conn {
                     Ok(())
                 }
                 Method::ConnectionCloseOk(_) | Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(()),
-                m => Err(AmqpError::command_invalid(format!("method {:?} is not allowed on channel 0", m.id())).on(m.id())),
+                m => {
+                    Err(AmqpError::command_invalid(format!("method {:?} is not allowed on channel 0", m.id()))
+                        .on(m.id()))
+                }
             },
             FrameKind::Method => {
                 let m = Method::decode(f.payload)?;
@@ -266,9 +269,10 @@ impl Conn {
                 }
                 Ok(())
             }
-            (Some((ChannelState::Open, false)), _) => {
-                Err(AmqpError::unexpected_frame(format!("expected content header for class 60, got a method frame on channel {ch}")).on(id))
-            }
+            (Some((ChannelState::Open, false)), _) => Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class 60, got a method frame on channel {ch}"
+            ))
+            .on(id)),
             (Some((ChannelState::Open, true)), Method::ChannelOpen(_)) => {
                 Err(AmqpError::channel_error(format!("second 'channel.open' seen on channel {ch}")).on(id))
             }
@@ -444,7 +448,8 @@ impl Conn {
     }
 
     fn bounce(&self, d: Delivery) {
-        self.shard.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
+        self.shard
+            .send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
     }
 
     /// The queue cancelled a consumer (it was deleted): tell the client if it understands.
@@ -487,7 +492,10 @@ impl Conn {
             }
         }
         for u in unacked.into_values() {
-            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue });
+            self.shard.send(
+                shard_of_id(u.queue),
+                ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue },
+            );
         }
     }
 
@@ -501,9 +509,12 @@ impl Conn {
         self.st.borrow_mut().channels.clear();
         let exclusive = std::mem::take(&mut self.st.borrow_mut().exclusive_queues);
         for q in exclusive {
-            self.shard.send(shard_of_id(q), ShardMsg::Run(Box::new(move |s| {
-                s.delete_queue(q);
-            })));
+            self.shard.send(
+                shard_of_id(q),
+                ShardMsg::Run(Box::new(move |s| {
+                    s.delete_queue(q);
+                })),
+            );
         }
         for (queue, msg_id) in self.written_no_ack.borrow_mut().drain(..) {
             self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Ack });

@@ -5,12 +5,12 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::protocol::Method;
 use crate::protocol::codec::Reader;
-use crate::protocol::frame::{Frame, FrameKind, FRAME_MIN_SIZE};
+use crate::protocol::frame::{FRAME_MIN_SIZE, Frame, FrameKind};
 use crate::protocol::methods::connection as conn;
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::{FieldTable, FieldValue};
-use crate::protocol::Method;
 use crate::shard::Shard;
 
 use super::connection::{ClientCaps, Conn, Phase};

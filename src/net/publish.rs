@@ -41,7 +41,10 @@ impl Conn {
             return Err(AmqpError::unexpected_frame(format!("unexpected content header frame on channel {ch}")));
         };
         if header.class_id != 60 {
-            return Err(AmqpError::unexpected_frame(format!("content header for class {} on channel {ch}", header.class_id)));
+            return Err(AmqpError::unexpected_frame(format!(
+                "content header for class {} on channel {ch}",
+                header.class_id
+            )));
         }
         if header.body_size > max {
             return Err(AmqpError::precondition(format!(
@@ -103,18 +106,20 @@ impl Conn {
     }
 
     /// Routes a complete message and sends it to the shards owning its queues.
-    pub fn route_publish(self: &Rc<Self>, ch: u16, p: basic::Publish, header: ContentHeader, body: Bytes) -> Result<()> {
+    pub fn route_publish(
+        self: &Rc<Self>,
+        ch: u16,
+        p: basic::Publish,
+        header: ContentHeader,
+        body: Bytes,
+    ) -> Result<()> {
         let vhost = self.st.borrow().vhost.clone();
         let mut queues = Vec::new();
         let props = header.properties.clone();
         let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
         self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
-        let msg = Arc::new(Message {
-            exchange: p.exchange,
-            routing_key: p.routing_key,
-            properties: header.properties,
-            body,
-        });
+        let msg =
+            Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
         let n = self.shard.shards();
         let mut per_shard: Vec<Vec<Arc<str>>> = vec![Vec::new(); n];
         for q in queues {
@@ -133,7 +138,13 @@ impl Conn {
             c.next_publish += 1;
             c.pending.insert(
                 serial,
-                PendingPublish { shards_left: targets, enqueued: 0, mandatory: p.mandatory, confirm_seq, msg: msg.clone() },
+                PendingPublish {
+                    shards_left: targets,
+                    enqueued: 0,
+                    mandatory: p.mandatory,
+                    confirm_seq,
+                    msg: msg.clone(),
+                },
             );
             Ok(Some(PublishRef { conn: self.id, channel: ch, seq: serial }))
         })?;

@@ -31,9 +31,15 @@ impl Conn {
         }
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
-        let flags = QueueFlags { durable: m.durable, exclusive: m.exclusive, auto_delete: m.auto_delete, arguments: m.arguments };
+        let flags = QueueFlags {
+            durable: m.durable,
+            exclusive: m.exclusive,
+            auto_delete: m.auto_delete,
+            arguments: m.arguments,
+        };
         let (conn, passive, n) = (self.id, m.passive, name.clone());
-        let ok = self.shard.call(owner, move |s| s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn)).await??;
+        let ok =
+            self.shard.call(owner, move |s| s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn)).await??;
         {
             let mut st = self.st.borrow_mut();
             if m.exclusive && !m.passive && !st.exclusive_queues.contains(&ok.id) {
@@ -64,7 +70,15 @@ impl Conn {
         self.shard.call(owner, move |s| s.queues.borrow().find(&vhost, &name, conn).map(|_| ())).await?
     }
 
-    async fn queue_binding(self: &Rc<Self>, ch: u16, queue: &str, exchange: String, key: String, args: FieldTable, bind: bool) -> Result<()> {
+    async fn queue_binding(
+        self: &Rc<Self>,
+        ch: u16,
+        queue: &str,
+        exchange: String,
+        key: String,
+        args: FieldTable,
+        bind: bool,
+    ) -> Result<()> {
         let name = self.with_channel(ch, |c| c.queue_name(queue))?;
         self.check_queue(&name).await?;
         let vhost = self.vhost().to_string();

@@ -48,10 +48,7 @@ pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
-        return Err(AmqpError::frame(format!(
-            "type {} frame size {} exceeds frame_max {}",
-            buf[0], size, frame_max
-        )));
+        return Err(AmqpError::frame(format!("type {} frame size {} exceeds frame_max {}", buf[0], size, frame_max)));
     }
     if buf.len() < size + FRAME_OVERHEAD {
         buf.reserve(size + FRAME_OVERHEAD - buf.len());

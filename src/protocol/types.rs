@@ -53,9 +53,7 @@ impl FieldTable {
     /// The value as a string, for arguments such as `x-match` or `alternate-exchange`.
     pub fn get_str(&self, key: &str) -> Option<String> {
         match self.get(key)? {
-            FieldValue::LongStr(b) | FieldValue::ByteArray(b) => {
-                Some(String::from_utf8_lossy(b).into_owned())
-            }
+            FieldValue::LongStr(b) | FieldValue::ByteArray(b) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
         }
     }

@@ -76,7 +76,14 @@ pub fn build(n: usize) -> (Vec<MeshEnds>, Stopper) {
         .into_iter()
         .zip(receivers)
         .enumerate()
-        .map(|(me, (senders, receivers))| MeshEnds { me, senders, receivers, bells: bells.clone(), stop: stop.clone(), stop_seen: Cell::new(false) })
+        .map(|(me, (senders, receivers))| MeshEnds {
+            me,
+            senders,
+            receivers,
+            bells: bells.clone(),
+            stop: stop.clone(),
+            stop_seen: Cell::new(false),
+        })
         .collect();
     (ends, Stopper { bells, stop })
 }
@@ -160,10 +167,6 @@ impl Outbox {
     /// Takes every non-empty buffer, as (destination, batch).
     pub fn take(&self) -> Vec<(usize, Batch)> {
         let mut p = self.pending.borrow_mut();
-        p.iter_mut()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(d, b)| (d, std::mem::take(b)))
-            .collect()
+        p.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(d, b)| (d, std::mem::take(b))).collect()
     }
 }

@@ -183,7 +183,10 @@ impl Shard {
                 let conn = self.conns.borrow().get(&d.conn).cloned();
                 match conn {
                     Some(c) => c.deliver(d),
-                    None => self.send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return }),
+                    None => self.send(
+                        shard_of_id(d.queue),
+                        ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return },
+                    ),
                 }
             }
             ShardMsg::Settle { queue, msg_id, action } => {
@@ -278,7 +281,9 @@ impl Shard {
         let auto_delete = {
             let mut queues = self.queues.borrow_mut();
             let Some(q) = queues.get_mut(id) else { return };
-            q.remove_consumers(|c| c.conn == conn && channel.is_none_or(|ch| c.channel == ch) && tag.is_none_or(|t| &*c.tag == t));
+            q.remove_consumers(|c| {
+                c.conn == conn && channel.is_none_or(|ch| c.channel == ch) && tag.is_none_or(|t| &*c.tag == t)
+            });
             q.flags.auto_delete && q.had_consumer && q.consumer_count() == 0
         };
         if auto_delete {

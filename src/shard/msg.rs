@@ -59,10 +59,22 @@ pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 pub enum ShardMsg {
     /// Enqueue `msg` on these queues of the destination shard.
-    Publish { vhost: Arc<str>, queues: Vec<Arc<str>>, msg: Arc<Message>, reply: Option<PublishRef> },
+    Publish {
+        vhost: Arc<str>,
+        queues: Vec<Arc<str>>,
+        msg: Arc<Message>,
+        reply: Option<PublishRef>,
+    },
     /// The destination shard took a publish into `enqueued` queues.
-    Receipt { to: PublishRef, enqueued: u32 },
+    Receipt {
+        to: PublishRef,
+        enqueued: u32,
+    },
     Deliver(Delivery),
-    Settle { queue: QueueId, msg_id: u64, action: Settle },
+    Settle {
+        queue: QueueId,
+        msg_id: u64,
+        action: Settle,
+    },
     Run(Job),
 }

@@ -107,7 +107,14 @@ impl Raw {
         );
         let (_, tune) = r.recv_method();
         let Method::ConnectionTune(t) = tune else { panic!("expected tune, got {tune:?}") };
-        r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat }));
+        r.send(
+            0,
+            Method::ConnectionTuneOk(connection::TuneOk {
+                channel_max: t.channel_max,
+                frame_max: t.frame_max,
+                heartbeat,
+            }),
+        );
         r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "/".into(), ..Default::default() }));
         let (_, ok) = r.recv_method();
         assert!(matches!(ok, Method::ConnectionOpenOk(_)), "{ok:?}");

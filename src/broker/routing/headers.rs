@@ -14,7 +14,9 @@ fn number(v: &FieldValue) -> Option<f64> {
 
 fn values_equal(a: &FieldValue, b: &FieldValue) -> bool {
     match (a, b) {
-        (FieldValue::LongStr(x) | FieldValue::ByteArray(x), FieldValue::LongStr(y) | FieldValue::ByteArray(y)) => x == y,
+        (FieldValue::LongStr(x) | FieldValue::ByteArray(x), FieldValue::LongStr(y) | FieldValue::ByteArray(y)) => {
+            x == y
+        }
         _ => match (a.as_i128(), b.as_i128()) {
             (Some(x), Some(y)) => x == y,
             _ => match (number(a), number(b)) {
@@ -41,7 +43,7 @@ pub fn headers_match(binding: &FieldTable, headers: Option<&FieldTable>) -> bool
         Some(_) if matches!(v, FieldValue::Void) => true,
         Some(h) => values_equal(v, h),
     };
-    if any { considered.any(|e| one(e)) } else { considered.all(|e| one(e)) }
+    if any { considered.any(one) } else { considered.all(one) }
 }
 
 #[cfg(test)]

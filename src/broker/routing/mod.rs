@@ -23,7 +23,9 @@ pub enum Dest {
 /// A change to the routing table. Applying one is deterministic, so every shard reaches the same table.
 #[derive(Clone, Debug)]
 pub enum MetaOp {
-    AddVhost { vhost: String },
+    AddVhost {
+        vhost: String,
+    },
     DeclareExchange {
         vhost: String,
         name: String,
@@ -34,11 +36,30 @@ pub enum MetaOp {
         internal: bool,
         arguments: FieldTable,
     },
-    DeleteExchange { vhost: String, name: String, if_unused: bool },
-    Bind { vhost: String, source: String, dest: Dest, key: String, args: FieldTable },
-    Unbind { vhost: String, source: String, dest: Dest, key: String, args: FieldTable },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+        if_unused: bool,
+    },
+    Bind {
+        vhost: String,
+        source: String,
+        dest: Dest,
+        key: String,
+        args: FieldTable,
+    },
+    Unbind {
+        vhost: String,
+        source: String,
+        dest: Dest,
+        key: String,
+        args: FieldTable,
+    },
     /// A queue is gone: drop every binding to it.
-    QueueDeleted { vhost: String, queue: String },
+    QueueDeleted {
+        vhost: String,
+        queue: String,
+    },
 }
 
 pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
@@ -73,9 +94,7 @@ impl RoutingTable {
     }
 
     fn exchanges_mut(&mut self, vhost: &str) -> Result<&mut HashMap<String, Exchange>> {
-        self.vhosts
-            .get_mut(vhost)
-            .ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
+        self.vhosts.get_mut(vhost).ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
     }
 
     /// Applies a change, or says why it cannot be (then nothing changed).
@@ -126,7 +145,8 @@ impl RoutingTable {
                     }
                     return Ok(());
                 }
-                exchanges.insert(name.clone(), Exchange::new(name, k, *durable, *auto_delete, *internal, arguments.clone()));
+                exchanges
+                    .insert(name.clone(), Exchange::new(name, k, *durable, *auto_delete, *internal, arguments.clone()));
                 Ok(())
             }
             MetaOp::DeleteExchange { vhost, name, if_unused } => {

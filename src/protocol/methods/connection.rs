@@ -3,7 +3,13 @@
 use crate::protocol::codec::LongStr;
 use crate::protocol::types::FieldTable;
 
-method!(Start { version_major: u8, version_minor: u8, server_properties: FieldTable, mechanisms: LongStr, locales: LongStr });
+method!(Start {
+    version_major: u8,
+    version_minor: u8,
+    server_properties: FieldTable,
+    mechanisms: LongStr,
+    locales: LongStr
+});
 method!(StartOk { client_properties: FieldTable, mechanism: String, response: LongStr, locale: String });
 method!(Secure { challenge: LongStr });
 method!(SecureOk { response: LongStr });

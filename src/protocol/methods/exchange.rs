@@ -16,7 +16,21 @@ method!(Declare {
 method!(DeclareOk {});
 method!(Delete { ticket: u16, exchange: String, if_unused: bool, nowait: bool });
 method!(DeleteOk {});
-method!(Bind { ticket: u16, destination: String, source: String, routing_key: String, nowait: bool, arguments: FieldTable });
+method!(Bind {
+    ticket: u16,
+    destination: String,
+    source: String,
+    routing_key: String,
+    nowait: bool,
+    arguments: FieldTable
+});
 method!(BindOk {});
-method!(Unbind { ticket: u16, destination: String, source: String, routing_key: String, nowait: bool, arguments: FieldTable });
+method!(Unbind {
+    ticket: u16,
+    destination: String,
+    source: String,
+    routing_key: String,
+    nowait: bool,
+    arguments: FieldTable
+});
 method!(UnbindOk {});

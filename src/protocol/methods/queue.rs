@@ -13,7 +13,14 @@ method!(Declare {
     arguments: FieldTable,
 });
 method!(DeclareOk { queue: String, message_count: u32, consumer_count: u32 });
-method!(Bind { ticket: u16, queue: String, exchange: String, routing_key: String, nowait: bool, arguments: FieldTable });
+method!(Bind {
+    ticket: u16,
+    queue: String,
+    exchange: String,
+    routing_key: String,
+    nowait: bool,
+    arguments: FieldTable
+});
 method!(BindOk {});
 method!(Purge { ticket: u16, queue: String, nowait: bool });
 method!(PurgeOk { message_count: u32 });

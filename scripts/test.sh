@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lints, Rust unit and integration tests (lapin, raw sockets), and the
+# pika tests (RabbitMQ's tutorials among them). Every test starts its own broker on a free port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/pytest ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet -r tests/python/requirements.txt
+fi
+
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo build --locked
+cargo test --locked
+.venv/bin/pytest -q tests/python

@@ -1,0 +1,126 @@
+"""Fixtures: the real warren binary on a free port (port 0, read back from its first line)."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pika
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("WARREN_BIN", str(ROOT / "target" / "debug" / "warren"))
+TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
+
+
+class Broker:
+    def __init__(self, shards=2):
+        self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-")
+        self.proc = subprocess.Popen(
+            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(shards), "--data-dir", self.data.name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RUST_LOG": "warren=info"},
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("warren listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"warren did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(line.split()[3].rsplit(":", 1)[1])
+        self.log = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip())
+
+    def params(self, **kw):
+        return pika.ConnectionParameters("127.0.0.1", self.port, **kw)
+
+    def connect(self, **kw):
+        return pika.BlockingConnection(self.params(**kw))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.data.cleanup()
+
+
+@pytest.fixture
+def broker():
+    b = Broker(shards=2)
+    yield b
+    b.stop()
+
+
+class Script:
+    """A tutorial script run unchanged as its own process; only pika's default port is pointed at
+    the test broker (the tutorials connect to localhost's default port)."""
+
+    def __init__(self, broker, name, *args):
+        runner = (
+            "import os, runpy, sys, pika.connection\n"
+            "pika.connection.Parameters.DEFAULT_PORT = int(os.environ['WARREN_PORT'])\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-c", runner, str(TUTORIALS / name), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "WARREN_PORT": str(broker.port)},
+        )
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, predicate, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate(self.lines):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def finish(self, timeout=15):
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return self.proc.returncode
+
+    def interrupt(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def run_script(broker):
+    started = []
+
+    def start(name, *args):
+        s = Script(broker, name, *args)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.interrupt()
