@@ -33,6 +33,7 @@ class Broker:
             raise RuntimeError(f"warren did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split()[3].rsplit(":", 1)[1])
         self.log = []
+        self.conns = []
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self):
@@ -43,9 +44,18 @@ class Broker:
         return pika.ConnectionParameters("127.0.0.1", self.port, **kw)
 
     def connect(self, **kw):
-        return pika.BlockingConnection(self.params(**kw))
+        c = pika.BlockingConnection(self.params(**kw))
+        self.conns.append(c)
+        return c
 
     def stop(self):
+        # Close what the test left open, so shutdown does not wait for unanswered close handshakes.
+        for c in self.conns:
+            try:
+                if c.is_open:
+                    c.close()
+            except Exception:
+                pass
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
