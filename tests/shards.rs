@@ -7,31 +7,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestBroker, start_broker};
+use common::lapin_on_shard::{connect_on_shard, queue_on_shard};
+use common::start_broker;
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
-use warren::shard::placement::shard_of;
-
-/// Opens connections until one lands on `shard` (the kernel picks by the 4-tuple's hash; the broker
-/// logs which shard accepted each). Others opened on the way are returned too, to keep them open.
-async fn connect_on_shard(b: &TestBroker, shard: usize) -> Connection {
-    for _ in 0..64 {
-        let from = b.log_len();
-        let c = Connection::connect(&b.url(), ConnectionProperties::default()).await.expect("connect");
-        let line = b.wait_log(from, "accepting AMQP connection").expect("broker logged the connection");
-        if line.ends_with(&format!("on shard {shard}")) {
-            return c;
-        }
-        let _ = c.close(200, "wrong shard".into()).await;
-    }
-    panic!("no connection landed on shard {shard} in 64 tries");
-}
-
-fn queue_on_shard(shard: usize, shards: usize) -> String {
-    (0..).map(|i| format!("cross-{i}")).find(|q| shard_of("/", q, shards) == shard).unwrap()
-}
+use lapin::BasicProperties;
 
 const MESSAGES: u64 = 100_000;
 
@@ -40,7 +21,7 @@ async fn hundred_thousand_messages_cross_shards_in_order_once_each() {
     let b = start_broker(2);
     let publisher = connect_on_shard(&b, 0).await;
     let consumer_conns = [connect_on_shard(&b, 0).await, connect_on_shard(&b, 1).await];
-    let queue = queue_on_shard(1, 2);
+    let queue = queue_on_shard("cross", 1, 2);
 
     let pch = publisher.create_channel().await.unwrap();
     pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();

@@ -1,6 +1,7 @@
 //! Test helpers: the real `warren` binary on a free port, and a raw AMQP client for malformed input.
 #![allow(dead_code)]
 
+pub mod lapin_on_shard;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
