@@ -235,3 +235,17 @@ fn sigterm_closes_connections_with_320() {
     r.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
     assert!(b.terminate(), "broker did not exit after SIGTERM");
 }
+
+// Regression: channel.close from the client left the channel in the table, so reopening the same
+// channel number (pika does) was refused with 504 "second 'channel.open'".
+#[test]
+fn a_closed_channel_number_can_be_opened_again() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::ChannelClose(channel::Close { reply_code: 200, ..Default::default() }));
+    let (ch, m) = r.recv_method();
+    assert_eq!(ch, 1);
+    assert!(matches!(m, Method::ChannelCloseOk(_)), "{m:?}");
+    r.open_channel(1);
+}

@@ -24,17 +24,34 @@ async fn binding_made_on_one_shard_routes_a_publish_from_the_other_right_after_t
     for i in 0..50 {
         let (x, q) = (format!("fresh-x-{i}"), format!("fresh-q-{i}"));
         admin
-            .exchange_declare(x.as_str().into(), ExchangeKind::Topic, ExchangeDeclareOptions::default(), FieldTable::default())
+            .exchange_declare(
+                x.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         admin.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
         admin
-            .queue_bind(q.as_str().into(), x.as_str().into(), "a.#".into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                q.as_str().into(),
+                x.as_str().into(),
+                "a.#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         // Straight after bind-ok, from the other shard: must route (mandatory would return it).
         let confirm = publisher
-            .basic_publish(x.as_str().into(), "a.b".into(), BasicPublishOptions { mandatory: true, ..Default::default() }, b"m", BasicProperties::default())
+            .basic_publish(
+                x.as_str().into(),
+                "a.b".into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                b"m",
+                BasicProperties::default(),
+            )
             .await
             .unwrap()
             .await
@@ -42,7 +59,11 @@ async fn binding_made_on_one_shard_routes_a_publish_from_the_other_right_after_t
         assert!(confirm.is_ack(), "round {i}: {confirm:?}");
         assert!(confirm.take_message().is_none(), "round {i}: message was returned as unroutable");
         let n = admin
-            .queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap()
             .message_count();
@@ -94,7 +115,11 @@ async fn fanout_to_queues_on_both_shards_shares_one_body() {
     for i in 0..QUEUES {
         let q = format!("wide-{i}");
         let n = ch
-            .queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap()
             .message_count();
@@ -105,5 +130,10 @@ async fn fanout_to_queues_on_both_shards_shares_one_body() {
     eprintln!("broker RSS grew by {} KiB", grown >> 10);
     // One copy per queue would be QUEUES × 8 MiB = 256 MiB. The read buffer and the joined body
     // account for a few copies at most.
-    assert!(grown < 10 * BODY, "broker RSS grew by {} MiB for one {} MiB message in {QUEUES} queues", grown >> 20, BODY >> 20);
+    assert!(
+        grown < 10 * BODY,
+        "broker RSS grew by {} MiB for one {} MiB message in {QUEUES} queues",
+        grown >> 20,
+        BODY >> 20
+    );
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::lapin_on_shard::{connect_on_shard, queue_on_shard};
 use common::start_broker;
 use futures_lite::StreamExt;
+use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::BasicProperties;
 
 const MESSAGES: u64 = 100_000;
 

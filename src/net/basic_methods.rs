@@ -21,15 +21,20 @@ impl Conn {
             return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({})", q.prefetch_size)));
         }
         self.with_channel(ch, |c| {
-            c.prefetch = q.prefetch_count;
+            if q.global {
+                c.global_prefetch = q.prefetch_count;
+            } else {
+                c.prefetch = q.prefetch_count;
+            }
             Ok(())
         })?;
         self.send_method(ch, &Method::BasicQosOk(basic::QosOk {}));
+        self.release_parked(ch);
         Ok(())
     }
 
     pub async fn basic_consume(self: &Rc<Self>, ch: u16, m: basic::Consume) -> Result<()> {
-        let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.prefetch)))?;
+        let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.consumer_prefetch())))?;
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
         let reused = self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))?;
         if reused {
@@ -175,6 +180,7 @@ impl Conn {
         for u in settled {
             self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action });
         }
+        self.release_parked(ch);
         Ok(())
     }
 
@@ -186,6 +192,18 @@ impl Conn {
                 shard_of_id(u.queue),
                 ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue },
             );
+        }
+        self.release_parked(ch);
+    }
+
+    /// Hands parked deliveries to the client while the channel-wide limit allows.
+    pub fn release_parked(self: &Rc<Self>, ch: u16) {
+        loop {
+            let next = self.with_channel(ch, |c| Ok(if c.over_global_limit() { None } else { c.parked.pop_front() }));
+            match next {
+                Ok(Some(d)) => self.deliver_or_park(d, false),
+                _ => return,
+            }
         }
     }
 

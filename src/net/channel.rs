@@ -1,7 +1,7 @@
 //! A channel's state (spec 2.2.5): open or closing, the publish being assembled, delivery tags
 //! awaiting acks, its consumers, its confirm and tx modes. And the per-channel method dispatch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -85,7 +85,10 @@ pub struct PendingPublish {
 #[derive(Default)]
 pub struct Confirms {
     pub next_seq: u64,
+    /// Every publish up to here is confirmed...
     pub acked_upto: u64,
+    /// ...and the client has been told up to here.
+    pub announced: u64,
     pub done: BTreeSet<u64>,
 }
 
@@ -101,7 +104,12 @@ pub struct Channel {
     pub next_tag: u64,
     pub unacked: BTreeMap<u64, Unacked>,
     pub consumers: HashMap<String, ConsumerEntry>,
+    /// basic.qos global=false: the limit given to consumers created from now on.
     pub prefetch: u16,
+    /// basic.qos global=true: most unacked deliveries on the whole channel, across queues and
+    /// shards. Deliveries beyond it wait in `parked` (unseen by the client) until acks make room.
+    pub global_prefetch: u16,
+    pub parked: VecDeque<Delivery>,
     pub last_queue: Option<String>,
     pub next_publish: u64,
     pub pending: HashMap<u64, PendingPublish>,
@@ -118,12 +126,28 @@ impl Channel {
             unacked: BTreeMap::new(),
             consumers: HashMap::new(),
             prefetch: 0,
+            global_prefetch: 0,
+            parked: VecDeque::new(),
             last_queue: None,
             next_publish: 1,
             pending: HashMap::new(),
             confirms: None,
             tx: None,
         }
+    }
+
+    /// The limit a new consumer gets at its queue: the tighter of the two qos settings.
+    pub fn consumer_prefetch(&self) -> u16 {
+        match (self.prefetch, self.global_prefetch) {
+            (0, g) => g,
+            (p, 0) => p,
+            (p, g) => p.min(g),
+        }
+    }
+
+    /// Whether the channel-wide limit keeps a manual-ack delivery from the client for now.
+    pub fn over_global_limit(&self) -> bool {
+        self.global_prefetch != 0 && self.unacked.len() >= self.global_prefetch as usize
     }
 
     pub fn take_tag(&mut self) -> u64 {
@@ -172,6 +196,7 @@ impl Conn {
         let r = match m {
             Method::ChannelClose(_) => {
                 self.release_channel(ch);
+                self.st.borrow_mut().channels.remove(&ch);
                 self.send_method(ch, &Method::ChannelCloseOk(chan::CloseOk {}));
                 Ok(())
             }

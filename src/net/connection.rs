@@ -67,6 +67,8 @@ pub struct Conn {
     writer: Notify,
     /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
     written_no_ack: RefCell<Vec<(QueueId, u64)>>,
+    /// Channels with publisher confirms to announce in the next write.
+    confirms_due: RefCell<Vec<u16>>,
     pub st: RefCell<ConnState>,
     pub phase: Cell<Phase>,
     started: Instant,
@@ -147,6 +149,7 @@ impl Conn {
             out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
             writer: Notify::default(),
             written_no_ack: RefCell::new(Vec::new()),
+            confirms_due: RefCell::new(Vec::new()),
             st: RefCell::new(st),
             phase: Cell::new(Phase::AwaitStartOk),
             started: now,
@@ -333,6 +336,20 @@ impl Conn {
         self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
     }
 
+    pub fn out_mut(&self) -> std::cell::RefMut<'_, BytesMut> {
+        self.out.borrow_mut()
+    }
+
+    /// Marks a channel's confirms for the next write and wakes the writer.
+    pub fn confirms_due(&self, ch: u16) {
+        let mut due = self.confirms_due.borrow_mut();
+        if !due.contains(&ch) {
+            due.push(ch);
+        }
+        drop(due);
+        self.writer.notify();
+    }
+
     pub fn send_method(&self, ch: u16, m: &Method) {
         frame::put_method(&mut self.out.borrow_mut(), ch, m);
         self.writer.notify();
@@ -351,7 +368,10 @@ impl Conn {
     async fn run_writer(self: Rc<Self>, mut wr: WriteHalf) {
         let mut spare = BytesMut::with_capacity(READ_CHUNK);
         let mut settled = Vec::new();
+        let mut confirms = Vec::new();
         loop {
+            std::mem::swap(&mut *self.confirms_due.borrow_mut(), &mut confirms);
+            self.flush_confirms(&mut confirms);
             if self.out.borrow().is_empty() {
                 if self.phase.get() == Phase::Done {
                     return;
@@ -414,6 +434,11 @@ impl Conn {
 
     /// A delivery from a queue: written as basic.deliver, or sent back if its consumer is gone.
     pub fn deliver(self: &Rc<Self>, d: Delivery) {
+        self.deliver_or_park(d, true)
+    }
+
+    /// `may_park` is false when the delivery leaves the channel's parking (global qos) itself.
+    pub fn deliver_or_park(self: &Rc<Self>, d: Delivery, may_park: bool) {
         let mut st = self.st.borrow_mut();
         let open = self.phase.get() == Phase::Open;
         let ch = st.channels.get_mut(&d.channel).filter(|c| c.state == ChannelState::Open && open);
@@ -427,6 +452,10 @@ impl Conn {
         };
         if !consumer.ready {
             consumer.held.push(d);
+            return;
+        }
+        if may_park && !d.no_ack && (ch.over_global_limit() || !ch.parked.is_empty()) {
+            ch.parked.push_back(d);
             return;
         }
         let tag = ch.take_tag();
@@ -477,6 +506,7 @@ impl Conn {
         let Some(c) = st.channels.get_mut(&ch) else { return };
         let consumers = std::mem::take(&mut c.consumers);
         let unacked = std::mem::take(&mut c.unacked);
+        let parked = std::mem::take(&mut c.parked);
         c.pending.clear();
         c.tx = None;
         drop(st);
@@ -490,6 +520,9 @@ impl Conn {
             for d in entry.held {
                 self.bounce(d);
             }
+        }
+        for d in parked {
+            self.bounce(d);
         }
         for u in unacked.into_values() {
             self.shard.send(

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::broker::message::Message;
 use crate::protocol::Method;
+use crate::protocol::frame;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
@@ -172,14 +173,14 @@ impl Conn {
             return;
         }
         let Some(p) = c.pending.remove(&serial) else { return };
-        let ack = p.confirm_seq.and_then(|seq| {
-            let cf = c.confirms.as_mut()?;
+        let advanced = p.confirm_seq.is_some_and(|seq| {
+            let Some(cf) = c.confirms.as_mut() else { return false };
             cf.done.insert(seq);
             let before = cf.acked_upto;
             while cf.done.remove(&(cf.acked_upto + 1)) {
                 cf.acked_upto += 1;
             }
-            (cf.acked_upto > before).then_some((cf.acked_upto, cf.acked_upto - before > 1))
+            cf.acked_upto > before
         });
         drop(st);
         if p.mandatory && p.enqueued == 0 {
@@ -191,8 +192,25 @@ impl Conn {
             });
             self.send_content(ch, &m, &p.msg.properties, &p.msg.body);
         }
-        if let Some((tag, multiple)) = ack {
-            self.send_method(ch, &Method::BasicAck(basic::Ack { delivery_tag: tag, multiple }));
+        if advanced {
+            // The ack itself is written once per socket write, covering every confirm since the
+            // last one with `multiple` (see `flush_confirms`).
+            self.confirms_due(ch);
+        }
+    }
+
+    /// Writes one basic.ack per channel whose confirmed prefix grew since the last one.
+    pub fn flush_confirms(&self, channels: &mut Vec<u16>) {
+        for ch in channels.drain(..) {
+            let ack = self.with_channel(ch, |c| {
+                let Some(cf) = c.confirms.as_mut() else { return Ok(None) };
+                let (upto, told) = (cf.acked_upto, cf.announced);
+                cf.announced = upto;
+                Ok((upto > told).then_some(basic::Ack { delivery_tag: upto, multiple: upto - told > 1 }))
+            });
+            if let Ok(Some(ack)) = ack {
+                frame::put_method(&mut self.out_mut(), ch, &Method::BasicAck(ack));
+            }
         }
     }
 

@@ -23,4 +23,3 @@ pub async fn connect_on_shard(b: &TestBroker, shard: usize) -> Connection {
 pub fn queue_on_shard(prefix: &str, shard: usize, shards: usize) -> String {
     (0..).map(|i| format!("{prefix}-{i}")).find(|q| shard_of("/", q, shards) == shard).unwrap()
 }
-
