@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod data_dir;
 pub mod net;

@@ -184,6 +184,9 @@ impl Conn {
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
                     self.last_read.set(Instant::now());
+                    // A read that is always ready would never give the shard back: let the mesh,
+                    // the flusher and other connections run between batches.
+                    futures_lite::future::yield_now().await;
                 }
             }
         }

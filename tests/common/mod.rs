@@ -43,7 +43,9 @@ pub fn start_broker(shards: usize) -> TestBroker {
 
 pub fn start_broker_with(shards: usize, extra: &[&str]) -> TestBroker {
     let data = TempDir::new("broker");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+    // WARREN_BIN runs the suite against another build (e.g. target/release/warren).
+    let bin = std::env::var("WARREN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_warren").to_string());
+    let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string(), "--data-dir"])
         .arg(&data.0)
         .args(extra)
