@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Side by side: the same warren-perf scenarios against RabbitMQ and Warren in one run, each broker
+# pinned to the same CPUs and the load tool to the others. Prints
+#   scenario | RabbitMQ | Warren | ratio   (msgs/s, deliveries per broker CPU-second, p99 latency)
+# and writes every measurement as JSON lines to $OUT.
+#
+# Usage: scripts/compare-rabbitmq.sh [SCENARIO...]        (default: all scenarios)
+# Environment: DURATION (s, default 10), BROKER_CPUS (default 0), LOAD_CPUS (default: the rest),
+#              OUT (default target/compare/results.jsonl), RABBIT_PORT (5673), WARREN_PORT (5674).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+BROKER_CPUS=${BROKER_CPUS:-0}
+NCPU=$(nproc)
+LOAD_CPUS=${LOAD_CPUS:-$(seq -s, 0 $((NCPU - 1)) | tr ',' '\n' | grep -vxF -f <(echo "$BROKER_CPUS" | tr ',' '\n') | paste -sd, -)}
+LOAD_CPUS=${LOAD_CPUS:-$BROKER_CPUS}
+BROKER_NCPU=$(echo "$BROKER_CPUS" | tr ',' '\n' | wc -l)
+RABBIT_PORT=${RABBIT_PORT:-5673}
+WARREN_PORT=${WARREN_PORT:-5674}
+OUT=${OUT:-target/compare/results.jsonl}
+WORK=$(mktemp -d /tmp/warren-compare.XXXXXX)
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+
+if ! command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null; then
+    echo "installing rabbitmq-server from Debian..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+fi
+cargo build --release --quiet
+PERF=target/release/warren-perf
+
+cleanup() {
+    [ -n "${WARREN_PID:-}" ] && kill "$WARREN_PID" 2>/dev/null || true
+    if [ -n "${RABBIT_PID:-}" ]; then
+        HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1 || kill "$RABBIT_PID" 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# RabbitMQ on its own port, node name and directories; as many Erlang schedulers as broker CPUs.
+RABBIT_NODE=warrencmp$$@localhost
+mkdir -p "$WORK/rabbit/mnesia" "$WORK/rabbit/log"
+echo '[].' > "$WORK/rabbit/enabled_plugins"
+(
+    export HOME=$WORK/rabbit RABBITMQ_NODENAME=$RABBIT_NODE RABBITMQ_NODE_PORT=$RABBIT_PORT \
+        RABBITMQ_DIST_PORT=$((RABBIT_PORT + 20000)) RABBITMQ_MNESIA_BASE=$WORK/rabbit/mnesia \
+        RABBITMQ_LOG_BASE=$WORK/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rabbit/enabled_plugins \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $BROKER_NCPU:$BROKER_NCPU"
+    exec taskset -c "$BROKER_CPUS" /usr/lib/rabbitmq/bin/rabbitmq-server > "$WORK/rabbit/out" 2>&1
+) &
+for _ in $(seq 1 120); do
+    grep -q "completed with" "$WORK/rabbit/out" 2>/dev/null && break
+    sleep 0.5
+done
+RABBIT_PID=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" status 2>/dev/null | awk '/OS PID/ {print $3}')
+[ -n "$RABBIT_PID" ] || { echo "RabbitMQ did not start:" >&2; cat "$WORK/rabbit/out" >&2; exit 1; }
+RABBIT_VERSION=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" version 2>/dev/null || echo "?")
+
+taskset -c "$BROKER_CPUS" target/release/warren --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
+    --data-dir "$WORK/warren" > "$WORK/warren.out" 2> "$WORK/warren.err" &
+WARREN_PID=$!
+for _ in $(seq 1 50); do grep -q listening "$WORK/warren.out" 2>/dev/null && break; sleep 0.1; done
+
+echo "RabbitMQ $RABBIT_VERSION (pid $RABBIT_PID) and Warren (pid $WARREN_PID) on CPUs $BROKER_CPUS; load on CPUs $LOAD_CPUS; ${DURATION}s each" >&2
+
+declare -A SCENARIOS=(
+    [1to1-16B-autoack]="-x 1 -y 1 -s 16 -a"
+    [1to1-1KiB-ack-prefetch100]="-x 1 -y 1 -s 1024 -q 100"
+    [fanout-4-queues]="-t fanout --queues 4 -x 1 -y 4 -s 16 -a"
+    [topic-20-bindings]="-t topic --queues 4 --bindings 20 -x 1 -y 4 -s 16 -a"
+    [16-queues-16x16]="--queues 16 -x 16 -y 16 -s 16 -q 100 -A 50"
+    [latency-10k-per-s]="-x 1 -y 1 -s 16 -r 10000 -a"
+    [connection-churn]="--churn 4"
+)
+ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn)
+[ $# -gt 0 ] && ORDER=("$@")
+
+for name in "${ORDER[@]}"; do
+    args=${SCENARIOS[$name]:?unknown scenario $name}
+    for broker in rabbitmq warren; do
+        if [ $broker = rabbitmq ]; then port=$RABBIT_PORT pid=$RABBIT_PID; else port=$WARREN_PORT pid=$WARREN_PID; fi
+        echo "== $name on $broker" >&2
+        # shellcheck disable=SC2086
+        line=$(taskset -c "$LOAD_CPUS" "$PERF" --addr "127.0.0.1:$port" -z "$DURATION" --broker-pid "$pid" \
+            --queue-prefix "cmp-$name" --exchange "cmp-$name" --name "$name" --json $args) || line='{"scenario":"'$name'","failed":true}'
+        echo "{\"broker\":\"$broker\",\"result\":$line}" >> "$OUT"
+    done
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows.setdefault(r["result"]["scenario"], {})[r["broker"]] = r["result"]
+def ratio(w, r):
+    return f"{w / r:.1f}x" if w and r else "-"
+def fmt(v):
+    return "-" if v is None else f"{v:,.0f}"
+print(f"{'scenario':<28} | {'metric':<22} | {'RabbitMQ':>12} | {'Warren':>12} | ratio")
+print("-" * 92)
+for name, b in rows.items():
+    r, w = b.get("rabbitmq", {}), b.get("warren", {})
+    metrics = [("received/s", "received_per_s"), ("per broker CPU-s", "received_per_broker_cpu_s")]
+    for label, key in metrics:
+        print(f"{name:<28} | {label:<22} | {fmt(r.get(key)):>12} | {fmt(w.get(key)):>12} | {ratio(w.get(key), r.get(key))}")
+    rl, wl = r.get("latency_us", {}).get("p99"), w.get("latency_us", {}).get("p99")
+    if rl or wl:
+        print(f"{name:<28} | {'p99 latency (us)':<22} | {fmt(rl):>12} | {fmt(wl):>12} | {ratio(rl, wl)} lower")
+PY
+echo "results: $OUT" >&2
