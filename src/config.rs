@@ -16,6 +16,8 @@ pub const DEFAULT_USER: &str = "guest";
 pub const DEFAULT_VHOST: &str = "/";
 /// How many deliveries a no-ack consumer may have written but not yet flushed to its socket.
 pub const DEFAULT_NO_ACK_WINDOW: u32 = 2048;
+/// Backlog (ready messages) at which a consumed queue starts pausing its publishers.
+pub const DEFAULT_FLOW_BACKLOG: u32 = 20_000;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +37,9 @@ pub struct Config {
     pub default_pass: String,
     pub default_vhost: String,
     pub no_ack_window: u32,
+    /// A queue with consumers whose ready backlog passes this many messages pauses the connections
+    /// publishing to it until it drains to half; 0 disables publisher flow control.
+    pub flow_backlog: u32,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             default_pass: DEFAULT_USER.into(),
             default_vhost: DEFAULT_VHOST.into(),
             no_ack_window: DEFAULT_NO_ACK_WINDOW,
+            flow_backlog: DEFAULT_FLOW_BACKLOG,
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct Queue {
     next_serial: u64,
     /// Set once a consumer has attached: auto-delete applies only after that (RabbitMQ).
     pub had_consumer: bool,
+    /// Publishing connections told to pause while this queue's backlog drains (flow control).
+    pub paused: Vec<ConnId>,
 }
 
 impl Queue {
@@ -83,6 +85,7 @@ impl Queue {
             next_msg_id: 1,
             next_serial: 1,
             had_consumer: false,
+            paused: Vec::new(),
         }
     }
 

@@ -29,6 +29,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 const READ_CHUNK: usize = 64 * 1024;
+const FRAMES_PER_TURN: usize = 192;
+/// Longest a connection paused by flow control waits before reading one more batch.
+const FLOW_MAX_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -67,6 +70,9 @@ pub struct Conn {
     writer: Notify,
     /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
     written_no_ack: RefCell<Vec<(QueueId, u64)>>,
+    /// Queues that asked this connection to stop publishing for now (flow control).
+    flow_holds: RefCell<Vec<QueueId>>,
+    flow_resumed: Notify,
     /// Channels with publisher confirms to announce in the next write.
     confirms_due: RefCell<Vec<u16>>,
     pub st: RefCell<ConnState>,
@@ -150,6 +156,8 @@ impl Conn {
             writer: Notify::default(),
             written_no_ack: RefCell::new(Vec::new()),
             confirms_due: RefCell::new(Vec::new()),
+            flow_holds: RefCell::new(Vec::new()),
+            flow_resumed: Notify::default(),
             st: RefCell::new(st),
             phase: Cell::new(Phase::AwaitStartOk),
             started: now,
@@ -160,7 +168,15 @@ impl Conn {
 
     async fn read_loop(self: &Rc<Self>, rd: &mut io::ReadHalf, mut buf: BytesMut, mut chunk: Vec<u8>) {
         loop {
+            let mut frames = 0;
             loop {
+                // Bounded work per turn: a publisher's 64 KiB read holds ~1000 small messages, a
+                // consumer's turn delivers far fewer; yielding every FRAMES_PER_TURN frames keeps
+                // the shard's time shared by message, not by read.
+                frames += 1;
+                if frames % FRAMES_PER_TURN == 0 {
+                    futures_lite::future::yield_now().await;
+                }
                 let frame_max = self.st.borrow().frame_max;
                 let frame = match frame::parse(&mut buf, frame_max) {
                     Ok(Some(f)) => f,
@@ -178,6 +194,16 @@ impl Conn {
                 if self.phase.get() == Phase::Done {
                     return;
                 }
+            }
+            while !self.flow_holds.borrow().is_empty() && self.phase.get() == Phase::Open {
+                // Paused by flow control until the queue drains. A connection that also consumes
+                // waits at most FLOW_MAX_PAUSE per batch, so its own acks (which drain the queue)
+                // are still read.
+                if self.has_consumers() {
+                    futures_lite::future::or(self.flow_resumed.wait(), glommio::timer::sleep(FLOW_MAX_PAUSE)).await;
+                    break;
+                }
+                self.flow_resumed.wait().await;
             }
             match rd.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
@@ -332,11 +358,28 @@ impl Conn {
         );
         self.phase.set(Phase::Closing);
         self.closing_since.set(Some(Instant::now()));
+        // A reader paused by flow control must wake to read the close-ok.
+        self.flow_resumed.notify();
     }
 
     /// Shutdown: connection.close 320 CONNECTION_FORCED.
     pub fn force_close(self: &Rc<Self>, text: &str) {
         self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
+    }
+
+    fn has_consumers(&self) -> bool {
+        self.st.borrow().channels.values().any(|c| !c.consumers.is_empty())
+    }
+
+    /// A queue asks this connection to pause (or lets it resume) publishing.
+    pub fn flow_hold(&self, queue: QueueId, hold: bool) {
+        let mut holds = self.flow_holds.borrow_mut();
+        holds.retain(|&q| q != queue);
+        if hold {
+            holds.push(queue);
+        } else if holds.is_empty() {
+            self.flow_resumed.notify();
+        }
     }
 
     pub fn out_mut(&self) -> std::cell::RefMut<'_, BytesMut> {
@@ -411,7 +454,8 @@ impl Conn {
                 }
                 Phase::Open if hb > 0 => {
                     let hb = Duration::from_secs(hb as u64);
-                    if now - self.last_read.get() > hb * 2 {
+                    // A connection paused by flow control is not read, so its heartbeats are not seen.
+                    if now - self.last_read.get() > hb * 2 && self.flow_holds.borrow().is_empty() {
                         log::info!("connection {}: missed heartbeats from client, timeout: {}s", self.id, hb.as_secs());
                         io::shutdown(self.fd);
                         return;

@@ -156,7 +156,8 @@ impl Conn {
             return Ok(());
         }
         for (dest, queues) in per_shard.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-            self.shard.send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), reply });
+            self.shard
+                .send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), from: self.id, reply });
         }
         Ok(())
     }

@@ -157,7 +157,7 @@ impl Shard {
 
     fn handle(self: &Rc<Self>, m: ShardMsg) {
         match m {
-            ShardMsg::Publish { vhost, queues, msg, reply } => {
+            ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let mut enqueued = 0;
                 for name in &queues {
                     let id = self.queues.borrow().lookup(&vhost, name);
@@ -167,6 +167,7 @@ impl Shard {
                             enqueued += 1;
                         }
                         self.dispatch(id);
+                        self.check_flow(id, Some(from));
                     }
                 }
                 if let Some(to) = reply {
@@ -205,6 +206,49 @@ impl Shard {
         if let Some(q) = self.queues.borrow_mut().get_mut(id) {
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
         }
+        self.check_flow(id, None);
+    }
+
+    /// Publisher flow control: a queue with consumers whose backlog passes `flow_backlog` pauses
+    /// the connection that just published to it; once it drains to half (or loses its consumers,
+    /// or goes) every paused connection resumes.
+    fn check_flow(&self, id: QueueId, from: Option<ConnId>) {
+        let high = self.config.flow_backlog;
+        if high == 0 {
+            return;
+        }
+        let (pause, resume) = {
+            let mut queues = self.queues.borrow_mut();
+            let Some(q) = queues.get_mut(id) else { return };
+            let backlog = q.message_count();
+            let mut pause = None;
+            if let Some(from) = from
+                && backlog > high
+                && q.consumer_count() > 0
+                && !q.paused.contains(&from)
+            {
+                q.paused.push(from);
+                pause = Some(from);
+            }
+            let drained = backlog <= high / 2 || q.consumer_count() == 0;
+            let resume = if drained { std::mem::take(&mut q.paused) } else { Vec::new() };
+            (pause, resume)
+        };
+        for (conn, hold) in pause.map(|c| (c, true)).into_iter().chain(resume.into_iter().map(|c| (c, false))) {
+            self.send_flow(conn, id, hold);
+        }
+    }
+
+    fn send_flow(&self, conn: ConnId, queue: QueueId, hold: bool) {
+        self.send(
+            shard_of_id(conn),
+            ShardMsg::Run(Box::new(move |s| {
+                let c = s.conns.borrow().get(&conn).cloned();
+                if let Some(c) = c {
+                    c.flow_hold(queue, hold);
+                }
+            })),
+        );
     }
 
     /// Runs `f` on shard `dest` and returns its result.
@@ -254,6 +298,9 @@ impl Shard {
     /// Deletes a queue this shard owns: its consumers are told (basic.cancel), its bindings go.
     pub fn delete_queue(self: &Rc<Self>, id: QueueId) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
+        for &conn in &q.paused {
+            self.send_flow(conn, id, false);
+        }
         for c in q.consumers() {
             let (conn, channel, tag) = (c.conn, c.channel, c.tag.clone());
             self.send(

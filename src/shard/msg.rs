@@ -63,6 +63,8 @@ pub enum ShardMsg {
         vhost: Arc<str>,
         queues: Vec<Arc<str>>,
         msg: Arc<Message>,
+        /// The publishing connection (flow control pauses it).
+        from: ConnId,
         reply: Option<PublishRef>,
     },
     /// The destination shard took a publish into `enqueued` queues.

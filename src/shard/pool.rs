@@ -18,6 +18,8 @@ use crate::net::listener;
 use super::Shard;
 use super::mesh::{self, MeshEnds, Stopper};
 
+const PREEMPT_TIMER: Duration = Duration::from_micros(500);
+
 /// How long a stopping shard waits for its connections to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -90,6 +92,10 @@ pub fn start(config: Config) -> io::Result<Running> {
             .name(&format!("warren-shard-{i}"))
             .io_memory(64 << 10)
             .ring_depth(128)
+            // glommio reaps socket completions only between task-queue runs, which last until this
+            // timer fires: while a publisher keeps its shard busy, it bounds how late every other
+            // connection's reads and writes are noticed (the default 100 ms starved consumers).
+            .preempt_timer(PREEMPT_TIMER)
             .spawn(move || run_shard(config, ends, listen, tx))
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
         match rx.recv() {
