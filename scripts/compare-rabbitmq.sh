@@ -78,10 +78,25 @@ declare -A SCENARIOS=(
 ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn)
 [ $# -gt 0 ] && ORDER=("$@")
 
+# Waits until a broker is idle (under 5% of a CPU over half a second; at most 60 s), so one
+# scenario's leftovers (a backlog still draining from socket buffers) do not load the next.
+wait_idle() {
+    local pid=$1 hz before after
+    hz=$(getconf CLK_TCK)
+    for _ in $(seq 1 120); do
+        before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        sleep 0.5
+        after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        [ $(( (after - before) * 100 )) -lt $(( hz * 5 / 2 )) ] && return 0
+    done
+    echo "warning: broker $pid still busy after 60 s" >&2
+}
+
 for name in "${ORDER[@]}"; do
     args=${SCENARIOS[$name]:?unknown scenario $name}
     for broker in rabbitmq warren; do
         if [ $broker = rabbitmq ]; then port=$RABBIT_PORT pid=$RABBIT_PID; else port=$WARREN_PORT pid=$WARREN_PID; fi
+        wait_idle "$pid"
         echo "== $name on $broker" >&2
         # shellcheck disable=SC2086
         line=$(taskset -c "$LOAD_CPUS" "$PERF" --addr "127.0.0.1:$port" -z "$DURATION" --broker-pid "$pid" \

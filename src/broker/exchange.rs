@@ -1,7 +1,7 @@
 //! An exchange and its bindings, indexed for its type: direct by key, fanout as a list, topic as a
 //! trie, headers as a list of argument tables.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use crate::protocol::types::FieldTable;
 

@@ -1,7 +1,9 @@
 //! One queue, owned by one shard: ready messages in order, deliveries awaiting settlement, and its
 //! consumers served round-robin within their prefetch (RabbitMQ's per-consumer `basic.qos`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::protocol::types::FieldTable;

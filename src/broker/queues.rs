@@ -1,7 +1,7 @@
 //! The queues a shard owns, by id and by (vhost, name). This shard is the single authority for their
 //! existence, arguments, exclusivity and consumers (queue.declare/delete/purge semantics of RabbitMQ).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::protocol::reply::{AmqpError, Result};

@@ -1,7 +1,9 @@
 //! A channel's state (spec 2.2.5): open or closing, the publish being assembled, delivery tags
 //! awaiting acks, its consumers, its confirm and tx modes. And the per-channel method dispatch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use ahash::AHashMap as HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! what happens on close: unacked deliveries requeued, consumers cancelled, exclusive queues deleted.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -510,14 +510,14 @@ impl Conn {
             ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
         }
         drop(st);
-        let m = Method::BasicDeliver(basic::Deliver {
-            consumer_tag: d.consumer_tag.to_string(),
-            delivery_tag: tag,
-            redelivered: d.redelivered,
-            exchange: d.msg.exchange.clone(),
-            routing_key: d.msg.routing_key.clone(),
+        let frame_max = self.st.borrow().frame_max;
+        let mut out = self.out.borrow_mut();
+        frame::put_method_with(&mut out, d.channel, |buf| {
+            basic::encode_deliver(buf, &d.consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
         });
-        self.send_content(d.channel, &m, &d.msg.properties, &d.msg.body);
+        frame::put_content(&mut out, d.channel, &d.msg.properties, &d.msg.body, frame_max);
+        drop(out);
+        self.writer.notify();
         if d.no_ack {
             self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
         }

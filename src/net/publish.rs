@@ -122,11 +122,25 @@ impl Conn {
         let msg =
             Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
         let n = self.shard.shards();
-        let mut per_shard: Vec<Vec<Arc<str>>> = vec![Vec::new(); n];
-        for q in queues {
-            per_shard[shard_of(&vhost, &q, n)].push(q);
+        // One envelope per destination shard; the common case (every queue on one shard) sends the
+        // routed list as it is.
+        let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
+        if !queues.is_empty() {
+            let shard = |q: &Arc<str>| shard_of(&vhost, q, n);
+            let first = shard(&queues[0]);
+            if queues.iter().all(|q| shard(q) == first) {
+                groups.push((first, queues));
+            } else {
+                for q in queues {
+                    let s = shard(&q);
+                    match groups.iter_mut().find(|(d, _)| *d == s) {
+                        Some((_, g)) => g.push(q),
+                        None => groups.push((s, vec![q])),
+                    }
+                }
+            }
         }
-        let targets = per_shard.iter().filter(|v| !v.is_empty()).count() as u32;
+        let targets = groups.len() as u32;
         let reply = self.with_channel(ch, |c| {
             let confirm_seq = c.confirms.as_mut().map(|cf| {
                 cf.next_seq += 1;
@@ -155,7 +169,7 @@ impl Conn {
             }
             return Ok(());
         }
-        for (dest, queues) in per_shard.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+        for (dest, queues) in groups {
             self.shard
                 .send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), from: self.id, reply });
         }

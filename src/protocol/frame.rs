@@ -65,11 +65,16 @@ pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
 
 /// Appends a method frame.
 pub fn put_method(buf: &mut BytesMut, channel: u16, method: &Method) {
+    put_method_with(buf, channel, |buf| method.encode(buf));
+}
+
+/// Appends a method frame whose payload (class, method id, arguments) `encode` writes.
+pub fn put_method_with(buf: &mut BytesMut, channel: u16, encode: impl FnOnce(&mut BytesMut)) {
     buf.put_u8(FRAME_METHOD);
     buf.put_u16(channel);
     let at = buf.len();
     buf.put_u32(0);
-    method.encode(buf);
+    encode(buf);
     let size = (buf.len() - at - 4) as u32;
     buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
     buf.put_u8(FRAME_END);

@@ -8,7 +8,7 @@ pub mod placement;
 pub mod pool;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 

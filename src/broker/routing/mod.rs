@@ -5,7 +5,7 @@
 pub mod headers;
 pub mod topic;
 
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 
 use crate::protocol::reply::{AmqpError, Result};

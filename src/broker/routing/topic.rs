@@ -1,7 +1,7 @@
 //! Topic bindings as a trie over dot-separated words: `*` is exactly one word, `#` zero or more.
 //! Matching walks the key's words, so its cost does not grow with the number of bindings.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use super::Dest;
 
