@@ -2,8 +2,8 @@
 //! task (frames out, one socket write per batch), the watchdog (handshake timeout, heartbeats), and
 //! what happens on close: unacked deliveries requeued, consumers cancelled, exclusive queues deleted.
 
-use std::cell::{Cell, RefCell};
 use ahash::AHashMap as HashMap;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -7,8 +7,8 @@ pub mod notify;
 pub mod placement;
 pub mod pool;
 
-use std::cell::{Cell, RefCell};
 use ahash::AHashMap as HashMap;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
