@@ -8,6 +8,8 @@ use std::sync::Arc;
 use warren::broker::routing::{Dest, MetaOp, RoutingTable};
 use warren::protocol::types::{FieldTable, FieldValue};
 
+type Headers = dyn Fn() -> Option<FieldTable>;
+
 fn main() {
     let mut t = RoutingTable::default();
     t.apply(&MetaOp::AddVhost { vhost: "/".into() }).unwrap();
@@ -52,7 +54,7 @@ fn main() {
     let mut headers = FieldTable::default();
     headers.insert("kind", FieldValue::str("k2"));
     let with_headers = move || Some(headers.clone());
-    let cases: [(&str, &str, &dyn Fn() -> Option<FieldTable>); 5] = [
+    let cases: [(&str, &str, &Headers); 5] = [
         ("", "queue-name", &none),
         ("direct", "key500", &none),
         ("fanout", "", &none),
