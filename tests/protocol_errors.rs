@@ -249,3 +249,92 @@ fn a_closed_channel_number_can_be_opened_again() {
     assert!(matches!(m, Method::ChannelCloseOk(_)), "{m:?}");
     r.open_channel(1);
 }
+
+#[test]
+fn amqplain_login_is_accepted() {
+    let b = start_broker(1);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(PROTOCOL_HEADER);
+    let _ = r.recv_method();
+    // AMQPLAIN: a field table without its length prefix.
+    let mut t = warren::protocol::types::FieldTable::default();
+    t.insert("LOGIN", warren::protocol::types::FieldValue::str("guest"));
+    t.insert("PASSWORD", warren::protocol::types::FieldValue::str("guest"));
+    let mut enc = BytesMut::new();
+    warren::protocol::codec::Field::write(&t, &mut warren::protocol::codec::Writer::new(&mut enc));
+    let response = warren::protocol::codec::LongStr(enc.freeze().slice(4..));
+    r.send(
+        0,
+        Method::ConnectionStartOk(connection::StartOk { mechanism: "AMQPLAIN".into(), response, ..Default::default() }),
+    );
+    let (_, m) = r.recv_method();
+    assert!(matches!(m, Method::ConnectionTune(_)), "{m:?}");
+}
+
+#[test]
+fn channel_beyond_negotiated_channel_max_is_530() {
+    let b = start_broker(1);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(PROTOCOL_HEADER);
+    let _ = r.recv_method();
+    r.send(
+        0,
+        Method::ConnectionStartOk(connection::StartOk {
+            mechanism: "PLAIN".into(),
+            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
+            ..Default::default()
+        }),
+    );
+    let _tune = r.recv_method();
+    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 10, frame_max: 131072, heartbeat: 0 }));
+    r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "/".into(), ..Default::default() }));
+    let _open_ok = r.recv_method();
+    r.open_channel(10);
+    r.send(11, Method::ChannelOpen(channel::Open::default()));
+    assert_eq!(r.expect_connection_close().0, 530);
+}
+
+#[test]
+fn frame_max_below_the_minimum_is_refused_530() {
+    let b = start_broker(1);
+    let mut r = Raw::connect(b.addr);
+    r.send_raw(PROTOCOL_HEADER);
+    let _ = r.recv_method();
+    r.send(
+        0,
+        Method::ConnectionStartOk(connection::StartOk {
+            mechanism: "PLAIN".into(),
+            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
+            ..Default::default()
+        }),
+    );
+    let _tune = r.recv_method();
+    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 0, frame_max: 1024, heartbeat: 0 }));
+    assert_eq!(r.expect_connection_close().0, 530);
+}
+
+#[test]
+fn heartbeat_on_a_channel_other_than_zero_is_503() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send_raw(&[8, 0, 1, 0, 0, 0, 0, 0xCE]);
+    assert_eq!(r.expect_connection_close().0, 503);
+}
+
+#[test]
+fn unknown_exchange_type_is_503() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(
+        1,
+        Method::ExchangeDeclare(warren::protocol::methods::exchange::Declare {
+            exchange: "odd".into(),
+            kind: "x-weird".into(),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(r.expect_connection_close().0, 503);
+    still_serves(&b);
+}
