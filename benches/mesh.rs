@@ -39,7 +39,7 @@ fn main() {
                 let mut sent = 0u64;
                 while sent < MESSAGES {
                     let b: Vec<ShardMsg> = (0..batch)
-                        .map(|i| ShardMsg::Settle { queue: 1, msg_id: sent + i as u64, action: Settle::Ack })
+                        .map(|i| ShardMsg::Settle { queue: 1, msg_ids: vec![sent + i as u64], action: Settle::Ack })
                         .collect();
                     sent += b.len() as u64;
                     e0.send(1, b);

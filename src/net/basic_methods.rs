@@ -9,7 +9,7 @@ use crate::broker::queues::not_found;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
-use crate::shard::msg::{Settle, ShardMsg, shard_of_id};
+use crate::shard::msg::{Settle, shard_of_id};
 use crate::shard::placement::shard_of;
 
 use super::channel::{ConsumerEntry, Unacked};
@@ -97,10 +97,7 @@ impl Conn {
             let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
             self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
             for d in entry.held {
-                self.shard.send(
-                    shard_of_id(d.queue),
-                    ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return },
-                );
+                self.shard.settle([(d.queue, d.msg_id)], Settle::Return);
             }
         }
         if !m.nowait {
@@ -137,7 +134,7 @@ impl Conn {
         let Ok(tag) = tag else {
             // The channel closed while we waited: the message goes back.
             if !no_ack {
-                self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Return });
+                self.shard.settle([(queue, msg_id)], Settle::Return);
             }
             return Ok(());
         };
@@ -177,9 +174,7 @@ impl Conn {
             _ => return Ok(()),
         };
         let settled = self.with_channel(ch, |c| c.take_acked(tag, multiple))?;
-        for u in settled {
-            self.shard.send(shard_of_id(u.queue), ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action });
-        }
+        self.shard.settle(settled.into_iter().map(|u| (u.queue, u.msg_id)), action);
         self.release_parked(ch);
         Ok(())
     }
@@ -187,12 +182,7 @@ impl Conn {
     /// basic.recover: every unacked delivery of the channel goes back to its queue, redelivered.
     pub fn recover(self: &Rc<Self>, ch: u16) {
         let unacked = self.with_channel(ch, |c| Ok(std::mem::take(&mut c.unacked))).unwrap_or_default();
-        for u in unacked.into_values() {
-            self.shard.send(
-                shard_of_id(u.queue),
-                ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue },
-            );
-        }
+        self.shard.settle(unacked.into_values().map(|u| (u.queue, u.msg_id)), Settle::Requeue);
         self.release_parked(ch);
     }
 

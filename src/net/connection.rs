@@ -423,6 +423,8 @@ impl Conn {
                     return;
                 }
                 self.writer.wait().await;
+                // Let the tasks that are ready run first: what they produce joins this write.
+                futures_lite::future::yield_now().await;
                 continue;
             }
             std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
@@ -432,9 +434,7 @@ impl Conn {
                 return;
             }
             spare.clear();
-            for (queue, msg_id) in settled.drain(..) {
-                self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Ack });
-            }
+            self.shard.settle(settled.drain(..), Settle::Ack);
         }
     }
 
@@ -524,8 +524,7 @@ impl Conn {
     }
 
     fn bounce(&self, d: Delivery) {
-        self.shard
-            .send(shard_of_id(d.queue), ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return });
+        self.shard.settle([(d.queue, d.msg_id)], Settle::Return);
     }
 
     /// The queue cancelled a consumer (it was deleted): tell the client if it understands.
@@ -571,12 +570,7 @@ impl Conn {
         for d in parked {
             self.bounce(d);
         }
-        for u in unacked.into_values() {
-            self.shard.send(
-                shard_of_id(u.queue),
-                ShardMsg::Settle { queue: u.queue, msg_id: u.msg_id, action: Settle::Requeue },
-            );
-        }
+        self.shard.settle(unacked.into_values().map(|u| (u.queue, u.msg_id)), Settle::Requeue);
     }
 
     /// The connection is over: every channel released, exclusive queues deleted.
@@ -596,9 +590,8 @@ impl Conn {
                 })),
             );
         }
-        for (queue, msg_id) in self.written_no_ack.borrow_mut().drain(..) {
-            self.shard.send(shard_of_id(queue), ShardMsg::Settle { queue, msg_id, action: Settle::Ack });
-        }
+        let written = std::mem::take(&mut *self.written_no_ack.borrow_mut());
+        self.shard.settle(written, Settle::Ack);
         self.shard.conns.borrow_mut().remove(&self.id);
         self.writer.notify();
     }

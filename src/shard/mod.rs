@@ -184,19 +184,36 @@ impl Shard {
                 let conn = self.conns.borrow().get(&d.conn).cloned();
                 match conn {
                     Some(c) => c.deliver(d),
-                    None => self.send(
-                        shard_of_id(d.queue),
-                        ShardMsg::Settle { queue: d.queue, msg_id: d.msg_id, action: Settle::Return },
-                    ),
+                    None => self.settle([(d.queue, d.msg_id)], Settle::Return),
                 }
             }
-            ShardMsg::Settle { queue, msg_id, action } => {
+            ShardMsg::Settle { queue, msg_ids, action } => {
                 if let Some(q) = self.queues.borrow_mut().get_mut(queue) {
-                    q.settle(msg_id, action);
+                    for msg_id in msg_ids {
+                        q.settle(msg_id, action);
+                    }
                 }
                 self.dispatch(queue);
             }
             ShardMsg::Run(job) => job(self),
+        }
+    }
+
+    /// Tells the owning shards what became of deliveries: one message per run of the same queue.
+    pub fn settle(&self, deliveries: impl IntoIterator<Item = (QueueId, u64)>, action: Settle) {
+        let mut batch: Option<(QueueId, Vec<u64>)> = None;
+        for (queue, msg_id) in deliveries {
+            match &mut batch {
+                Some((q, ids)) if *q == queue => ids.push(msg_id),
+                _ => {
+                    if let Some((q, ids)) = batch.replace((queue, vec![msg_id])) {
+                        self.send(shard_of_id(q), ShardMsg::Settle { queue: q, msg_ids: ids, action });
+                    }
+                }
+            }
+        }
+        if let Some((q, ids)) = batch {
+            self.send(shard_of_id(q), ShardMsg::Settle { queue: q, msg_ids: ids, action });
         }
     }
 

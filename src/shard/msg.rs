@@ -73,9 +73,10 @@ pub enum ShardMsg {
         enqueued: u32,
     },
     Deliver(Delivery),
+    /// What became of these deliveries of one queue (batched per queue).
     Settle {
         queue: QueueId,
-        msg_id: u64,
+        msg_ids: Vec<u64>,
         action: Settle,
     },
     Run(Job),
