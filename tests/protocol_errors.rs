@@ -183,22 +183,7 @@ fn silent_peer_is_disconnected_after_heartbeat_timeout() {
 #[test]
 fn bad_credentials_are_403_with_authentication_failure_close() {
     let b = start_broker(1);
-    let mut r = Raw::connect(b.addr);
-    r.send_raw(PROTOCOL_HEADER);
-    let _start = r.recv_method();
-    let mut caps = warren::protocol::types::FieldTable::default();
-    caps.insert("authentication_failure_close", warren::protocol::types::FieldValue::Bool(true));
-    let mut props = warren::protocol::types::FieldTable::default();
-    props.insert("capabilities", warren::protocol::types::FieldValue::Table(caps));
-    r.send(
-        0,
-        Method::ConnectionStartOk(connection::StartOk {
-            client_properties: props,
-            mechanism: "PLAIN".into(),
-            response: warren::protocol::codec::LongStr(b"\0guest\0wrong"[..].into()),
-            locale: "en_US".into(),
-        }),
-    );
+    let mut r = Raw::login(b.addr, "PLAIN", b"\0guest\0wrong");
     let (code, text, _, _) = r.expect_connection_close();
     assert_eq!(code, 403, "{text}");
     assert!(r.closed_within(Duration::from_secs(2)));
@@ -208,19 +193,7 @@ fn bad_credentials_are_403_with_authentication_failure_close() {
 #[test]
 fn unknown_vhost_is_530() {
     let b = start_broker(1);
-    let mut r = Raw::connect(b.addr);
-    r.send_raw(PROTOCOL_HEADER);
-    let _ = r.recv_method();
-    r.send(
-        0,
-        Method::ConnectionStartOk(connection::StartOk {
-            mechanism: "PLAIN".into(),
-            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
-            ..Default::default()
-        }),
-    );
-    let _tune = r.recv_method();
-    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 0, frame_max: 131072, heartbeat: 0 }));
+    let mut r = Raw::tuned(b.addr, 0, 0, 0);
     r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "nope".into(), ..Default::default() }));
     assert_eq!(r.expect_connection_close().0, 530);
 }
@@ -253,20 +226,13 @@ fn a_closed_channel_number_can_be_opened_again() {
 #[test]
 fn amqplain_login_is_accepted() {
     let b = start_broker(1);
-    let mut r = Raw::connect(b.addr);
-    r.send_raw(PROTOCOL_HEADER);
-    let _ = r.recv_method();
     // AMQPLAIN: a field table without its length prefix.
     let mut t = warren::protocol::types::FieldTable::default();
     t.insert("LOGIN", warren::protocol::types::FieldValue::str("guest"));
     t.insert("PASSWORD", warren::protocol::types::FieldValue::str("guest"));
     let mut enc = BytesMut::new();
     warren::protocol::codec::Field::write(&t, &mut warren::protocol::codec::Writer::new(&mut enc));
-    let response = warren::protocol::codec::LongStr(enc.freeze().slice(4..));
-    r.send(
-        0,
-        Method::ConnectionStartOk(connection::StartOk { mechanism: "AMQPLAIN".into(), response, ..Default::default() }),
-    );
+    let mut r = Raw::login(b.addr, "AMQPLAIN", &enc[4..]);
     let (_, m) = r.recv_method();
     assert!(matches!(m, Method::ConnectionTune(_)), "{m:?}");
 }
@@ -274,19 +240,7 @@ fn amqplain_login_is_accepted() {
 #[test]
 fn channel_beyond_negotiated_channel_max_is_530() {
     let b = start_broker(1);
-    let mut r = Raw::connect(b.addr);
-    r.send_raw(PROTOCOL_HEADER);
-    let _ = r.recv_method();
-    r.send(
-        0,
-        Method::ConnectionStartOk(connection::StartOk {
-            mechanism: "PLAIN".into(),
-            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
-            ..Default::default()
-        }),
-    );
-    let _tune = r.recv_method();
-    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 10, frame_max: 131072, heartbeat: 0 }));
+    let mut r = Raw::tuned(b.addr, 10, 0, 0);
     r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "/".into(), ..Default::default() }));
     let _open_ok = r.recv_method();
     r.open_channel(10);
@@ -297,19 +251,7 @@ fn channel_beyond_negotiated_channel_max_is_530() {
 #[test]
 fn frame_max_below_the_minimum_is_refused_530() {
     let b = start_broker(1);
-    let mut r = Raw::connect(b.addr);
-    r.send_raw(PROTOCOL_HEADER);
-    let _ = r.recv_method();
-    r.send(
-        0,
-        Method::ConnectionStartOk(connection::StartOk {
-            mechanism: "PLAIN".into(),
-            response: warren::protocol::codec::LongStr(b"\0guest\0guest"[..].into()),
-            ..Default::default()
-        }),
-    );
-    let _tune = r.recv_method();
-    r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max: 0, frame_max: 1024, heartbeat: 0 }));
+    let r = &mut Raw::tuned(b.addr, 0, 1024, 0);
     assert_eq!(r.expect_connection_close().0, 530);
 }
 

@@ -5,12 +5,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::queue::Consumer;
-use crate::broker::queues::not_found;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
 use crate::shard::msg::{Settle, shard_of_id};
-use crate::shard::placement::shard_of;
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;
@@ -34,14 +32,12 @@ impl Conn {
     }
 
     pub async fn basic_consume(self: &Rc<Self>, ch: u16, m: basic::Consume) -> Result<()> {
-        let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.consumer_prefetch())))?;
+        let prefetch = self.with_channel(ch, |c| Ok(c.consumer_prefetch()))?;
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
         let reused = self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))?;
         if reused {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        let vhost = self.st.borrow().vhost.clone();
-        let owner = shard_of(&vhost, &name, self.shard.shards());
         // Registered before the queue knows of it, so deliveries that beat consume-ok wait in `held`.
         self.with_channel(ch, |c| {
             c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: m.nowait, held: Vec::new() });
@@ -50,24 +46,18 @@ impl Conn {
         let (conn, exclusive, no_ack) = (self.id, m.exclusive, m.no_ack);
         let consumer_tag: Arc<str> = tag.as_str().into();
         let result = self
-            .shard
-            .call(owner, move |s| {
-                let id = s.queues.borrow().find(&vhost, &name, conn)?;
-                {
-                    let mut queues = s.queues.borrow_mut();
-                    let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
-                    if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
-                        return Err(AmqpError::access_refused(format!(
-                            "queue '{name}' in vhost '{vhost}' in exclusive use"
-                        )));
-                    }
-                    q.add_consumer(Consumer::new(consumer_tag, conn, ch, no_ack, exclusive, prefetch as u32));
+            .with_queue(ch, &m.queue, move |q| {
+                if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
+                    return Err(AmqpError::access_refused(format!(
+                        "queue '{}' in vhost '{}' in exclusive use",
+                        q.name, q.vhost
+                    )));
                 }
-                s.dispatch(id);
-                Ok(id)
+                q.add_consumer(Consumer::new(consumer_tag, conn, ch, no_ack, exclusive, prefetch as u32));
+                Ok(())
             })
             .await
-            .and_then(|r| r);
+            .map(|(id, ())| id);
         let id = match result {
             Ok(id) => id,
             Err(e) => {
@@ -107,20 +97,13 @@ impl Conn {
     }
 
     pub async fn basic_get(self: &Rc<Self>, ch: u16, m: basic::Get) -> Result<()> {
-        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
-        let vhost = self.st.borrow().vhost.clone();
-        let owner = shard_of(&vhost, &name, self.shard.shards());
-        let (conn, no_ack) = (self.id, m.no_ack);
-        let got = self
-            .shard
-            .call(owner, move |s| {
-                let id = s.queues.borrow().find(&vhost, &name, conn)?;
-                let mut queues = s.queues.borrow_mut();
-                let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
-                Ok(q.get(no_ack).map(|(msg_id, msg, redelivered)| (id, msg_id, msg, redelivered, q.message_count())))
+        let no_ack = m.no_ack;
+        let (queue, got) = self
+            .with_queue(ch, &m.queue, move |q| {
+                Ok(q.get(no_ack).map(|(msg_id, msg, redelivered)| (msg_id, msg, redelivered, q.message_count())))
             })
-            .await??;
-        let Some((queue, msg_id, msg, redelivered, message_count)) = got else {
+            .await?;
+        let Some((msg_id, msg, redelivered, message_count)) = got else {
             self.send_method(ch, &Method::BasicGetEmpty(basic::GetEmpty::default()));
             return Ok(());
         };

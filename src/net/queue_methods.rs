@@ -4,13 +4,14 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::broker::queue::QueueFlags;
+use crate::broker::queue::{Queue, QueueFlags};
 use crate::broker::queues::not_found;
 use crate::broker::routing::{Dest, MetaOp};
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::FieldTable;
+use crate::shard::msg::QueueId;
 use crate::shard::placement::shard_of;
 
 use super::connection::Conn;
@@ -62,6 +63,33 @@ impl Conn {
         Ok(())
     }
 
+    /// Runs `f` on the shard that owns queue `given` (or the channel's last declared queue), after
+    /// the checks every queue method shares: 404 if it is missing, 405 if it is another
+    /// connection's exclusive queue. The queue then dispatches, in case `f` gave it work.
+    pub async fn with_queue<R: Send + 'static>(
+        self: &Rc<Self>,
+        ch: u16,
+        given: &str,
+        f: impl FnOnce(&mut Queue) -> Result<R> + Send + 'static,
+    ) -> Result<(QueueId, R)> {
+        let name = self.with_channel(ch, |c| c.queue_name(given))?;
+        let vhost = self.vhost();
+        let owner = shard_of(&vhost, &name, self.shard.shards());
+        let conn = self.id;
+        self.shard
+            .call(owner, move |s| {
+                let id = s.queues.borrow().find(&vhost, &name, conn)?;
+                let r = {
+                    let mut queues = s.queues.borrow_mut();
+                    let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
+                    f(q)?
+                };
+                s.dispatch(id);
+                Ok((id, r))
+            })
+            .await?
+    }
+
     /// Checks on the owning shard that this connection may use the queue (404, 405).
     async fn check_queue(self: &Rc<Self>, name: &str) -> Result<()> {
         let vhost = self.vhost();
@@ -106,19 +134,7 @@ impl Conn {
     }
 
     pub async fn queue_purge(self: &Rc<Self>, ch: u16, m: queue::Purge) -> Result<()> {
-        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
-        let vhost = self.vhost();
-        let owner = shard_of(&vhost, &name, self.shard.shards());
-        let conn = self.id;
-        let count = self
-            .shard
-            .call(owner, move |s| {
-                let id = s.queues.borrow().find(&vhost, &name, conn)?;
-                let mut queues = s.queues.borrow_mut();
-                let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
-                Ok(q.purge())
-            })
-            .await??;
+        let (_, count) = self.with_queue(ch, &m.queue, |q| Ok(q.purge())).await?;
         if !m.nowait {
             self.send_method(ch, &Method::QueuePurgeOk(queue::PurgeOk { message_count: count }));
         }

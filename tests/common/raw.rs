@@ -85,8 +85,9 @@ impl Raw {
         }
     }
 
-    /// Protocol header through connection.open-ok, with PLAIN guest/guest.
-    pub fn handshake(addr: SocketAddr, heartbeat: u16) -> Self {
+    /// Protocol header, connection.start, then start-ok with this mechanism and response (the client
+    /// advertises authentication_failure_close and consumer_cancel_notify).
+    pub fn login(addr: SocketAddr, mechanism: &str, response: &[u8]) -> Self {
         let mut r = Raw::connect(addr);
         r.send_raw(PROTOCOL_HEADER);
         let (_, start) = r.recv_method();
@@ -100,21 +101,28 @@ impl Raw {
             0,
             Method::ConnectionStartOk(connection::StartOk {
                 client_properties: props,
-                mechanism: "PLAIN".into(),
-                response: LongStr(b"\0guest\0guest"[..].into()),
+                mechanism: mechanism.into(),
+                response: LongStr(response.to_vec().into()),
                 locale: "en_US".into(),
             }),
         );
+        r
+    }
+
+    /// Logs in as guest and answers tune with these limits (0 keeps the broker's).
+    pub fn tuned(addr: SocketAddr, channel_max: u16, frame_max: u32, heartbeat: u16) -> Self {
+        let mut r = Raw::login(addr, "PLAIN", b"\0guest\0guest");
         let (_, tune) = r.recv_method();
         let Method::ConnectionTune(t) = tune else { panic!("expected tune, got {tune:?}") };
-        r.send(
-            0,
-            Method::ConnectionTuneOk(connection::TuneOk {
-                channel_max: t.channel_max,
-                frame_max: t.frame_max,
-                heartbeat,
-            }),
-        );
+        let channel_max = if channel_max == 0 { t.channel_max } else { channel_max };
+        let frame_max = if frame_max == 0 { t.frame_max } else { frame_max };
+        r.send(0, Method::ConnectionTuneOk(connection::TuneOk { channel_max, frame_max, heartbeat }));
+        r
+    }
+
+    /// Protocol header through connection.open-ok, with PLAIN guest/guest.
+    pub fn handshake(addr: SocketAddr, heartbeat: u16) -> Self {
+        let mut r = Raw::tuned(addr, 0, 0, heartbeat);
         r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "/".into(), ..Default::default() }));
         let (_, ok) = r.recv_method();
         assert!(matches!(ok, Method::ConnectionOpenOk(_)), "{ok:?}");
