@@ -40,6 +40,11 @@ pub struct Config {
     /// A queue with consumers whose ready backlog passes this many messages pauses the connections
     /// publishing to it until it drains to half; 0 disables publisher flow control.
     pub flow_backlog: u32,
+    /// A RabbitMQ definitions file (JSON) to load at start; without one, the default user and vhost
+    /// are created, as RabbitMQ does on first start.
+    pub load_definitions: Option<PathBuf>,
+    /// Users who may only connect from loopback addresses (RabbitMQ's default: guest).
+    pub loopback_users: Vec<String>,
 }
 
 impl Default for Config {
@@ -58,6 +63,8 @@ impl Default for Config {
             default_vhost: DEFAULT_VHOST.into(),
             no_ack_window: DEFAULT_NO_ACK_WINDOW,
             flow_backlog: DEFAULT_FLOW_BACKLOG,
+            load_definitions: None,
+            loopback_users: vec![DEFAULT_USER.into()],
         }
     }
 }

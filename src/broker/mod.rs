@@ -1,6 +1,8 @@
 //! The broker's data: messages, queues and the routing table. Pure state machines; the shard that
 //! owns them drives them and moves their output over the mesh.
 
+pub mod access;
+pub mod definitions;
 pub mod exchange;
 pub mod message;
 pub mod queue;

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::broker::access::{Perm, Resource};
 use crate::broker::queue::Consumer;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
@@ -32,7 +33,8 @@ impl Conn {
     }
 
     pub async fn basic_consume(self: &Rc<Self>, ch: u16, m: basic::Consume) -> Result<()> {
-        let prefetch = self.with_channel(ch, |c| Ok(c.consumer_prefetch()))?;
+        let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.consumer_prefetch())))?;
+        self.permit(Perm::Read, Resource::Queue(&name))?;
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
         let reused = self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))?;
         if reused {
@@ -46,7 +48,7 @@ impl Conn {
         let (conn, exclusive, no_ack) = (self.id, m.exclusive, m.no_ack);
         let consumer_tag: Arc<str> = tag.as_str().into();
         let result = self
-            .with_queue(ch, &m.queue, move |q| {
+            .with_queue(ch, &name, move |q| {
                 if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
                     return Err(AmqpError::access_refused(format!(
                         "queue '{}' in vhost '{}' in exclusive use",
@@ -97,9 +99,11 @@ impl Conn {
     }
 
     pub async fn basic_get(self: &Rc<Self>, ch: u16, m: basic::Get) -> Result<()> {
+        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        self.permit(Perm::Read, Resource::Queue(&name))?;
         let no_ack = m.no_ack;
         let (queue, got) = self
-            .with_queue(ch, &m.queue, move |q| {
+            .with_queue(ch, &name, move |q| {
                 Ok(q.get(no_ack).map(|(msg_id, msg, redelivered)| (msg_id, msg, redelivered, q.message_count())))
             })
             .await?;

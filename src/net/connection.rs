@@ -13,6 +13,7 @@ use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::broker::access::{Perm, Resource};
 use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
 use crate::protocol::methods::{basic, channel as chan, connection as conn};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
@@ -64,6 +65,11 @@ pub struct ConnState {
 
 pub struct Conn {
     pub id: ConnId,
+    /// Whether the peer connects from a loopback address (loopback-only users such as guest).
+    pub peer_loopback: bool,
+    /// Exchanges this connection's user was found allowed to publish to (permissions do not change
+    /// while the broker runs, so the regex runs once per exchange, not per message).
+    may_publish: RefCell<Vec<String>>,
     pub shard: Rc<Shard>,
     fd: RawFd,
     out: RefCell<BytesMut>,
@@ -86,6 +92,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer_loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let (mut rd, mut wr, fd) = io::split(stream);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -116,7 +123,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     buf.advance(8);
-    let c = Conn::new(shard.clone(), fd);
+    let c = Conn::new(shard.clone(), fd, peer_loopback);
     log::info!("accepting AMQP connection {} ({peer} -> {local}) on shard {}", c.id, shard.id);
     shard.conns.borrow_mut().insert(c.id, c.clone());
     let writer = glommio::spawn_local(c.clone().run_writer(wr));
@@ -135,7 +142,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 impl Conn {
-    fn new(shard: Rc<Shard>, fd: RawFd) -> Rc<Self> {
+    fn new(shard: Rc<Shard>, fd: RawFd, peer_loopback: bool) -> Rc<Self> {
         let cfg = &shard.config;
         let st = ConnState {
             vhost: cfg.default_vhost.as_str().into(),
@@ -150,6 +157,8 @@ impl Conn {
         let now = Instant::now();
         Rc::new(Self {
             id: shard.next_conn_id(),
+            peer_loopback,
+            may_publish: RefCell::new(Vec::new()),
             shard,
             fd,
             out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
@@ -365,6 +374,22 @@ impl Conn {
     /// Shutdown: connection.close 320 CONNECTION_FORCED.
     pub fn force_close(self: &Rc<Self>, text: &str) {
         self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
+    }
+
+    /// 403 ACCESS_REFUSED unless this connection's user holds `perm` on the resource in its vhost.
+    pub fn permit(&self, perm: Perm, resource: Resource<'_>) -> Result<()> {
+        let st = self.st.borrow();
+        self.shard.access.borrow().check(&st.user, &st.vhost, perm, resource)
+    }
+
+    /// The write permission a publish needs, remembered per exchange once granted.
+    pub fn permit_publish(&self, exchange: &str) -> Result<()> {
+        if self.may_publish.borrow().iter().any(|x| x == exchange) {
+            return Ok(());
+        }
+        self.permit(Perm::Write, Resource::Exchange(exchange))?;
+        self.may_publish.borrow_mut().push(exchange.to_string());
+        Ok(())
     }
 
     fn has_consumers(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use crate::broker::access::{Perm, Resource};
 use crate::broker::routing::{Dest, MetaOp};
 use crate::protocol::Method;
 use crate::protocol::methods::exchange;
@@ -13,6 +14,7 @@ use super::connection::Conn;
 impl Conn {
     pub async fn exchange_declare(self: &Rc<Self>, ch: u16, m: exchange::Declare) -> Result<()> {
         let vhost = self.st.borrow().vhost.to_string();
+        let name = m.exchange.clone();
         let op = MetaOp::DeclareExchange {
             vhost,
             name: m.exchange,
@@ -23,6 +25,9 @@ impl Conn {
             internal: m.internal,
             arguments: m.arguments,
         };
+        if !m.passive {
+            self.permit(Perm::Configure, Resource::Exchange(&name))?;
+        }
         if m.passive {
             // A passive declare changes nothing: this shard's copy answers it.
             self.shard.routes.borrow_mut().apply(&op)?;
@@ -36,6 +41,7 @@ impl Conn {
     }
 
     pub async fn exchange_delete(self: &Rc<Self>, ch: u16, m: exchange::Delete) -> Result<()> {
+        self.permit(Perm::Configure, Resource::Exchange(&m.exchange))?;
         let vhost = self.st.borrow().vhost.to_string();
         self.shard.change_routes(MetaOp::DeleteExchange { vhost, name: m.exchange, if_unused: m.if_unused }).await?;
         if !m.nowait {
@@ -45,6 +51,8 @@ impl Conn {
     }
 
     pub async fn exchange_bind(self: &Rc<Self>, ch: u16, m: exchange::Bind) -> Result<()> {
+        self.permit(Perm::Write, Resource::Exchange(&m.destination))?;
+        self.permit(Perm::Read, Resource::Exchange(&m.source))?;
         let vhost = self.st.borrow().vhost.to_string();
         let dest = Dest::Exchange(m.destination.as_str().into());
         self.shard
@@ -57,6 +65,8 @@ impl Conn {
     }
 
     pub async fn exchange_unbind(self: &Rc<Self>, ch: u16, m: exchange::Unbind) -> Result<()> {
+        self.permit(Perm::Write, Resource::Exchange(&m.destination))?;
+        self.permit(Perm::Read, Resource::Exchange(&m.source))?;
         let vhost = self.st.borrow().vhost.to_string();
         let dest = Dest::Exchange(m.destination.as_str().into());
         self.shard

@@ -106,22 +106,28 @@ impl Conn {
         let caps = client_caps(&s.client_properties);
         self.st.borrow_mut().caps = caps;
         let cfg = &self.shard.config;
-        let ok = credentials(&s.mechanism, &s.response.0)
-            .is_some_and(|(user, pass)| user == cfg.default_user && pass == cfg.default_pass);
-        if !ok {
-            log::info!("connection {}: login refused ({})", self.id, s.mechanism);
-            if caps.authentication_failure_close {
-                let e = AmqpError::access_refused(format!(
-                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
-                    s.mechanism
-                ));
-                self.close_connection(e);
+        let login = match credentials(&s.mechanism, &s.response.0) {
+            Some((user, pass)) => {
+                self.shard.access.borrow().login(&user, &pass, &s.mechanism, self.peer_loopback).map(|_| user)
             }
-            // Without the capability RabbitMQ just closes the socket; we do so at once.
-            self.phase.set(Phase::Done);
-            return Ok(());
-        }
-        self.st.borrow_mut().user = cfg.default_user.clone();
+            None => Err(AmqpError::access_refused(format!(
+                "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                s.mechanism
+            ))),
+        };
+        let user = match login {
+            Ok(user) => user,
+            Err(e) => {
+                log::info!("connection {}: login refused ({}): {}", self.id, s.mechanism, e.text);
+                if caps.authentication_failure_close {
+                    self.close_connection(e);
+                }
+                // Without the capability RabbitMQ just closes the socket; we do so at once.
+                self.phase.set(Phase::Done);
+                return Ok(());
+            }
+        };
+        self.st.borrow_mut().user = user;
         self.send_method(
             0,
             &Method::ConnectionTune(conn::Tune {
@@ -161,6 +167,8 @@ impl Conn {
         if !self.shard.routes.borrow().has_vhost(&o.virtual_host) {
             return Err(AmqpError::not_allowed(format!("vhost {} not found", o.virtual_host)).on((10, 40)));
         }
+        let user = self.st.borrow().user.clone();
+        self.shard.access.borrow().check_vhost(&user, &o.virtual_host).map_err(|e| e.on((10, 40)))?;
         self.st.borrow_mut().vhost = o.virtual_host.as_str().into();
         self.send_method(0, &Method::ConnectionOpenOk(conn::OpenOk::default()));
         self.phase.set(Phase::Open);

@@ -114,6 +114,7 @@ impl Conn {
         header: ContentHeader,
         body: Bytes,
     ) -> Result<()> {
+        self.permit_publish(&p.exchange)?;
         let vhost = self.st.borrow().vhost.clone();
         let mut queues = Vec::new();
         let props = header.properties.clone();

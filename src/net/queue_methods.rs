@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::broker::access::{Perm, Resource};
 use crate::broker::queue::{Queue, QueueFlags};
 use crate::broker::queues::not_found;
 use crate::broker::routing::{Dest, MetaOp};
@@ -29,6 +30,9 @@ impl Conn {
         if m.passive && name.is_empty() {
             let last = self.with_channel(ch, |c| c.queue_name(""))?;
             return Box::pin(self.queue_declare(ch, queue::Declare { queue: last, ..m })).await;
+        }
+        if !m.passive {
+            self.permit(Perm::Configure, Resource::Queue(&name))?;
         }
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
@@ -108,6 +112,8 @@ impl Conn {
         bind: bool,
     ) -> Result<()> {
         let name = self.with_channel(ch, |c| c.queue_name(queue))?;
+        self.permit(Perm::Write, Resource::Queue(&name))?;
+        self.permit(Perm::Read, Resource::Exchange(&exchange))?;
         self.check_queue(&name).await?;
         let vhost = self.vhost().to_string();
         let dest = Dest::Queue(name.as_str().into());
@@ -134,7 +140,9 @@ impl Conn {
     }
 
     pub async fn queue_purge(self: &Rc<Self>, ch: u16, m: queue::Purge) -> Result<()> {
-        let (_, count) = self.with_queue(ch, &m.queue, |q| Ok(q.purge())).await?;
+        let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        self.permit(Perm::Read, Resource::Queue(&name))?;
+        let (_, count) = self.with_queue(ch, &name, |q| Ok(q.purge())).await?;
         if !m.nowait {
             self.send_method(ch, &Method::QueuePurgeOk(queue::PurgeOk { message_count: count }));
         }
@@ -143,6 +151,7 @@ impl Conn {
 
     pub async fn queue_delete(self: &Rc<Self>, ch: u16, m: queue::Delete) -> Result<()> {
         let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
+        self.permit(Perm::Configure, Resource::Queue(&name))?;
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
         let (conn, if_unused, if_empty) = (self.id, m.if_unused, m.if_empty);

@@ -14,7 +14,11 @@ use std::sync::Arc;
 
 use futures_channel::oneshot;
 
+use crate::broker::access::Access;
+use crate::broker::definitions::{Definitions, field_table};
+use crate::broker::queue::QueueFlags;
 use crate::broker::queues::QueueTable;
+use crate::broker::routing::Dest;
 use crate::broker::routing::{MetaOp, RoutingTable};
 use crate::config::Config;
 use crate::net::connection::Conn;
@@ -32,6 +36,7 @@ pub struct Shard {
     flush: Notify,
     pub queues: RefCell<QueueTable>,
     pub routes: RefCell<RoutingTable>,
+    pub access: RefCell<Access>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     next_conn: Cell<u64>,
     rng: Cell<u64>,
@@ -55,6 +60,7 @@ impl Shard {
             flush: Notify::default(),
             queues: RefCell::new(QueueTable::new(id)),
             routes: RefCell::new(RoutingTable::default()),
+            access: RefCell::new(Access::default()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
             rng: Cell::new((seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1),
@@ -99,6 +105,58 @@ impl Shard {
             left -= 1;
         }
         s
+    }
+
+    /// Applies definitions at start: every shard takes the users, vhosts, exchanges and bindings,
+    /// and declares the queues it owns. Every shard reads the same file, so all agree.
+    pub fn load_definitions(&self, d: &Definitions) -> std::result::Result<(), String> {
+        *self.access.borrow_mut() = d.access(self.config.loopback_users.clone())?;
+        let mut routes = self.routes.borrow_mut();
+        let mut apply = |op: MetaOp| routes.apply(&op).map_err(|e| format!("definitions: {}", e.text));
+        for v in &d.vhosts {
+            apply(MetaOp::AddVhost { vhost: v.name.clone() })?;
+        }
+        for x in d.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")) {
+            apply(MetaOp::DeclareExchange {
+                vhost: x.vhost.clone(),
+                name: x.name.clone(),
+                kind: x.kind.clone(),
+                passive: false,
+                durable: x.durable,
+                auto_delete: x.auto_delete,
+                internal: x.internal,
+                arguments: field_table(&x.arguments),
+            })?;
+        }
+        for b in &d.bindings {
+            let dest = match b.destination_type.as_str() {
+                "exchange" => Dest::Exchange(b.destination.as_str().into()),
+                _ => Dest::Queue(b.destination.as_str().into()),
+            };
+            let args = field_table(&b.arguments);
+            apply(MetaOp::Bind {
+                vhost: b.vhost.clone(),
+                source: b.source.clone(),
+                dest,
+                key: b.routing_key.clone(),
+                args,
+            })?;
+        }
+        drop(routes);
+        let n = self.shards();
+        for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
+            let flags = QueueFlags {
+                durable: q.durable,
+                exclusive: false,
+                auto_delete: q.auto_delete,
+                arguments: field_table(&q.arguments),
+            };
+            self.queues
+                .borrow_mut()
+                .declare(&q.vhost, &q.name, flags, false, 0)
+                .map_err(|e| format!("definitions: {}", e.text))?;
+        }
+        Ok(())
     }
 
     /// Queues a message for `dest` (this shard included); it leaves at the end of this turn.

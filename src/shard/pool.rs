@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::broker::routing::MetaOp;
+use crate::broker::definitions::Definitions;
 use crate::config::Config;
 use crate::net::listener;
 
@@ -74,6 +74,15 @@ pub fn start(config: Config) -> io::Result<Running> {
     let allowed = allowed_cpus();
     let cpus = if config.cpus.is_empty() { allowed.clone() } else { config.cpus.clone() };
     let n = if config.shards == 0 { allowed.len().max(1) } else { config.shards };
+    let definitions = Arc::new(match &config.load_definitions {
+        Some(path) => Definitions::load(path).map_err(io::Error::other)?,
+        None => {
+            let salt = (std::process::id() ^ 0x5741_5252).to_be_bytes();
+            Definitions::default_user(&config.default_user, &config.default_pass, &config.default_vhost, salt)
+        }
+    });
+    // Checked once here so a bad file stops the start with a clear error.
+    definitions.access(config.loopback_users.clone()).map_err(io::Error::other)?;
     let config = Arc::new(config);
     let (ends, stopper) = mesh::build(n);
     let mut handles = Vec::new();
@@ -96,7 +105,10 @@ pub fn start(config: Config) -> io::Result<Running> {
             // timer fires: while a publisher keeps its shard busy, it bounds how late every other
             // connection's reads and writes are noticed (the default 100 ms starved consumers).
             .preempt_timer(PREEMPT_TIMER)
-            .spawn(move || run_shard(config, ends, listen, tx))
+            .spawn({
+                let definitions = definitions.clone();
+                move || run_shard(config, ends, definitions, listen, tx)
+            })
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
         match rx.recv() {
             Ok(Ok(a)) => addr = Some(a),
@@ -115,11 +127,17 @@ pub fn start(config: Config) -> io::Result<Running> {
     Ok(Running { addr, shards: n, stopper, handles })
 }
 
-async fn run_shard(config: Arc<Config>, ends: MeshEnds, listen: String, ready: mpsc::Sender<io::Result<SocketAddr>>) {
+async fn run_shard(
+    config: Arc<Config>,
+    ends: MeshEnds,
+    definitions: Arc<Definitions>,
+    listen: String,
+    ready: mpsc::Sender<io::Result<SocketAddr>>,
+) {
     let shard = Shard::new(config.clone(), ends);
-    let vhost = MetaOp::AddVhost { vhost: config.default_vhost.clone() };
-    if let Err(e) = shard.routes.borrow_mut().apply(&vhost) {
-        log::error!("cannot create the default vhost: {e}");
+    if let Err(e) = shard.load_definitions(&definitions) {
+        let _ = ready.send(Err(io::Error::other(e)));
+        return;
     }
     let bound = TcpListener::bind(listen.as_str())
         .map_err(|e| io::Error::other(format!("cannot listen on {listen}: {e}")))

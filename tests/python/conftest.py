@@ -18,10 +18,10 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
 
 
 class Broker:
-    def __init__(self, shards=2):
+    def __init__(self, shards=2, extra=()):
         self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-")
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(shards), "--data-dir", self.data.name],
+            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(shards), "--data-dir", self.data.name, *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,0 +1,199 @@
+//! Definitions in RabbitMQ's JSON format (what `rabbitmqctl export_definitions` writes and the
+//! `load_definitions` setting reads): users, vhosts, permissions, exchanges, queues, bindings.
+//! Warren loads a file at start, as RabbitMQ does; each shard applies the same file, so all agree.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::protocol::types::{FieldTable, FieldValue};
+
+use super::access::{Access, PasswordHash, Permission, User};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Definitions {
+    #[serde(default)]
+    pub users: Vec<UserDef>,
+    #[serde(default)]
+    pub vhosts: Vec<VhostDef>,
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+    #[serde(default)]
+    pub exchanges: Vec<ExchangeDef>,
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+    #[serde(default)]
+    pub bindings: Vec<BindingDef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub hashing_algorithm: String,
+    /// "administrator,monitoring" (RabbitMQ 3.x) or a list (newer exports).
+    #[serde(default)]
+    pub tags: Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VhostDef {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExchangeDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueueDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BindingDef {
+    pub source: String,
+    pub vhost: String,
+    pub destination: String,
+    pub destination_type: String,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+impl Definitions {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("definitions: {e}"))
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Users and permissions as an `Access`; bad hashes or regexes are errors, not silent skips.
+    pub fn access(&self, loopback_users: Vec<String>) -> Result<Access, String> {
+        let mut access = Access::new(loopback_users);
+        for u in &self.users {
+            let hash = PasswordHash::parse(&u.password_hash, &u.hashing_algorithm)
+                .map_err(|e| format!("user '{}': {e}", u.name))?;
+            let tags = match &u.tags {
+                Value::String(s) => s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+                Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+                _ => Vec::new(),
+            };
+            access.add_user(User { name: u.name.clone(), hash, tags });
+        }
+        for p in &self.permissions {
+            let perm =
+                Permission::new(&p.configure, &p.write, &p.read).map_err(|e| format!("user '{}': {e}", p.user))?;
+            access.set_permissions(&p.user, &p.vhost, perm);
+        }
+        Ok(access)
+    }
+
+    /// What RabbitMQ creates on first start without definitions: the default user, with every
+    /// permission on the default vhost.
+    pub fn default_user(user: &str, password: &str, vhost: &str, salt: [u8; 4]) -> Self {
+        Self {
+            users: vec![UserDef {
+                name: user.into(),
+                password_hash: PasswordHash::sha256(salt, password).to_base64(),
+                hashing_algorithm: "rabbit_password_hashing_sha256".into(),
+                tags: Value::String("administrator".into()),
+            }],
+            vhosts: vec![VhostDef { name: vhost.into() }],
+            permissions: vec![PermissionDef {
+                user: user.into(),
+                vhost: vhost.into(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            }],
+            ..Default::default()
+        }
+    }
+}
+
+/// A JSON argument value as the field-table value RabbitMQ would use.
+pub fn field_value(v: &Value) -> FieldValue {
+    match v {
+        Value::Null => FieldValue::Void,
+        Value::Bool(b) => FieldValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => FieldValue::I64(i),
+            None => FieldValue::F64(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => FieldValue::str(s),
+        Value::Array(a) => FieldValue::Array(a.iter().map(field_value).collect()),
+        Value::Object(o) => FieldValue::Table(field_table(o)),
+    }
+}
+
+pub fn field_table(o: &serde_json::Map<String, Value>) -> FieldTable {
+    FieldTable(o.iter().map(|(k, v)| (k.clone(), field_value(v))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape `rabbitmqctl export_definitions` writes (RabbitMQ 3.10), trimmed.
+    const EXPORTED: &str = r#"{
+      "rabbit_version": "3.10.8", "rabbitmq_version": "3.10.8", "product_name": "RabbitMQ",
+      "users": [{"name": "guest", "password_hash": "AAECA9IGrBMCWO2KUq5sZVx6CC6Pf+FGoNfqRCK9hIFD8WXi",
+                 "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"], "limits": {}}],
+      "vhosts": [{"name": "/"}],
+      "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+      "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
+      "queues": [{"name": "q", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {"x-max-length": 10}}],
+      "exchanges": [{"name": "x", "vhost": "/", "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
+      "bindings": [{"source": "x", "vhost": "/", "destination": "q", "destination_type": "queue", "routing_key": "a.#", "arguments": {}}]
+    }"#;
+
+    #[test]
+    fn a_rabbitmq_export_parses() {
+        let d = Definitions::parse(EXPORTED).unwrap();
+        assert_eq!((d.users.len(), d.queues.len(), d.exchanges.len(), d.bindings.len()), (1, 1, 1, 1));
+        assert_eq!(field_table(&d.queues[0].arguments).get("x-max-length").and_then(FieldValue::as_i128), Some(10));
+        let access = d.access(vec![]).unwrap();
+        assert!(access.check_vhost("guest", "/").is_ok());
+    }
+
+    #[test]
+    fn default_user_logs_in() {
+        let d = Definitions::default_user("guest", "guest", "/", [9, 8, 7, 6]);
+        let a = d.access(vec!["guest".into()]).unwrap();
+        assert!(a.login("guest", "guest", "PLAIN", true).is_ok());
+        assert_eq!(a.login("guest", "guest", "PLAIN", false).unwrap_err().code.code(), 403);
+    }
+}
