@@ -16,5 +16,6 @@ cargo clippy --locked --all-targets -- -D warnings
 # checks on).
 cargo build --locked --release
 export WARREN_BIN="$PWD/target/release/warren"
-cargo test --locked
-.venv/bin/pytest -q tests/python
+# Every test bounds itself; this bounds the whole run too, so a hang fails CI instead of stalling it.
+timeout 1500 cargo test --locked
+timeout 900 .venv/bin/pytest -q tests/python

@@ -63,17 +63,23 @@ async fn hundred_thousand_messages_cross_shards_in_order_once_each() {
         }));
     }
 
-    for n in 0..MESSAGES {
-        pch.basic_publish(
-            "".into(),
-            queue.as_str().into(),
-            BasicPublishOptions::default(),
-            &n.to_be_bytes(),
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap();
-    }
+    // Bounded: a broker that stopped reading the publisher would otherwise hang the test forever.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for n in 0..MESSAGES {
+            let props = BasicProperties::default();
+            pch.basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &n.to_be_bytes(),
+                props,
+            )
+            .await
+            .unwrap();
+        }
+    })
+    .await
+    .expect("publishing 100k messages stalled for 120 s");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
