@@ -58,17 +58,14 @@ async fn binding_made_on_one_shard_routes_a_publish_from_the_other_right_after_t
             .unwrap();
         assert!(confirm.is_ack(), "round {i}: {confirm:?}");
         assert!(confirm.take_message().is_none(), "round {i}: message was returned as unroutable");
-        let n = admin
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count();
-        assert_eq!(n, 1, "round {i}");
+        assert_eq!(message_count(&admin, &q).await, 1, "round {i}");
     }
+}
+
+/// Ready messages in a queue, by passive declare.
+async fn message_count(ch: &lapin::Channel, q: &str) -> u32 {
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    ch.queue_declare(q.into(), passive, FieldTable::default()).await.unwrap().message_count()
 }
 
 fn rss_kib(pid: i32) -> u64 {
@@ -114,16 +111,7 @@ async fn fanout_to_queues_on_both_shards_shares_one_body() {
     assert!(confirm.is_ack());
     for i in 0..QUEUES {
         let q = format!("wide-{i}");
-        let n = ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count();
-        assert_eq!(n, 1, "{q}");
+        assert_eq!(message_count(&ch, &q).await, 1, "{q}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let grown = rss_kib(b.pid()).saturating_sub(before) as usize * 1024;

@@ -8,6 +8,7 @@ use crate::broker::routing::{Dest, MetaOp};
 use crate::protocol::Method;
 use crate::protocol::methods::exchange;
 use crate::protocol::reply::Result;
+use crate::protocol::types::FieldTable;
 
 use super::connection::Conn;
 
@@ -51,13 +52,7 @@ impl Conn {
     }
 
     pub async fn exchange_bind(self: &Rc<Self>, ch: u16, m: exchange::Bind) -> Result<()> {
-        self.permit(Perm::Write, Resource::Exchange(&m.destination))?;
-        self.permit(Perm::Read, Resource::Exchange(&m.source))?;
-        let vhost = self.st.borrow().vhost.to_string();
-        let dest = Dest::Exchange(m.destination.as_str().into());
-        self.shard
-            .change_routes(MetaOp::Bind { vhost, source: m.source, dest, key: m.routing_key, args: m.arguments })
-            .await?;
+        self.exchange_binding(m.destination, m.source, m.routing_key, m.arguments, true).await?;
         if !m.nowait {
             self.send_method(ch, &Method::ExchangeBindOk(exchange::BindOk {}));
         }
@@ -65,16 +60,32 @@ impl Conn {
     }
 
     pub async fn exchange_unbind(self: &Rc<Self>, ch: u16, m: exchange::Unbind) -> Result<()> {
-        self.permit(Perm::Write, Resource::Exchange(&m.destination))?;
-        self.permit(Perm::Read, Resource::Exchange(&m.source))?;
-        let vhost = self.st.borrow().vhost.to_string();
-        let dest = Dest::Exchange(m.destination.as_str().into());
-        self.shard
-            .change_routes(MetaOp::Unbind { vhost, source: m.source, dest, key: m.routing_key, args: m.arguments })
-            .await?;
+        self.exchange_binding(m.destination, m.source, m.routing_key, m.arguments, false).await?;
         if !m.nowait {
             self.send_method(ch, &Method::ExchangeUnbindOk(exchange::UnbindOk {}));
         }
         Ok(())
+    }
+
+    /// exchange.bind and unbind: write on the destination, read on the source (RabbitMQ), then the
+    /// change on every shard.
+    async fn exchange_binding(
+        self: &Rc<Self>,
+        destination: String,
+        source: String,
+        key: String,
+        args: FieldTable,
+        bind: bool,
+    ) -> Result<()> {
+        self.permit(Perm::Write, Resource::Exchange(&destination))?;
+        self.permit(Perm::Read, Resource::Exchange(&source))?;
+        let vhost = self.st.borrow().vhost.to_string();
+        let dest = Dest::Exchange(destination.as_str().into());
+        let op = if bind {
+            MetaOp::Bind { vhost, source, dest, key, args }
+        } else {
+            MetaOp::Unbind { vhost, source, dest, key, args }
+        };
+        self.shard.change_routes(op).await
     }
 }
