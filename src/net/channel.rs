@@ -233,9 +233,9 @@ impl Conn {
             Method::BasicPublish(x) => self.basic_publish(ch, x),
             Method::BasicGet(x) => self.basic_get(ch, x).await,
             Method::BasicAck(_) | Method::BasicNack(_) | Method::BasicReject(_) => self.basic_settle(ch, m),
-            Method::BasicRecover(x) => {
+            // requeue=false is treated as requeue=true: every unacked delivery goes back.
+            Method::BasicRecover(_) => {
                 self.recover(ch);
-                let _ = x.requeue;
                 self.send_method(ch, &Method::BasicRecoverOk(basic::RecoverOk {}));
                 Ok(())
             }
