@@ -145,18 +145,18 @@ impl Exchange {
     }
 
     /// Appends the destinations a message with this key and headers goes to (repeats possible).
-    pub fn route(&self, key: &str, headers: Option<&FieldTable>, out: &mut Vec<Dest>) {
+    /// Calls `f` with every destination a message with this key and headers goes to (repeats
+    /// possible), without collecting them first.
+    pub fn route(&self, key: &str, headers: Option<&FieldTable>, f: &mut dyn FnMut(&Dest)) {
         match &self.index {
             Index::Direct(m) => {
                 if let Some(v) = m.get(key) {
-                    out.extend(v.iter().cloned())
+                    v.iter().for_each(f)
                 }
             }
-            Index::Fanout(v) => out.extend(v.iter().cloned()),
-            Index::Topic(t) => t.matches(key, out),
-            Index::Headers => {
-                out.extend(self.bindings.iter().filter(|b| headers_match(&b.args, headers)).map(|b| b.dest.clone()))
-            }
+            Index::Fanout(v) => v.iter().for_each(f),
+            Index::Topic(t) => t.for_each_match(key, f),
+            Index::Headers => self.bindings.iter().filter(|b| headers_match(&b.args, headers)).for_each(|b| f(&b.dest)),
         }
     }
 }

@@ -5,7 +5,7 @@
 pub mod headers;
 pub mod topic;
 
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::protocol::reply::{AmqpError, Result};
@@ -240,43 +240,119 @@ impl RoutingTable {
             out.push(key.into());
             return Ok(());
         }
+        // Nothing here allocates unless exchange-to-exchange bindings are followed.
         let mut decoded: Option<Option<FieldTable>> = None;
-        let mut visited: HashSet<&str> = HashSet::new();
-        let mut seen: HashSet<Arc<str>> = HashSet::new();
-        let mut pending = vec![e];
-        let mut dests = Vec::new();
-        while let Some(e) = pending.pop() {
-            if !visited.insert(&e.name) {
-                continue;
+        let mut pending: Vec<&Exchange> = Vec::new();
+        let mut visited: Vec<&str> = Vec::new();
+        let mut next = Some(e);
+        while let Some(e) = next.take().or_else(|| pending.pop()) {
+            if e.name != exchange {
+                if visited.contains(&e.name.as_str()) {
+                    continue;
+                }
+                visited.push(&e.name);
             }
-            dests.clear();
             let h = if e.kind == ExchangeKind::Headers { decoded.get_or_insert_with(headers).as_ref() } else { None };
-            e.route(key, h, &mut dests);
-            let before = seen.len();
-            let mut went_on = false;
-            for d in &dests {
-                match d {
-                    Dest::Queue(q) => {
-                        if seen.insert(q.clone()) {
-                            out.push(q.clone());
-                        }
-                    }
-                    Dest::Exchange(x) => {
-                        if let Some(next) = exchanges.get(&**x) {
-                            pending.push(next);
-                            went_on = true;
-                        }
+            let mut routed = false;
+            e.route(key, h, &mut |d| match d {
+                Dest::Queue(q) => {
+                    out.push(q.clone());
+                    routed = true;
+                }
+                Dest::Exchange(x) => {
+                    if let Some(to) = exchanges.get(&**x)
+                        && to.name != exchange
+                    {
+                        pending.push(to);
+                        routed = true;
                     }
                 }
-            }
-            if seen.len() == before
-                && !went_on
+            });
+            if !routed
                 && let Some(ae) = e.arguments.get_str("alternate-exchange")
-                && let Some(next) = exchanges.get(&ae)
+                && let Some(to) = exchanges.get(&ae)
+                && to.name != exchange
             {
-                pending.push(next);
+                pending.push(to);
             }
         }
+        // A queue reached through several bindings or exchanges gets the message once.
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RoutingTable {
+        let mut t = RoutingTable::default();
+        t.apply(&MetaOp::AddVhost { vhost: "/".into() }).unwrap();
+        t
+    }
+
+    fn declare(t: &mut RoutingTable, name: &str, kind: &str, ae: Option<&str>) {
+        let mut arguments = FieldTable::default();
+        if let Some(ae) = ae {
+            arguments.insert("alternate-exchange", crate::protocol::types::FieldValue::str(ae));
+        }
+        let op = MetaOp::DeclareExchange {
+            vhost: "/".into(),
+            name: name.into(),
+            kind: kind.into(),
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments,
+        };
+        t.apply(&op).unwrap();
+    }
+
+    fn bind(t: &mut RoutingTable, source: &str, dest: Dest, key: &str) {
+        let op = MetaOp::Bind {
+            vhost: "/".into(),
+            source: source.into(),
+            dest,
+            key: key.into(),
+            args: FieldTable::default(),
+        };
+        t.apply(&op).unwrap();
+    }
+
+    fn route(t: &RoutingTable, exchange: &str, key: &str) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        t.route("/", exchange, key, &|| None, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn cycles_deliver_once_and_terminate() {
+        let mut t = table();
+        declare(&mut t, "a", "fanout", Some("a"));
+        declare(&mut t, "b", "fanout", Some("a"));
+        // Routes nowhere, and its alternate exchange is itself: must terminate.
+        assert!(route(&t, "a", "k").is_empty());
+        bind(&mut t, "a", Dest::Exchange("b".into()), "");
+        bind(&mut t, "b", Dest::Exchange("a".into()), "");
+        bind(&mut t, "a", Dest::Queue("q".into()), "");
+        bind(&mut t, "b", Dest::Queue("q".into()), "");
+        assert_eq!(route(&t, "a", "k"), vec![Arc::<str>::from("q")]);
+        assert_eq!(route(&t, "b", "k"), vec![Arc::<str>::from("q")]);
+    }
+
+    #[test]
+    fn alternate_exchange_takes_what_routes_nowhere() {
+        let mut t = table();
+        declare(&mut t, "ae", "fanout", None);
+        declare(&mut t, "main", "direct", Some("ae"));
+        bind(&mut t, "ae", Dest::Queue("unrouted".into()), "");
+        bind(&mut t, "main", Dest::Queue("routed".into()), "good");
+        assert_eq!(route(&t, "main", "good"), vec![Arc::<str>::from("routed")]);
+        assert_eq!(route(&t, "main", "bad"), vec![Arc::<str>::from("unrouted")]);
     }
 }

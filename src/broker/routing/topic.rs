@@ -72,24 +72,29 @@ impl TopicTrie {
 
     /// Appends every destination whose pattern matches `key` (possibly with repeats).
     pub fn matches(&self, key: &str, out: &mut Vec<Dest>) {
-        fn walk(node: &Node, ws: &[&str], out: &mut Vec<Dest>) {
+        self.for_each_match(key, &mut |d| out.push(d.clone()));
+    }
+
+    /// Calls `f` with every destination whose pattern matches `key` (possibly with repeats).
+    pub fn for_each_match(&self, key: &str, f: &mut dyn FnMut(&Dest)) {
+        fn walk(node: &Node, ws: &[&str], f: &mut dyn FnMut(&Dest)) {
             if let Some(h) = &node.hash {
                 for skip in 0..=ws.len() {
-                    walk(h, &ws[skip..], out);
+                    walk(h, &ws[skip..], f);
                 }
             }
             let Some((first, rest)) = ws.split_first() else {
-                out.extend(node.dests.iter().cloned());
+                node.dests.iter().for_each(&mut *f);
                 return;
             };
             if let Some(child) = node.words.get(*first) {
-                walk(child, rest, out);
+                walk(child, rest, f);
             }
             if let Some(star) = &node.star {
-                walk(star, rest, out);
+                walk(star, rest, f);
             }
         }
-        walk(&self.root, &words(key), out);
+        walk(&self.root, &words(key), f);
     }
 }
 
