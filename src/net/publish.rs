@@ -12,7 +12,7 @@ use crate::protocol::frame;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
-use crate::shard::msg::{PublishRef, ShardMsg};
+use crate::shard::msg::{PublishRef, ShardMsg, Targets};
 use crate::shard::placement::shard_of;
 
 use super::channel::{Body, Content, PendingPublish};
@@ -116,31 +116,23 @@ impl Conn {
     ) -> Result<()> {
         self.permit_publish(&p.exchange)?;
         let vhost = self.st.borrow().vhost.clone();
-        let mut queues = Vec::new();
-        let props = header.properties.clone();
-        let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
-        self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
-        let msg =
-            Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
         let n = self.shard.shards();
-        // One envelope per destination shard; the common case (every queue on one shard) sends the
-        // routed list as it is.
-        let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
-        if !queues.is_empty() {
-            let shard = |q: &Arc<str>| shard_of(&vhost, q, n);
-            let first = shard(&queues[0]);
-            if queues.iter().all(|q| shard(q) == first) {
-                groups.push((first, queues));
-            } else {
-                for q in queues {
-                    let s = shard(&q);
-                    match groups.iter_mut().find(|(d, _)| *d == s) {
-                        Some((_, g)) => g.push(q),
-                        None => groups.push((s, vec![q])),
-                    }
-                }
+        // One envelope per destination shard. The default exchange names its one queue by the
+        // routing key; otherwise the routed list goes as it is when every queue shares a shard.
+        let mut groups: Vec<(usize, Targets)> = Vec::new();
+        if p.exchange.is_empty() {
+            groups.push((shard_of(&vhost, &p.routing_key, n), Targets::RoutingKey));
+        } else {
+            let mut queues = Vec::new();
+            let props = header.properties.clone();
+            let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
+            self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
+            for (dest, named) in group_by_shard(queues, |q| shard_of(&vhost, q, n)) {
+                groups.push((dest, Targets::Named(named)));
             }
         }
+        let msg =
+            Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
         let targets = groups.len() as u32;
         let reply = self.with_channel(ch, |c| {
             let confirm_seq = c.confirms.as_mut().map(|cf| {
@@ -239,4 +231,21 @@ impl Conn {
             .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")))?;
         f(c)
     }
+}
+
+/// Splits routed queues by owning shard; a list whose queues share one shard is kept whole.
+fn group_by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> Vec<(usize, Vec<Arc<str>>)> {
+    let Some(first) = queues.first().map(&shard) else { return Vec::new() };
+    if queues.iter().all(|q| shard(q) == first) {
+        return vec![(first, queues)];
+    }
+    let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
+    for q in queues {
+        let s = shard(&q);
+        match groups.iter_mut().find(|(d, _)| *d == s) {
+            Some((_, g)) => g.push(q),
+            None => groups.push((s, vec![q])),
+        }
+    }
+    groups
 }

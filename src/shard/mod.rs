@@ -217,7 +217,7 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let mut enqueued = 0;
-                for name in &queues {
+                for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
                         if let Some(q) = self.queues.borrow_mut().get_mut(id) {

@@ -21,6 +21,24 @@ pub fn make_id(shard: usize, serial: u64) -> u64 {
     ((shard as u64) << 48) | (serial & ((1 << 48) - 1))
 }
 
+/// The queues of one shard a publish goes to.
+#[derive(Debug)]
+pub enum Targets {
+    /// The queue named by the message's routing key (the default exchange): no list to allocate.
+    RoutingKey,
+    Named(Vec<Arc<str>>),
+}
+
+impl Targets {
+    pub fn names<'a>(&'a self, msg: &'a Message) -> impl Iterator<Item = &'a str> {
+        let (key, named): (Option<&str>, &[Arc<str>]) = match self {
+            Targets::RoutingKey => (Some(msg.routing_key.as_str()), &[]),
+            Targets::Named(v) => (None, v),
+        };
+        key.into_iter().chain(named.iter().map(|q| &**q))
+    }
+}
+
 /// Where a publish came from, when it wants to hear what became of it (confirms, mandatory).
 #[derive(Clone, Copy, Debug)]
 pub struct PublishRef {
@@ -61,7 +79,7 @@ pub enum ShardMsg {
     /// Enqueue `msg` on these queues of the destination shard.
     Publish {
         vhost: Arc<str>,
-        queues: Vec<Arc<str>>,
+        queues: Targets,
         msg: Arc<Message>,
         /// The publishing connection (flow control pauses it).
         from: ConnId,
