@@ -21,7 +21,7 @@ use super::mesh::{self, MeshEnds, Stopper};
 const PREEMPT_TIMER: Duration = Duration::from_micros(500);
 
 /// How long a stopping shard waits for its connections to finish their close handshake.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Running {
     pub addr: SocketAddr,

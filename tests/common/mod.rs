@@ -120,6 +120,12 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: show what the broker said.
+            for line in self.log.lock().map(|l| l.clone()).unwrap_or_default() {
+                eprintln!("[warren] {line}");
+            }
+        }
         if !self.terminate() {
             let _ = self.child.kill();
             let _ = self.child.wait();
