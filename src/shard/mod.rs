@@ -333,10 +333,19 @@ impl Shard {
         f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
     ) -> Result<R> {
         let (tx, rx) = oneshot::channel();
+        let origin = self.id;
         self.send(
             dest,
             ShardMsg::Run(Box::new(move |s| {
-                let _ = tx.send(f(s));
+                let r = f(s);
+                // The reply crosses back over the mesh and completes the oneshot on this shard, so
+                // the waiting task is woken locally: the doorbell is the only cross-thread wake-up.
+                s.send(
+                    origin,
+                    ShardMsg::Run(Box::new(move |_| {
+                        let _ = tx.send(r);
+                    })),
+                );
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
@@ -348,6 +357,7 @@ impl Shard {
     pub async fn change_routes(&self, op: MetaOp) -> Result<()> {
         let n = self.shards();
         let (txs, rxs): (Vec<_>, Vec<_>) = (1..n).map(|_| oneshot::channel::<()>()).unzip();
+        let origin = self.id;
         self.call(0, move |coordinator| {
             coordinator.routes.borrow_mut().apply(&op)?;
             for (k, tx) in (1..n).zip(txs) {
@@ -357,7 +367,12 @@ impl Shard {
                     ShardMsg::Run(Box::new(move |s| {
                         // Same table, same order: this cannot fail where the coordinator succeeded.
                         let _ = s.routes.borrow_mut().apply(&op);
-                        let _ = tx.send(());
+                        s.send(
+                            origin,
+                            ShardMsg::Run(Box::new(move |_| {
+                                let _ = tx.send(());
+                            })),
+                        );
                     })),
                 );
             }
