@@ -94,14 +94,6 @@ impl Conn {
             .await?
     }
 
-    /// Checks on the owning shard that this connection may use the queue (404, 405).
-    async fn check_queue(self: &Rc<Self>, name: &str) -> Result<()> {
-        let vhost = self.vhost();
-        let owner = shard_of(&vhost, name, self.shard.shards());
-        let (conn, name) = (self.id, name.to_string());
-        self.shard.call(owner, move |s| s.queues.borrow().find(&vhost, &name, conn).map(|_| ())).await?
-    }
-
     async fn queue_binding(
         self: &Rc<Self>,
         ch: u16,
@@ -114,7 +106,8 @@ impl Conn {
         let name = self.with_channel(ch, |c| c.queue_name(queue))?;
         self.permit(Perm::Write, Resource::Queue(&name))?;
         self.permit(Perm::Read, Resource::Exchange(&exchange))?;
-        self.check_queue(&name).await?;
+        // The queue must exist and be usable by this connection (404, 405).
+        self.with_queue(ch, &name, |_| Ok(())).await?;
         let vhost = self.vhost().to_string();
         let dest = Dest::Queue(name.as_str().into());
         let op = if bind {
