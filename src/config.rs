@@ -16,6 +16,8 @@ pub const DEFAULT_USER: &str = "guest";
 pub const DEFAULT_VHOST: &str = "/";
 /// How many deliveries a no-ack consumer may have written but not yet flushed to its socket.
 pub const DEFAULT_NO_ACK_WINDOW: u32 = 2048;
+/// Size at which a shard's message log starts a new segment file.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Backlog (ready messages) at which a consumed queue starts pausing its publishers.
 pub const DEFAULT_FLOW_BACKLOG: u32 = 20_000;
 
@@ -45,6 +47,9 @@ pub struct Config {
     pub load_definitions: Option<PathBuf>,
     /// Users who may only connect from loopback addresses (RabbitMQ's default: guest).
     pub loopback_users: Vec<String>,
+    /// A shard's message log starts a new segment file past this size; a segment is deleted once
+    /// every message in it (and in every older one) is settled.
+    pub segment_bytes: u64,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             flow_backlog: DEFAULT_FLOW_BACKLOG,
             load_definitions: None,
             loopback_users: vec![DEFAULT_USER.into()],
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
         }
     }
 }
@@ -87,6 +93,9 @@ impl Config {
         }
         if self.no_ack_window == 0 {
             return Err("no_ack_window must be at least 1".into());
+        }
+        if self.segment_bytes < 4096 {
+            return Err("segment_bytes must be at least 4096".into());
         }
         if self.default_vhost.is_empty() {
             return Err("default_vhost must not be empty".into());

@@ -16,3 +16,4 @@ pub mod data_dir;
 pub mod net;
 pub mod protocol;
 pub mod shard;
+pub mod store;

@@ -39,6 +39,14 @@ impl PasswordHash {
         Self::Sha256(raw)
     }
 
+    /// RabbitMQ's `hashing_algorithm` name for this hash.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Self::Sha256(_) => "rabbit_password_hashing_sha256",
+            Self::Sha512(_) => "rabbit_password_hashing_sha512",
+        }
+    }
+
     pub fn to_base64(&self) -> String {
         match self {
             Self::Sha256(raw) | Self::Sha512(raw) => BASE64.encode(raw),
@@ -106,6 +114,15 @@ pub struct Access {
 impl Access {
     pub fn new(loopback_users: Vec<String>) -> Self {
         Self { loopback_users, ..Default::default() }
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// (user, vhost) → permission.
+    pub fn permissions(&self) -> impl Iterator<Item = (&(String, String), &Permission)> {
+        self.permissions.iter()
     }
 
     pub fn add_user(&mut self, user: User) {

@@ -2,14 +2,14 @@
 //! `load_definitions` setting reads): users, vhosts, permissions, exchanges, queues, bindings.
 //! Warren loads a file at start, as RabbitMQ does; each shard applies the same file, so all agree.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::protocol::types::{FieldTable, FieldValue};
 
 use super::access::{Access, PasswordHash, Permission, User};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct Definitions {
     #[serde(default)]
     pub users: Vec<UserDef>,
@@ -25,7 +25,7 @@ pub struct Definitions {
     pub bindings: Vec<BindingDef>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct UserDef {
     pub name: String,
     pub password_hash: String,
@@ -36,12 +36,12 @@ pub struct UserDef {
     pub tags: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct VhostDef {
     pub name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct PermissionDef {
     pub user: String,
     pub vhost: String,
@@ -50,7 +50,7 @@ pub struct PermissionDef {
     pub read: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ExchangeDef {
     pub name: String,
     pub vhost: String,
@@ -66,7 +66,7 @@ pub struct ExchangeDef {
     pub arguments: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct QueueDef {
     pub name: String,
     pub vhost: String,
@@ -78,7 +78,7 @@ pub struct QueueDef {
     pub arguments: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct BindingDef {
     pub source: String,
     pub vhost: String,
@@ -98,6 +98,20 @@ impl Definitions {
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Adds `other`'s definitions after this one's (applied later, so its users and permissions win).
+    pub fn merge(&mut self, other: Definitions) {
+        self.users.extend(other.users);
+        self.vhosts.extend(other.vhosts);
+        self.permissions.extend(other.permissions);
+        self.exchanges.extend(other.exchanges);
+        self.queues.extend(other.queues);
+        self.bindings.extend(other.bindings);
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
     /// Users and permissions as an `Access`; bad hashes or regexes are errors, not silent skips.
@@ -163,6 +177,28 @@ pub fn field_table(o: &serde_json::Map<String, Value>) -> FieldTable {
     FieldTable(o.iter().map(|(k, v)| (k.clone(), field_value(v))).collect())
 }
 
+/// A field-table value as JSON, the way RabbitMQ exports arguments.
+pub fn json_value(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Bool(b) => Value::Bool(*b),
+        FieldValue::F32(f) => serde_json::Number::from_f64(*f as f64).map_or(Value::Null, Value::Number),
+        FieldValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        FieldValue::Decimal(scale, n) => {
+            serde_json::Number::from_f64(*n as f64 / 10f64.powi(*scale as i32)).map_or(Value::Null, Value::Number)
+        }
+        FieldValue::LongStr(b) | FieldValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        FieldValue::Array(a) => Value::Array(a.iter().map(json_value).collect()),
+        FieldValue::Timestamp(t) => Value::from(*t),
+        FieldValue::Table(t) => Value::Object(json_table(t)),
+        FieldValue::Void => Value::Null,
+        other => other.as_i128().and_then(|n| i64::try_from(n).ok()).map_or(Value::Null, Value::from),
+    }
+}
+
+pub fn json_table(t: &FieldTable) -> serde_json::Map<String, Value> {
+    t.0.iter().map(|(k, v)| (k.clone(), json_value(v))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +223,19 @@ mod tests {
         assert_eq!(field_table(&d.queues[0].arguments).get("x-max-length").and_then(FieldValue::as_i128), Some(10));
         let access = d.access(vec![]).unwrap();
         assert!(access.check_vhost("guest", "/").is_ok());
+    }
+
+    #[test]
+    fn arguments_survive_json_and_back() {
+        let d = Definitions::parse(EXPORTED).unwrap();
+        let again = Definitions::parse(&d.to_json()).unwrap();
+        assert_eq!(field_table(&again.queues[0].arguments), field_table(&d.queues[0].arguments));
+        assert_eq!(again.bindings[0].routing_key, "a.#");
+        let mut t = FieldTable::default();
+        t.insert("x-max-length", FieldValue::I32(5));
+        t.insert("alternate-exchange", FieldValue::str("ae"));
+        assert_eq!(field_table(&json_table(&t)).get_str("alternate-exchange").as_deref(), Some("ae"));
+        assert_eq!(field_table(&json_table(&t)).get("x-max-length").and_then(FieldValue::as_i128), Some(5));
     }
 
     #[test]

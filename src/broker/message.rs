@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::protocol::properties::BasicProperties;
+use crate::protocol::properties::{BasicProperties, delivery_mode};
 
 #[derive(Debug)]
 pub struct Message {
@@ -21,6 +21,6 @@ impl Message {
     }
 
     pub fn is_persistent(&self) -> bool {
-        self.decode_properties().and_then(|p| p.delivery_mode) == Some(2)
+        delivery_mode(&self.properties) == Some(2)
     }
 }

@@ -23,6 +23,8 @@ struct Queued {
     id: u64,
     msg: Arc<Message>,
     redelivered: bool,
+    /// The message log segment holding it; 0 if it is not persisted.
+    seg: u32,
 }
 
 struct Unacked {
@@ -70,6 +72,8 @@ pub struct Queue {
     pub had_consumer: bool,
     /// Publishing connections told to pause while this queue's backlog drains (flow control).
     pub paused: Vec<ConnId>,
+    /// Persisted messages that left the queue since the owner last asked: (id, segment).
+    gone: Vec<(u64, u32)>,
 }
 
 impl Queue {
@@ -88,6 +92,7 @@ impl Queue {
             next_serial: 1,
             had_consumer: false,
             paused: Vec::new(),
+            gone: Vec::new(),
         }
     }
 
@@ -103,16 +108,40 @@ impl Queue {
         self.consumers.len() as u32
     }
 
-    pub fn push(&mut self, msg: Arc<Message>) {
+    /// Appends a message; `persist` is given its id and returns the log segment it was written
+    /// to (0 if it was not).
+    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32) {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
-        self.ready.push_back(Queued { id, msg, redelivered: false });
+        let seg = persist(id);
+        self.ready.push_back(Queued { id, msg, redelivered: false, seg });
+    }
+
+    /// Puts back a message recovered from the log; called in id order. It may have been delivered
+    /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
+    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32) {
+        self.next_msg_id = self.next_msg_id.max(id + 1);
+        self.ready.push_back(Queued { id, msg, redelivered: true, seg });
     }
 
     pub fn purge(&mut self) -> u32 {
         let n = self.ready.len() as u32;
-        self.ready.clear();
+        for q in self.ready.drain(..) {
+            if q.seg != 0 {
+                self.gone.push((q.id, q.seg));
+            }
+        }
         n
+    }
+
+    /// Persisted messages that left since the last call, for the log.
+    pub fn take_gone(&mut self) -> Vec<(u64, u32)> {
+        std::mem::take(&mut self.gone)
+    }
+
+    /// The log segments of every persisted message the queue holds (ready or unacked).
+    pub fn persisted_segments(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ready.iter().chain(self.unacked.values().map(|u| &u.queued)).map(|q| q.seg).filter(|&s| s != 0)
     }
 
     pub fn has_consumer_tag(&self, conn: ConnId, channel: u16, tag: &str) -> bool {
@@ -151,6 +180,8 @@ impl Queue {
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
             self.unacked.insert(q.id, Unacked { consumer: 0, queued: q });
+        } else if q.seg != 0 {
+            self.gone.push((q.id, q.seg));
         }
         Some(out)
     }
@@ -163,7 +194,11 @@ impl Queue {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
         match action {
-            Settle::Ack | Settle::Discard => {}
+            Settle::Ack | Settle::Discard => {
+                if u.queued.seg != 0 {
+                    self.gone.push((msg_id, u.queued.seg));
+                }
+            }
             Settle::Requeue => self.requeue(Queued { redelivered: true, ..u.queued }),
             Settle::Return => self.requeue(u.queued),
         }
@@ -237,7 +272,7 @@ mod tests {
         q.add_consumer(Consumer::new("a".into(), 1, 1, false, false, 1));
         q.add_consumer(Consumer::new("b".into(), 1, 1, false, false, 1));
         for b in ["1", "2", "3"] {
-            q.push(msg(b));
+            q.push(msg(b), |_| 0);
         }
         let d = drain(&mut q);
         assert_eq!(d.iter().map(|d| &*d.consumer_tag).collect::<Vec<_>>(), ["a", "b"]);
@@ -251,7 +286,7 @@ mod tests {
     fn requeued_messages_return_to_their_place_marked_redelivered() {
         let mut q = queue();
         for b in ["1", "2", "3"] {
-            q.push(msg(b));
+            q.push(msg(b), |_| 0);
         }
         let (id1, _, _) = q.get(false).unwrap();
         let (id2, _, _) = q.get(false).unwrap();

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::access::{Perm, Resource};
+use crate::broker::definitions::{QueueDef, json_table};
 use crate::broker::queue::{Queue, QueueFlags};
 use crate::broker::queues::not_found;
 use crate::broker::routing::{Dest, MetaOp};
@@ -43,8 +44,26 @@ impl Conn {
             arguments: m.arguments,
         };
         let (conn, passive, n) = (self.id, m.passive, name.clone());
-        let ok =
-            self.shard.call(owner, move |s| s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn)).await??;
+        let durable = (m.durable && !m.exclusive && !m.passive).then(|| QueueDef {
+            name: name.clone(),
+            vhost: vhost.to_string(),
+            durable: true,
+            auto_delete: m.auto_delete,
+            arguments: json_table(&flags.arguments),
+        });
+        let (ok, created) = self
+            .shard
+            .call(owner, move |s| {
+                let existed = s.queues.borrow().lookup(&vhost, &n).is_some();
+                s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn).map(|ok| (ok, !existed))
+            })
+            .await??;
+        // A new durable queue is in the definitions file before the client hears declare-ok.
+        if let Some(def) = durable
+            && created
+        {
+            self.shard.durable_queue_declared(def).await?;
+        }
         {
             let mut st = self.st.borrow_mut();
             if m.exclusive && !m.passive && !st.exclusive_queues.contains(&ok.id) {

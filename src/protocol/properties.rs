@@ -50,6 +50,31 @@ fn read_opt<T: Field>(flags: u16, bit: u16, r: &mut Reader) -> Result<Option<T>>
     if flags & (1 << bit) != 0 { T::read(r).map(Some) } else { Ok(None) }
 }
 
+/// The delivery mode from raw properties without decoding them all: the persistence check runs
+/// for every message a durable queue takes. `None` if absent or malformed.
+pub fn delivery_mode(raw: &[u8]) -> Option<u8> {
+    let flags = u16::from_be_bytes([*raw.first()?, *raw.get(1)?]);
+    let mut at = 2;
+    let mut more = flags & 1 != 0;
+    while more {
+        more = raw.get(at + 1)? & 1 != 0;
+        at += 2;
+    }
+    if flags & (1 << 12) == 0 {
+        return None;
+    }
+    for bit in [15, 14] {
+        if flags & (1 << bit) != 0 {
+            at += 1 + *raw.get(at)? as usize;
+        }
+    }
+    if flags & (1 << 13) != 0 {
+        let len = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?);
+        at += 4 + len as usize;
+    }
+    raw.get(at).copied()
+}
+
 impl BasicProperties {
     pub fn decode(raw: &Bytes) -> Result<Self> {
         let mut r = Reader::new(raw.clone());
@@ -157,6 +182,24 @@ mod tests {
         let raw = p.encode();
         assert_eq!(BasicProperties::decode(&raw).unwrap(), p);
         assert_eq!(BasicProperties::decode(&BasicProperties::default().encode()).unwrap(), BasicProperties::default());
+        assert_eq!(delivery_mode(&raw), Some(2));
+    }
+
+    #[test]
+    fn delivery_mode_fast_path_agrees_with_decode() {
+        let mut headers = FieldTable::default();
+        headers.insert("x", FieldValue::I32(1));
+        let cases = [
+            BasicProperties::default(),
+            BasicProperties { delivery_mode: Some(1), ..Default::default() },
+            BasicProperties { content_type: Some("a/b".into()), delivery_mode: Some(2), ..Default::default() },
+            BasicProperties { headers: Some(headers), delivery_mode: Some(2), priority: Some(1), ..Default::default() },
+        ];
+        for p in cases {
+            assert_eq!(delivery_mode(&p.encode()), p.delivery_mode, "{p:?}");
+        }
+        assert_eq!(delivery_mode(&[0x10]), None);
+        assert_eq!(delivery_mode(&[0x90, 0, 9]), None);
     }
 
     #[test]

@@ -24,8 +24,14 @@ use crate::config::Config;
 use crate::net::connection::Conn;
 use crate::protocol::reply::{AmqpError, Result};
 
+use crate::broker::definitions::{BindingDef, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table};
+use crate::broker::routing::PREDECLARED;
+use crate::store::definitions_file::DurableDefinitions;
+use crate::store::log::MessageLog;
+use crate::store::recovery::QueueMessages;
+
 use mesh::{MeshEnds, Outbox};
-use msg::{ConnId, QueueId, Settle, ShardMsg, make_id, shard_of_id};
+use msg::{ConnId, PublishRef, QueueId, Settle, ShardMsg, make_id, shard_of_id};
 use notify::Notify;
 
 pub struct Shard {
@@ -42,10 +48,14 @@ pub struct Shard {
     rng: Cell<u64>,
     pub stopping: Cell<bool>,
     pub stop: Notify,
+    /// Persistent messages of durable queues; publishes that wrote to it wait for its fsync.
+    pub log: MessageLog<(PublishRef, u32)>,
+    /// The durable definitions file; kept by the coordinator (shard 0) only.
+    pub defs: DurableDefinitions,
 }
 
 impl Shard {
-    pub fn new(config: Arc<Config>, mesh: MeshEnds) -> Rc<Self> {
+    pub fn new(config: Arc<Config>, mesh: MeshEnds, log: MessageLog<(PublishRef, u32)>) -> Rc<Self> {
         let id = mesh.me;
         let n = mesh.shards();
         let seed = std::time::SystemTime::now()
@@ -54,7 +64,6 @@ impl Shard {
             .unwrap_or(1);
         Rc::new(Self {
             id,
-            config,
             outbox: Outbox::new(n),
             mesh,
             flush: Notify::default(),
@@ -66,6 +75,9 @@ impl Shard {
             rng: Cell::new((seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1),
             stopping: Cell::new(false),
             stop: Notify::default(),
+            log,
+            defs: DurableDefinitions::new(&config.data_dir),
+            config,
         })
     }
 
@@ -143,6 +155,14 @@ impl Shard {
             })?;
         }
         drop(routes);
+        if self.id == 0 {
+            let mut registry = self.defs.queues.borrow_mut();
+            for q in d.queues.iter().filter(|q| q.durable) {
+                registry.insert((q.vhost.clone(), q.name.clone()), q.clone());
+            }
+            drop(registry);
+            self.defs.changed();
+        }
         let n = self.shards();
         for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
             let flags = QueueFlags {
@@ -216,12 +236,17 @@ impl Shard {
     fn handle(self: &Rc<Self>, m: ShardMsg) {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
-                let mut enqueued = 0;
+                let (mut enqueued, mut persisted) = (0, false);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
                         if let Some(q) = self.queues.borrow_mut().get_mut(id) {
-                            q.push(msg.clone());
+                            let persist = q.flags.durable && msg.is_persistent();
+                            q.push(
+                                msg.clone(),
+                                |msg_id| if persist { self.log.message(&vhost, name, msg_id, &msg) } else { 0 },
+                            );
+                            persisted |= persist;
                             enqueued += 1;
                         }
                         self.dispatch(id);
@@ -229,7 +254,12 @@ impl Shard {
                     }
                 }
                 if let Some(to) = reply {
-                    self.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                    // Confirms of persisted messages wait for the log's fsync (group commit).
+                    if persisted {
+                        self.log.after_sync((to, enqueued));
+                    } else {
+                        self.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                    }
                 }
             }
             ShardMsg::Receipt { to, enqueued } => {
@@ -275,13 +305,51 @@ impl Shard {
         }
     }
 
-    /// Lets a queue hand ready messages to its consumers.
+    /// After a queue changed: logs which persisted messages left it, lets it hand ready messages
+    /// to its consumers, and applies flow control.
     pub fn dispatch(&self, id: QueueId) {
         let window = self.config.no_ack_window;
         if let Some(q) = self.queues.borrow_mut().get_mut(id) {
+            let gone = q.take_gone();
+            self.log.gone(&q.vhost, &q.name, &gone);
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
         }
         self.check_flow(id, None);
+    }
+
+    /// Puts the messages recovered from this shard's log back into their queues, in order. Messages
+    /// of queues that no longer exist are dropped from the log.
+    pub fn restore_messages(&self, recovered: QueueMessages) {
+        let mut queues = self.queues.borrow_mut();
+        for ((vhost, name), msgs) in recovered {
+            let Some(q) = queues.lookup(&vhost, &name).and_then(|id| queues.get_mut(id)) else {
+                log::warn!(
+                    "dropping {} logged messages of queue '{name}' in vhost '{vhost}': it no longer exists",
+                    msgs.len()
+                );
+                self.log.dropped(&vhost, &name, msgs.values().map(|(_, seg)| *seg));
+                continue;
+            };
+            log::info!("queue '{name}' in vhost '{vhost}': {} messages recovered", msgs.len());
+            for (id, (msg, seg)) in msgs {
+                q.restore(id, Arc::new(msg), seg);
+            }
+        }
+    }
+
+    /// The log writer: returns once the shard stops and everything is written.
+    pub async fn run_log(self: Rc<Self>) {
+        let me = self.clone();
+        self.log
+            .run(
+                || me.stopping.get(),
+                |done| {
+                    for (to, enqueued) in done {
+                        me.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                    }
+                },
+            )
+            .await
     }
 
     /// Publisher flow control: a queue with consumers whose backlog passes `flow_backlog` pauses
@@ -358,36 +426,176 @@ impl Shard {
         let n = self.shards();
         let (txs, rxs): (Vec<_>, Vec<_>) = (1..n).map(|_| oneshot::channel::<()>()).unzip();
         let origin = self.id;
-        self.call(0, move |coordinator| {
-            coordinator.routes.borrow_mut().apply(&op)?;
-            for (k, tx) in (1..n).zip(txs) {
-                let op = op.clone();
-                coordinator.send(
-                    k,
-                    ShardMsg::Run(Box::new(move |s| {
-                        // Same table, same order: this cannot fail where the coordinator succeeded.
-                        let _ = s.routes.borrow_mut().apply(&op);
-                        s.send(
+        let saved = self
+            .call(0, move |coordinator| {
+                let durable = coordinator.touches_durable(&op);
+                coordinator.routes.borrow_mut().apply(&op)?;
+                if let MetaOp::QueueDeleted { vhost, queue } = &op {
+                    coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
+                }
+                for (k, tx) in (1..n).zip(txs) {
+                    let op = op.clone();
+                    coordinator.send(
+                        k,
+                        ShardMsg::Run(Box::new(move |s| {
+                            // Same table, same order: this cannot fail where the coordinator succeeded.
+                            let _ = s.routes.borrow_mut().apply(&op);
+                            s.send(
+                                origin,
+                                ShardMsg::Run(Box::new(move |_| {
+                                    let _ = tx.send(());
+                                })),
+                            );
+                        })),
+                    );
+                }
+                Ok(durable.then(|| coordinator.defs.changed()))
+            })
+            .await??;
+        for rx in rxs {
+            rx.await.map_err(|_| AmqpError::internal("shard stopped"))?;
+        }
+        match saved {
+            Some(v) => self.definitions_saved(v).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether applying `op` changes what the definitions file holds (asked on the coordinator,
+    /// before applying it).
+    fn touches_durable(&self, op: &MetaOp) -> bool {
+        let routes = self.routes.borrow();
+        let durable_exchange = |vhost: &str, name: &str| routes.exchange(vhost, name).is_some_and(|e| e.durable);
+        match op {
+            MetaOp::AddVhost { vhost } => !routes.has_vhost(vhost),
+            MetaOp::DeclareExchange { vhost, name, passive, durable, .. } => {
+                !passive && *durable && routes.exchange(vhost, name).is_none()
+            }
+            MetaOp::DeleteExchange { vhost, name, .. } => durable_exchange(vhost, name),
+            MetaOp::Bind { vhost, source, .. } | MetaOp::Unbind { vhost, source, .. } => {
+                durable_exchange(vhost, source)
+            }
+            MetaOp::QueueDeleted { vhost, queue } => {
+                self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
+            }
+        }
+    }
+
+    /// Tells the coordinator about a new durable queue and waits until the definitions file has it.
+    pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
+        let v = self
+            .call(0, move |c| {
+                c.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
+                c.defs.changed()
+            })
+            .await?;
+        self.definitions_saved(v).await
+    }
+
+    /// Waits until the coordinator's definitions file covers version `v`.
+    pub async fn definitions_saved(&self, v: u64) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let origin = self.id;
+        self.send(
+            0,
+            ShardMsg::Run(Box::new(move |c| {
+                let c2 = c.clone();
+                c.defs.when_saved(
+                    v,
+                    Box::new(move || {
+                        c2.send(
                             origin,
                             ShardMsg::Run(Box::new(move |_| {
                                 let _ = tx.send(());
                             })),
-                        );
-                    })),
+                        )
+                    }),
                 );
+            })),
+        );
+        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+    }
+
+    /// The durable definitions in RabbitMQ's export format (on the coordinator, which has them all).
+    pub fn definitions(&self) -> Definitions {
+        let access = self.access.borrow();
+        let routes = self.routes.borrow();
+        let queues = self.defs.queues.borrow();
+        let mut d = Definitions {
+            users: access
+                .users()
+                .map(|u| UserDef {
+                    name: u.name.clone(),
+                    password_hash: u.hash.to_base64(),
+                    hashing_algorithm: u.hash.algorithm().into(),
+                    tags: serde_json::Value::from(u.tags.clone()),
+                })
+                .collect(),
+            permissions: access
+                .permissions()
+                .map(|((user, vhost), p)| PermissionDef {
+                    user: user.clone(),
+                    vhost: vhost.clone(),
+                    configure: p.configure.as_str().into(),
+                    write: p.write.as_str().into(),
+                    read: p.read.as_str().into(),
+                })
+                .collect(),
+            queues: queues.values().cloned().collect(),
+            ..Default::default()
+        };
+        let predeclared = |name: &str| PREDECLARED.iter().any(|(p, _)| *p == name);
+        for (vhost, exchanges) in routes.vhosts() {
+            d.vhosts.push(VhostDef { name: vhost.clone() });
+            for e in exchanges.values().filter(|e| e.durable) {
+                if !predeclared(&e.name) {
+                    d.exchanges.push(ExchangeDef {
+                        name: e.name.clone(),
+                        vhost: vhost.clone(),
+                        kind: e.kind.as_str().into(),
+                        durable: true,
+                        auto_delete: e.auto_delete,
+                        internal: e.internal,
+                        arguments: json_table(&e.arguments),
+                    });
+                }
+                for b in &e.bindings {
+                    let (destination, destination_type, durable) = match &b.dest {
+                        Dest::Queue(q) => (q, "queue", queues.contains_key(&(vhost.clone(), q.to_string()))),
+                        Dest::Exchange(x) => (x, "exchange", exchanges.get(&**x).is_some_and(|x| x.durable)),
+                    };
+                    if durable {
+                        d.bindings.push(BindingDef {
+                            source: e.name.clone(),
+                            vhost: vhost.clone(),
+                            destination: destination.to_string(),
+                            destination_type: destination_type.into(),
+                            routing_key: b.key.clone(),
+                            arguments: json_table(&b.args),
+                        });
+                    }
+                }
             }
-            Ok(())
-        })
-        .await??;
-        for rx in rxs {
-            rx.await.map_err(|_| AmqpError::internal("shard stopped"))?;
         }
-        Ok(())
+        // A stable order, so the file only changes when the definitions do.
+        d.users.sort_by(|a, b| a.name.cmp(&b.name));
+        d.permissions.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
+        d.vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        d.exchanges.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        d
+    }
+
+    /// The coordinator's saver of the definitions file: returns once the shard stops and all is saved.
+    pub async fn run_definitions_saver(self: Rc<Self>) {
+        self.defs.run(|| self.definitions().to_json(), || self.stopping.get()).await
     }
 
     /// Deletes a queue this shard owns: its consumers are told (basic.cancel), its bindings go.
     pub fn delete_queue(self: &Rc<Self>, id: QueueId) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
+        if q.flags.durable {
+            self.log.dropped(&q.vhost, &q.name, q.persisted_segments());
+        }
         for &conn in &q.paused {
             self.send_flow(conn, id, false);
         }

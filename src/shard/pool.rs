@@ -14,6 +14,9 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use crate::broker::definitions::Definitions;
 use crate::config::Config;
 use crate::net::listener;
+use crate::store::definitions_file;
+use crate::store::log::MessageLog;
+use crate::store::recovery;
 
 use super::Shard;
 use super::mesh::{self, MeshEnds, Stopper};
@@ -74,15 +77,10 @@ pub fn start(config: Config) -> io::Result<Running> {
     let allowed = allowed_cpus();
     let cpus = if config.cpus.is_empty() { allowed.clone() } else { config.cpus.clone() };
     let n = if config.shards == 0 { allowed.len().max(1) } else { config.shards };
-    let definitions = Arc::new(match &config.load_definitions {
-        Some(path) => Definitions::load(path).map_err(io::Error::other)?,
-        None => {
-            let salt = (std::process::id() ^ 0x5741_5252).to_be_bytes();
-            Definitions::default_user(&config.default_user, &config.default_pass, &config.default_vhost, salt)
-        }
-    });
+    let definitions = Arc::new(initial_definitions(&config)?);
     // Checked once here so a bad file stops the start with a clear error.
     definitions.access(config.loopback_users.clone()).map_err(io::Error::other)?;
+    check_log_layout(&config, n)?;
     let config = Arc::new(config);
     let (ends, stopper) = mesh::build(n);
     let mut handles = Vec::new();
@@ -134,11 +132,21 @@ async fn run_shard(
     listen: String,
     ready: mpsc::Sender<io::Result<SocketAddr>>,
 ) {
-    let shard = Shard::new(config.clone(), ends);
+    let dir = log_dir(&config, ends.me);
+    let recovered = match recovery::recover(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(io::Error::other(format!("cannot read message log {}: {e}", dir.display()))));
+            return;
+        }
+    };
+    let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.next_seg);
+    let shard = Shard::new(config.clone(), ends, log);
     if let Err(e) = shard.load_definitions(&definitions) {
         let _ = ready.send(Err(io::Error::other(e)));
         return;
     }
+    shard.restore_messages(recovered.queues);
     let bound = TcpListener::bind(listen.as_str())
         .map_err(|e| io::Error::other(format!("cannot listen on {listen}: {e}")))
         .and_then(|l| {
@@ -155,11 +163,72 @@ async fn run_shard(
             return;
         }
     };
+    let log_writer = glommio::spawn_local(shard.clone().run_log());
+    let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
     glommio::spawn_local(shard.clone().run_flusher()).detach();
     glommio::spawn_local(shard.clone().run_mesh()).detach();
     glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
     shard.stop.wait().await;
     shutdown(&shard).await;
+    shard.log.wake();
+    log_writer.await;
+    if let Some(saver) = saver {
+        shard.defs.wake();
+        saver.await;
+    }
+}
+
+/// What the shards start from: the durable definitions saved by the last run (or, on a first start
+/// without a definitions file, the default user and vhost, as RabbitMQ creates them), then the
+/// configured `load_definitions` file, applied on top at every start as RabbitMQ does.
+fn initial_definitions(config: &Config) -> io::Result<Definitions> {
+    let saved = config.data_dir.join(definitions_file::FILE_NAME);
+    let mut d = if saved.exists() {
+        Definitions::load(&saved).map_err(io::Error::other)?
+    } else if config.load_definitions.is_some() {
+        Definitions::default()
+    } else {
+        let salt = (std::process::id() ^ 0x5741_5252).to_be_bytes();
+        Definitions::default_user(&config.default_user, &config.default_pass, &config.default_vhost, salt)
+    };
+    if let Some(path) = &config.load_definitions {
+        d.merge(Definitions::load(path).map_err(io::Error::other)?);
+    }
+    Ok(d)
+}
+
+/// Where shard `i` keeps its message log.
+pub fn log_dir(config: &Config, shard: usize) -> std::path::PathBuf {
+    config.data_dir.join("msgs").join(format!("shard-{shard}"))
+}
+
+/// Queues are placed by hash modulo the shard count and each shard replays only its own log, so a
+/// log written with another shard count would put messages where their queues are not. The count
+/// is recorded beside the logs; a start with another count is refused while any log holds data.
+fn check_log_layout(config: &Config, shards: usize) -> io::Result<()> {
+    let root = config.data_dir.join("msgs");
+    let record = root.join("shards");
+    let written: Option<usize> = std::fs::read_to_string(&record).ok().and_then(|s| s.trim().parse().ok());
+    let has_data = std::fs::read_dir(&root).into_iter().flatten().flatten().any(|e| {
+        e.path().is_dir()
+            && std::fs::read_dir(e.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|f| f.metadata().is_ok_and(|m| m.len() > 0))
+    });
+    if let Some(w) = written
+        && w != shards
+        && has_data
+    {
+        return Err(io::Error::other(format!(
+            "data dir {} holds message logs written by {w} shards, but this broker runs {shards}: \
+             start it with shards = {w}",
+            config.data_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(&record, format!("{shards}\n"))
 }
 
 async fn shutdown(shard: &Rc<Shard>) {

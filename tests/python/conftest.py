@@ -20,8 +20,14 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
 class Broker:
     def __init__(self, shards=2, extra=()):
         self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-")
+        self.shards, self.extra = shards, list(extra)
+        self.conns = []
+        self.start()
+
+    def start(self):
+        """Starts the broker on this data dir (again, after `halt`), on a new free port."""
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(shards), "--data-dir", self.data.name, *extra],
+            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(self.shards), "--data-dir", self.data.name, *self.extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -33,12 +39,12 @@ class Broker:
             raise RuntimeError(f"warren did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split()[3].rsplit(":", 1)[1])
         self.log = []
-        self.conns = []
-        threading.Thread(target=self._drain, daemon=True).start()
+        threading.Thread(target=self._drain, args=(self.proc, self.log), daemon=True).start()
 
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line.rstrip())
+    @staticmethod
+    def _drain(proc, log):
+        for line in proc.stderr:
+            log.append(line.rstrip())
 
     def params(self, **kw):
         return pika.ConnectionParameters("127.0.0.1", self.port, **kw)
@@ -48,21 +54,27 @@ class Broker:
         self.conns.append(c)
         return c
 
-    def stop(self):
+    def halt(self, sig=signal.SIGTERM):
+        """Stops the process (SIGTERM: a clean stop; SIGKILL: a crash), keeping the data dir."""
         # Close what the test left open, so shutdown does not wait for unanswered close handshakes.
-        for c in self.conns:
-            try:
-                if c.is_open:
-                    c.close()
-            except Exception:
-                pass
+        if sig == signal.SIGTERM:
+            for c in self.conns:
+                try:
+                    if c.is_open:
+                        c.close()
+                except Exception:
+                    pass
+        self.conns = []
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self):
+        self.halt()
         self.data.cleanup()
 
 

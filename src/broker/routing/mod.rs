@@ -85,6 +85,11 @@ fn default_exchange_refused() -> AmqpError {
 }
 
 impl RoutingTable {
+    /// Every vhost with its exchanges.
+    pub fn vhosts(&self) -> impl Iterator<Item = (&String, &HashMap<String, Exchange>)> {
+        self.vhosts.iter()
+    }
+
     pub fn has_vhost(&self, vhost: &str) -> bool {
         self.vhosts.contains_key(vhost)
     }

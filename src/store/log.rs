@@ -1,0 +1,219 @@
+//! A shard's message log: persistent messages of durable queues, and what became of them, appended
+//! to numbered segment files in the shard's own directory. Records are encoded on the shard as
+//! queues change; one writer task writes whatever has gathered, then fsyncs once for every publish
+//! waiting on it (group commit) and hands the waiters back. A segment is deleted once no queue
+//! holds a message from it and every older segment is gone (acks in it may name their messages).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use glommio::io::BufferedFile;
+
+use crate::broker::message::Message;
+use crate::shard::notify::Notify;
+
+use super::record;
+
+pub fn segment_path(dir: &Path, seg: u32) -> PathBuf {
+    dir.join(format!("{seg:08}.seg"))
+}
+
+/// Parses a segment file name back to its number.
+pub fn segment_number(name: &str) -> Option<u32> {
+    name.strip_suffix(".seg")?.parse().ok()
+}
+
+struct State<W> {
+    /// The segment records are appended to, and how many bytes it has taken so far.
+    seg: u32,
+    seg_len: u64,
+    /// Segment → persistent messages from it still held by a queue. Ordered: the head is the oldest.
+    live: BTreeMap<u32, u64>,
+    /// Encoded records not yet handed to the writer, per segment, in order.
+    pending: Vec<(u32, Vec<u8>)>,
+    /// Publishes waiting for everything appended before them to be on disk.
+    waiting: Vec<W>,
+}
+
+pub struct MessageLog<W> {
+    dir: PathBuf,
+    segment_bytes: u64,
+    state: RefCell<State<W>>,
+    wake: Notify,
+    /// The first segment this run appends to; every older one is complete on disk.
+    first_seg: u32,
+    pub fsyncs: Cell<u64>,
+}
+
+impl<W> MessageLog<W> {
+    /// A log continuing in `dir` after recovery: `live` holds the recovered messages per segment,
+    /// and appends go to a fresh segment after all of them.
+    pub fn new(dir: PathBuf, segment_bytes: u64, mut live: BTreeMap<u32, u64>, next_seg: u32) -> Self {
+        live.insert(next_seg, 0);
+        let state = State { seg: next_seg, seg_len: 0, live, pending: Vec::new(), waiting: Vec::new() };
+        Self {
+            dir,
+            segment_bytes,
+            state: RefCell::new(state),
+            wake: Notify::default(),
+            first_seg: next_seg,
+            fsyncs: Cell::new(0),
+        }
+    }
+
+    /// Appends with `put`, returning the segment the record went to.
+    fn append(&self, put: impl FnOnce(&mut Vec<u8>)) -> u32 {
+        let mut st = self.state.borrow_mut();
+        let seg = st.seg;
+        if st.pending.last().is_none_or(|(s, _)| *s != seg) {
+            st.pending.push((seg, Vec::with_capacity(64 << 10)));
+        }
+        let buf = &mut st.pending.last_mut().expect("pushed above").1;
+        let before = buf.len();
+        put(buf);
+        let added = (buf.len() - before) as u64;
+        st.seg_len += added;
+        if st.seg_len >= self.segment_bytes {
+            st.seg += 1;
+            st.seg_len = 0;
+            let next = st.seg;
+            st.live.insert(next, 0);
+        }
+        drop(st);
+        self.wake.notify();
+        seg
+    }
+
+    /// Logs a persistent message entering a durable queue; returns its segment.
+    pub fn message(&self, vhost: &str, queue: &str, id: u64, msg: &Message) -> u32 {
+        let seg = self.append(|b| record::put_message(b, vhost, queue, id, msg));
+        *self.state.borrow_mut().live.entry(seg).or_default() += 1;
+        seg
+    }
+
+    /// Logs that these messages left the queue: `(id, segment)` pairs.
+    pub fn gone(&self, vhost: &str, queue: &str, gone: &[(u64, u32)]) {
+        if gone.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = gone.iter().map(|&(id, _)| id).collect();
+        self.append(|b| record::put_ack(b, vhost, queue, &ids));
+        self.release(gone.iter().map(|&(_, seg)| seg));
+    }
+
+    /// Logs that a queue was deleted, releasing the segments of the messages it held.
+    pub fn dropped(&self, vhost: &str, queue: &str, segs: impl Iterator<Item = u32>) {
+        self.append(|b| record::put_drop(b, vhost, queue));
+        self.release(segs);
+    }
+
+    fn release(&self, segs: impl Iterator<Item = u32>) {
+        let mut st = self.state.borrow_mut();
+        for seg in segs {
+            if let Some(n) = st.live.get_mut(&seg) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// `w` is handed back once everything appended so far is on disk.
+    pub fn after_sync(&self, w: W) {
+        self.state.borrow_mut().waiting.push(w);
+        self.wake.notify();
+    }
+
+    /// Deletes the segments no queue needs: the oldest ones with no live message, below the one
+    /// being written.
+    fn delete_dead(&self, below: u32) {
+        loop {
+            let seg = {
+                let mut st = self.state.borrow_mut();
+                match st.live.first_key_value() {
+                    Some((&seg, &0)) if seg < below => {
+                        st.live.pop_first();
+                        seg
+                    }
+                    _ => return,
+                }
+            };
+            let path = segment_path(&self.dir, seg);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warn!("cannot delete {}: {e}", path.display());
+            }
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify();
+    }
+
+    /// Segment files in use (for tests and stats).
+    pub fn segments(&self) -> usize {
+        self.state.borrow().live.len()
+    }
+
+    /// The writer: runs until `stopping` says so and nothing is left to write. `synced` gets the
+    /// waiters each fsync covered.
+    pub async fn run(&self, stopping: impl Fn() -> bool, mut synced: impl FnMut(Vec<W>)) {
+        let mut file: Option<(u32, BufferedFile, u64)> = None;
+        loop {
+            let below = file.as_ref().map_or(self.first_seg, |(s, _, _)| *s);
+            self.delete_dead(below);
+            let (chunks, waiters) = {
+                let mut st = self.state.borrow_mut();
+                (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiting))
+            };
+            if chunks.is_empty() && waiters.is_empty() {
+                if stopping() {
+                    if let Some((_, f, _)) = file.take() {
+                        let _ = f.fdatasync().await;
+                        let _ = f.close().await;
+                    }
+                    return;
+                }
+                self.wake.wait().await;
+                continue;
+            }
+            for (seg, buf) in chunks {
+                if file.as_ref().is_none_or(|(s, _, _)| *s != seg) {
+                    if let Some((_, old, _)) = file.take() {
+                        old.fdatasync().await.unwrap_or_else(|e| self.fatal("fsync", e));
+                        let _ = old.close().await;
+                    }
+                    let path = segment_path(&self.dir, seg);
+                    let f = BufferedFile::create(&path).await.unwrap_or_else(|e| self.fatal("create", e));
+                    // The new name must survive a power cut as well as the data behind it.
+                    std::fs::File::open(&self.dir)
+                        .and_then(|d| d.sync_all())
+                        .unwrap_or_else(|e| self.fatal("sync dir", e));
+                    file = Some((seg, f, 0));
+                }
+                let (_, f, pos) = file.as_mut().expect("opened above");
+                let len = buf.len();
+                let n = f.write_at(buf, *pos).await.unwrap_or_else(|e| self.fatal("write", e));
+                if n < len {
+                    self.fatal("write", format!("wrote {n} of {len} bytes (disk full?)"));
+                }
+                *pos += n as u64;
+            }
+            if !waiters.is_empty()
+                && let Some((_, f, _)) = &file
+            {
+                f.fdatasync().await.unwrap_or_else(|e| self.fatal("fsync", e));
+                self.fsyncs.set(self.fsyncs.get() + 1);
+            }
+            synced(waiters);
+        }
+    }
+
+    /// A log that cannot write must not go on: after a failed write or fsync nothing says what is
+    /// on disk (PostgreSQL's rule). Stop at once; what was confirmed is on disk, and the rest was
+    /// never confirmed.
+    fn fatal(&self, what: &str, e: impl std::fmt::Display) -> ! {
+        log::error!("message log {}: {what} failed: {e}; stopping", self.dir.display());
+        std::process::abort()
+    }
+}

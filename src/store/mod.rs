@@ -1,0 +1,7 @@
+//! What outlives the process: each shard's message log (persistent messages of durable queues)
+//! and the durable definitions.
+
+pub mod definitions_file;
+pub mod log;
+pub mod record;
+pub mod recovery;

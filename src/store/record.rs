@@ -1,0 +1,221 @@
+//! The records of a shard's message log, and their framing on disk:
+//!
+//! ```text
+//! u32 length of what follows the header (little endian) | u32 CRC-32 of it | kind u8 | fields
+//! ```
+//!
+//! A record whose length runs past the end of the file or whose CRC does not match ends the
+//! readable part of a segment: it is where a crash tore the tail.
+
+use bytes::{BufMut, Bytes};
+
+use crate::broker::message::Message;
+
+pub const HEADER: usize = 8;
+
+const MESSAGE: u8 = 1;
+const ACK: u8 = 2;
+const DROP: u8 = 3;
+
+/// A record read back from a segment.
+#[derive(Debug, PartialEq)]
+pub enum Record {
+    /// A persistent message entered the durable queue `queue` of `vhost` with the queue's id `id`.
+    Message {
+        vhost: String,
+        queue: String,
+        id: u64,
+        exchange: String,
+        routing_key: String,
+        properties: Bytes,
+        body: Bytes,
+    },
+    /// These messages of the queue left it (acked, rejected without requeue, purged).
+    Ack { vhost: String, queue: String, ids: Vec<u64> },
+    /// The queue was deleted: every message of it written before this record is gone.
+    Drop { vhost: String, queue: String },
+}
+
+fn put_short(out: &mut Vec<u8>, s: &str) {
+    // Names are AMQP short strings (at most 255 bytes) everywhere they come from.
+    let b = &s.as_bytes()[..s.len().min(255)];
+    out.put_u8(b.len() as u8);
+    out.put_slice(b);
+}
+
+fn framed(out: &mut Vec<u8>, kind: u8, fields: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.put_bytes(0, HEADER);
+    out.put_u8(kind);
+    fields(out);
+    let len = (out.len() - start - HEADER) as u32;
+    let crc = crc32fast::hash(&out[start + HEADER..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+pub fn put_message(out: &mut Vec<u8>, vhost: &str, queue: &str, id: u64, msg: &Message) {
+    framed(out, MESSAGE, |out| {
+        put_short(out, vhost);
+        put_short(out, queue);
+        out.put_u64_le(id);
+        put_short(out, &msg.exchange);
+        put_short(out, &msg.routing_key);
+        out.put_u32_le(msg.properties.len() as u32);
+        out.put_slice(&msg.properties);
+        out.put_u32_le(msg.body.len() as u32);
+        out.put_slice(&msg.body);
+    });
+}
+
+pub fn put_ack(out: &mut Vec<u8>, vhost: &str, queue: &str, ids: &[u64]) {
+    framed(out, ACK, |out| {
+        put_short(out, vhost);
+        put_short(out, queue);
+        out.put_u32_le(ids.len() as u32);
+        for &id in ids {
+            out.put_u64_le(id);
+        }
+    });
+}
+
+pub fn put_drop(out: &mut Vec<u8>, vhost: &str, queue: &str) {
+    framed(out, DROP, |out| {
+        put_short(out, vhost);
+        put_short(out, queue);
+    });
+}
+
+/// Reads fields of one record's payload; any shortfall is `None` (a corrupt record).
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn short(&mut self) -> Option<String> {
+        let n = self.u8()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn long(&mut self) -> Option<Bytes> {
+        let n = self.u32()? as usize;
+        Some(Bytes::copy_from_slice(self.take(n)?))
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<Record> {
+    let mut f = Fields(payload);
+    let rec = match f.u8()? {
+        MESSAGE => Record::Message {
+            vhost: f.short()?,
+            queue: f.short()?,
+            id: f.u64()?,
+            exchange: f.short()?,
+            routing_key: f.short()?,
+            properties: f.long()?,
+            body: f.long()?,
+        },
+        ACK => {
+            let (vhost, queue) = (f.short()?, f.short()?);
+            let n = f.u32()? as usize;
+            let ids = (0..n).map(|_| f.u64()).collect::<Option<Vec<_>>>()?;
+            Record::Ack { vhost, queue, ids }
+        }
+        DROP => Record::Drop { vhost: f.short()?, queue: f.short()? },
+        _ => return None,
+    };
+    f.0.is_empty().then_some(rec)
+}
+
+/// Reads the records of a segment in order. Returns them with the length of the good prefix: if
+/// it is shorter than `data`, the rest is a torn or corrupt tail.
+pub fn read_all(data: &[u8]) -> (Vec<Record>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(header) = data.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(payload) = data.get(at + HEADER..at + HEADER + len) else { break };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Some(rec) = decode(payload) else { break };
+        out.push(rec);
+        at += HEADER + len;
+    }
+    (out, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &'static [u8]) -> Message {
+        Message {
+            exchange: "x".into(),
+            routing_key: "k".into(),
+            properties: Bytes::from_static(&[0x10, 0, 2]),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut out = Vec::new();
+        put_message(&mut out, "/", "q", 1, &msg(b"one"));
+        put_message(&mut out, "/", "q", 2, &msg(b"two"));
+        put_ack(&mut out, "/", "q", &[1]);
+        put_drop(&mut out, "v", "r");
+        out
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let data = sample();
+        let (recs, good) = read_all(&data);
+        assert_eq!(good, data.len());
+        assert_eq!(recs.len(), 4);
+        assert!(matches!(&recs[1], Record::Message { id: 2, body, .. } if body.as_ref() == b"two"));
+        assert_eq!(recs[2], Record::Ack { vhost: "/".into(), queue: "q".into(), ids: vec![1] });
+        assert_eq!(recs[3], Record::Drop { vhost: "v".into(), queue: "r".into() });
+    }
+
+    #[test]
+    fn every_torn_tail_keeps_the_whole_records_before_it() {
+        let data = sample();
+        let (full, _) = read_all(&data);
+        let mut ends = vec![0];
+        let mut at = 0;
+        while at < data.len() {
+            let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            at += HEADER + len;
+            ends.push(at);
+        }
+        for cut in 0..data.len() {
+            let (recs, good) = read_all(&data[..cut]);
+            let whole = ends.iter().filter(|&&e| e <= cut).count() - 1;
+            assert_eq!(recs.len(), whole, "cut at {cut}");
+            assert_eq!(good, ends[whole]);
+            assert_eq!(recs[..], full[..whole]);
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_ends_the_readable_part() {
+        let mut data = sample();
+        let second = HEADER + u32::from_le_bytes(data[0..4].try_into().unwrap()) as usize;
+        data[second + HEADER + 3] ^= 0x40;
+        let (recs, good) = read_all(&data);
+        assert_eq!((recs.len(), good), (1, second));
+    }
+}
