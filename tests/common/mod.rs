@@ -16,6 +16,8 @@ pub struct TestBroker {
     _data: TempDir,
     /// Every line the broker logged so far (it runs with RUST_LOG=warren=debug).
     log: Arc<Mutex<Vec<String>>>,
+    shards: usize,
+    args: Vec<String>,
 }
 
 /// A directory removed on drop.
@@ -43,6 +45,12 @@ pub fn start_broker(shards: usize) -> TestBroker {
 
 pub fn start_broker_with(shards: usize, extra: &[&str]) -> TestBroker {
     let data = TempDir::new("broker");
+    let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let (addr, child, log) = spawn_broker(shards, &data, &args);
+    TestBroker { addr, child, _data: data, log, shards, args }
+}
+
+fn spawn_broker(shards: usize, data: &TempDir, extra: &[String]) -> (SocketAddr, Child, Arc<Mutex<Vec<String>>>) {
     // WARREN_BIN runs the suite against another build (e.g. target/release/warren).
     let bin = std::env::var("WARREN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_warren").to_string());
     let mut child = Command::new(bin)
@@ -74,7 +82,7 @@ pub fn start_broker_with(shards: usize, extra: &[&str]) -> TestBroker {
         .nth(3)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from warren: {line:?}"));
-    TestBroker { addr, child, _data: data, log }
+    (addr, child, log)
 }
 
 impl TestBroker {
@@ -103,6 +111,22 @@ impl TestBroker {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// SIGKILL: a crash at whatever moment this is.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same data dir (after `kill` or `terminate`), on a new port.
+    pub fn restart(&mut self) {
+        let (addr, child, log) = spawn_broker(self.shards, &self._data, &self.args);
+        (self.addr, self.child, self.log) = (addr, child, log);
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self._data.0
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns whether it did.
