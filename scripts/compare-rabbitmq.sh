@@ -74,8 +74,9 @@ declare -A SCENARIOS=(
     [16-queues-16x16]="--queues 16 -x 16 -y 16 -s 16 -q 100 -A 50"
     [latency-10k-per-s]="-x 1 -y 1 -s 16 -r 10000 -a"
     [connection-churn]="--churn 4"
+    [persistent-confirms-1KiB]="-x 2 -y 2 -s 1024 -f -c 200 -q 200 -A 50"
 )
-ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn)
+ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn persistent-confirms-1KiB)
 [ $# -gt 0 ] && ORDER=("$@")
 
 # Waits until a broker is idle (under 5% of a CPU over half a second; at most 60 s), so one

@@ -50,6 +50,10 @@ pub struct Config {
     /// A shard's message log starts a new segment file past this size; a segment is deleted once
     /// every message in it (and in every older one) is settled.
     pub segment_bytes: u64,
+    /// Bytes of messages the queues may hold before connections that publish are blocked
+    /// (connection.blocked) until consumers bring it back under; 0 = 40% of the machine's memory
+    /// (RabbitMQ's default high watermark).
+    pub memory_limit: u64,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             load_definitions: None,
             loopback_users: vec![DEFAULT_USER.into()],
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            memory_limit: 0,
         }
     }
 }

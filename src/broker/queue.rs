@@ -45,6 +45,11 @@ pub struct Consumer {
     in_flight: u32,
 }
 
+/// What a message costs a queue in memory, roughly: its body, properties, names and bookkeeping.
+fn footprint(m: &Message) -> u64 {
+    (m.body.len() + m.properties.len() + m.exchange.len() + m.routing_key.len() + 96) as u64
+}
+
 impl Consumer {
     pub fn new(tag: Arc<str>, conn: ConnId, channel: u16, no_ack: bool, exclusive: bool, prefetch: u32) -> Self {
         Self { serial: 0, tag, conn, channel, no_ack, exclusive, prefetch, in_flight: 0 }
@@ -74,6 +79,8 @@ pub struct Queue {
     pub paused: Vec<ConnId>,
     /// Persisted messages that left the queue since the owner last asked: (id, segment).
     gone: Vec<(u64, u32)>,
+    /// Bytes of the messages it holds (ready and unacked), for the memory alarm.
+    bytes: u64,
 }
 
 impl Queue {
@@ -93,6 +100,7 @@ impl Queue {
             had_consumer: false,
             paused: Vec::new(),
             gone: Vec::new(),
+            bytes: 0,
         }
     }
 
@@ -114,6 +122,7 @@ impl Queue {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         let seg = persist(id);
+        self.bytes += footprint(&msg);
         self.ready.push_back(Queued { id, msg, redelivered: false, seg });
     }
 
@@ -121,17 +130,31 @@ impl Queue {
     /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
     pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32) {
         self.next_msg_id = self.next_msg_id.max(id + 1);
+        self.bytes += footprint(&msg);
         self.ready.push_back(Queued { id, msg, redelivered: true, seg });
     }
 
     pub fn purge(&mut self) -> u32 {
         let n = self.ready.len() as u32;
         for q in self.ready.drain(..) {
+            self.bytes -= footprint(&q.msg);
             if q.seg != 0 {
                 self.gone.push((q.id, q.seg));
             }
         }
         n
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A message left the queue for good.
+    fn left(&mut self, q: &Queued) {
+        self.bytes -= footprint(&q.msg);
+        if q.seg != 0 {
+            self.gone.push((q.id, q.seg));
+        }
     }
 
     /// Persisted messages that left since the last call, for the log.
@@ -180,8 +203,8 @@ impl Queue {
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
             self.unacked.insert(q.id, Unacked { consumer: 0, queued: q });
-        } else if q.seg != 0 {
-            self.gone.push((q.id, q.seg));
+        } else {
+            self.left(&q);
         }
         Some(out)
     }
@@ -194,11 +217,7 @@ impl Queue {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
         match action {
-            Settle::Ack | Settle::Discard => {
-                if u.queued.seg != 0 {
-                    self.gone.push((msg_id, u.queued.seg));
-                }
-            }
+            Settle::Ack | Settle::Discard => self.left(&u.queued),
             Settle::Requeue => self.requeue(Queued { redelivered: true, ..u.queued }),
             Settle::Return => self.requeue(u.queued),
         }

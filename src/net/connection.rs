@@ -50,6 +50,7 @@ pub enum Phase {
 pub struct ClientCaps {
     pub consumer_cancel_notify: bool,
     pub authentication_failure_close: bool,
+    pub connection_blocked: bool,
 }
 
 pub struct ConnState {
@@ -79,6 +80,10 @@ pub struct Conn {
     /// Queues that asked this connection to stop publishing for now (flow control).
     flow_holds: RefCell<Vec<QueueId>>,
     flow_resumed: Notify,
+    /// Set by the first publish: a memory alarm stops reading connections that publish.
+    pub published: Cell<bool>,
+    /// connection.blocked was sent and unblocked is owed.
+    blocked: Cell<bool>,
     /// Channels with publisher confirms to announce in the next write.
     confirms_due: RefCell<Vec<u16>>,
     pub st: RefCell<ConnState>,
@@ -167,6 +172,8 @@ impl Conn {
             confirms_due: RefCell::new(Vec::new()),
             flow_holds: RefCell::new(Vec::new()),
             flow_resumed: Notify::default(),
+            published: Cell::new(false),
+            blocked: Cell::new(false),
             st: RefCell::new(st),
             phase: Cell::new(Phase::AwaitStartOk),
             started: now,
@@ -214,6 +221,7 @@ impl Conn {
                 }
                 self.flow_resumed.wait().await;
             }
+            self.wait_out_memory_alarm().await;
             match rd.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -392,6 +400,30 @@ impl Conn {
         Ok(())
     }
 
+    /// Under a memory alarm a connection that publishes is not read (RabbitMQ's rule).
+    async fn wait_out_memory_alarm(&self) {
+        while self.shard.memory_alarm.get() && self.published.get() && self.phase.get() == Phase::Open {
+            self.flow_resumed.wait().await;
+        }
+    }
+
+    /// The memory alarm went on or off: a connection that publishes is told with
+    /// connection.blocked / connection.unblocked (if it understands them), and its reader looks again.
+    pub fn memory_alarm(&self, on: bool) {
+        if on && !self.published.get() {
+            return;
+        }
+        if self.blocked.replace(on) != on && self.st.borrow().caps.connection_blocked {
+            let m = if on {
+                Method::ConnectionBlocked(conn::Blocked { reason: "low on memory".into() })
+            } else {
+                Method::ConnectionUnblocked(conn::Unblocked {})
+            };
+            self.send_method(0, &m);
+        }
+        self.flow_resumed.notify();
+    }
+
     fn has_consumers(&self) -> bool {
         self.st.borrow().channels.values().any(|c| !c.consumers.is_empty())
     }
@@ -480,7 +512,8 @@ impl Conn {
                 Phase::Open if hb > 0 => {
                     let hb = Duration::from_secs(hb as u64);
                     // A connection paused by flow control is not read, so its heartbeats are not seen.
-                    if now - self.last_read.get() > hb * 2 && self.flow_holds.borrow().is_empty() {
+                    let paused = !self.flow_holds.borrow().is_empty() || self.blocked.get();
+                    if now - self.last_read.get() > hb * 2 && !paused {
                         log::info!("connection {}: missed heartbeats from client, timeout: {}s", self.id, hb.as_secs());
                         io::shutdown(self.fd);
                         return;

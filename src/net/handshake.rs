@@ -24,6 +24,7 @@ pub fn start_method(shard: &Shard) -> Method {
         "consumer_cancel_notify",
         "authentication_failure_close",
         "per_consumer_qos",
+        "connection.blocked",
     ] {
         caps.insert(cap, FieldValue::Bool(true));
     }
@@ -72,6 +73,7 @@ fn client_caps(props: &FieldTable) -> ClientCaps {
     ClientCaps {
         consumer_cancel_notify: caps.get_bool("consumer_cancel_notify").unwrap_or(false),
         authentication_failure_close: caps.get_bool("authentication_failure_close").unwrap_or(false),
+        connection_blocked: caps.get_bool("connection.blocked").unwrap_or(false),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A shard: everything one pinned core owns (its connections, its queues, its copy of the routing
 //! table) and the loop that moves work between it and the other shards over the mesh.
 
+pub mod memory;
 pub mod mesh;
 pub mod msg;
 pub mod notify;
@@ -52,10 +53,18 @@ pub struct Shard {
     pub log: MessageLog<(PublishRef, u32)>,
     /// The durable definitions file; kept by the coordinator (shard 0) only.
     pub defs: DurableDefinitions,
+    pub memory: Arc<memory::MemoryGauge>,
+    /// Queues hold more message bytes than the limit: publishing connections are not read.
+    pub memory_alarm: Cell<bool>,
 }
 
 impl Shard {
-    pub fn new(config: Arc<Config>, mesh: MeshEnds, log: MessageLog<(PublishRef, u32)>) -> Rc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        mesh: MeshEnds,
+        log: MessageLog<(PublishRef, u32)>,
+        memory: Arc<memory::MemoryGauge>,
+    ) -> Rc<Self> {
         let id = mesh.me;
         let n = mesh.shards();
         let seed = std::time::SystemTime::now()
@@ -77,6 +86,8 @@ impl Shard {
             stop: Notify::default(),
             log,
             defs: DurableDefinitions::new(&config.data_dir),
+            memory,
+            memory_alarm: Cell::new(false),
             config,
         })
     }
@@ -334,6 +345,34 @@ impl Shard {
             for (id, (msg, seg)) in msgs {
                 q.restore(id, Arc::new(msg), seg);
             }
+        }
+    }
+
+    /// Watches the message bytes held by every shard's queues, raising and clearing the alarm.
+    pub async fn run_memory_monitor(self: Rc<Self>) {
+        while !self.stopping.get() {
+            let mine: u64 = {
+                let queues = self.queues.borrow();
+                queues.ids().into_iter().filter_map(|id| queues.get(id)).map(|q| q.bytes()).sum()
+            };
+            self.memory.publish(self.id, mine);
+            let (total, limit) = (self.memory.total(), self.memory.limit);
+            let on = total > limit;
+            if on != self.memory_alarm.replace(on) {
+                if on {
+                    log::warn!(
+                        "memory alarm on shard {}: queues hold {total} bytes of messages, limit {limit}: publishers blocked",
+                        self.id
+                    );
+                } else {
+                    log::warn!("memory alarm cleared on shard {}: {total} bytes of messages held", self.id);
+                }
+                let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
+                for c in conns {
+                    c.memory_alarm(on);
+                }
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 

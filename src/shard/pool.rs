@@ -19,6 +19,7 @@ use crate::store::log::MessageLog;
 use crate::store::recovery;
 
 use super::Shard;
+use super::memory;
 use super::mesh::{self, MeshEnds, Stopper};
 
 const PREEMPT_TIMER: Duration = Duration::from_micros(500);
@@ -83,6 +84,8 @@ pub fn start(config: Config) -> io::Result<Running> {
     check_log_layout(&config, n)?;
     let config = Arc::new(config);
     let (ends, stopper) = mesh::build(n);
+    let limit = if config.memory_limit == 0 { memory::default_limit() } else { config.memory_limit };
+    let gauge = Arc::new(memory::MemoryGauge::new(n, limit));
     let mut handles = Vec::new();
     let mut addr: Option<SocketAddr> = None;
     for (i, ends) in ends.into_iter().enumerate() {
@@ -95,6 +98,7 @@ pub fn start(config: Config) -> io::Result<Running> {
             _ => Placement::Unbound,
         };
         let config = config.clone();
+        let gauge = gauge.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("warren-shard-{i}"))
             .io_memory(64 << 10)
@@ -105,7 +109,7 @@ pub fn start(config: Config) -> io::Result<Running> {
             .preempt_timer(PREEMPT_TIMER)
             .spawn({
                 let definitions = definitions.clone();
-                move || run_shard(config, ends, definitions, listen, tx)
+                move || run_shard(config, ends, gauge, definitions, listen, tx)
             })
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
         match rx.recv() {
@@ -128,6 +132,7 @@ pub fn start(config: Config) -> io::Result<Running> {
 async fn run_shard(
     config: Arc<Config>,
     ends: MeshEnds,
+    gauge: Arc<memory::MemoryGauge>,
     definitions: Arc<Definitions>,
     listen: String,
     ready: mpsc::Sender<io::Result<SocketAddr>>,
@@ -141,7 +146,7 @@ async fn run_shard(
         }
     };
     let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.next_seg);
-    let shard = Shard::new(config.clone(), ends, log);
+    let shard = Shard::new(config.clone(), ends, log, gauge);
     if let Err(e) = shard.load_definitions(&definitions) {
         let _ = ready.send(Err(io::Error::other(e)));
         return;
@@ -166,12 +171,14 @@ async fn run_shard(
     let log_writer = glommio::spawn_local(shard.clone().run_log());
     let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
     glommio::spawn_local(shard.clone().run_flusher()).detach();
+    glommio::spawn_local(shard.clone().run_memory_monitor()).detach();
     glommio::spawn_local(shard.clone().run_mesh()).detach();
     glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
     shard.stop.wait().await;
     shutdown(&shard).await;
     shard.log.wake();
     log_writer.await;
+    log::info!("shard {} message log: {} fsyncs", shard.id, shard.log.fsyncs.get());
     if let Some(saver) = saver {
         shard.defs.wake();
         saver.await;
