@@ -9,6 +9,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod config;

@@ -97,6 +97,16 @@ impl Permission {
     }
 }
 
+/// A change to users or permissions while the broker runs.
+#[derive(Clone, Debug)]
+pub enum AccessOp {
+    PutUser(User),
+    DeleteUser(String),
+    SetPermissions { user: String, vhost: String, configure: String, write: String, read: String },
+    ClearPermissions { user: String, vhost: String },
+    DeleteVhost(String),
+}
+
 /// What a resource is, for permission checks and their error texts.
 #[derive(Clone, Copy, Debug)]
 pub enum Resource<'a> {
@@ -123,6 +133,34 @@ impl Access {
     /// (user, vhost) → permission.
     pub fn permissions(&self) -> impl Iterator<Item = (&(String, String), &Permission)> {
         self.permissions.iter()
+    }
+
+    /// Applies a change made while the broker runs (every shard applies the same ones in order).
+    pub fn apply(&mut self, op: &AccessOp) -> Result<()> {
+        let no_user = |u: &str| AmqpError::not_found(format!("no such user '{u}'"));
+        match op {
+            AccessOp::PutUser(u) => self.add_user(u.clone()),
+            AccessOp::DeleteUser(name) => {
+                self.users.remove(name).ok_or_else(|| no_user(name))?;
+                self.permissions.retain(|(u, _), _| u != name);
+            }
+            AccessOp::SetPermissions { user, vhost, configure, write, read } => {
+                if !self.users.contains_key(user) {
+                    return Err(no_user(user));
+                }
+                let p = Permission::new(configure, write, read).map_err(AmqpError::precondition)?;
+                self.set_permissions(user, vhost, p);
+            }
+            AccessOp::ClearPermissions { user, vhost } => {
+                self.permissions.remove(&(user.clone(), vhost.clone()));
+            }
+            AccessOp::DeleteVhost(vhost) => self.permissions.retain(|(_, v), _| v != vhost),
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
     }
 
     pub fn add_user(&mut self, user: User) {

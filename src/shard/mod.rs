@@ -468,7 +468,7 @@ impl Shard {
         let saved = self
             .call(0, move |coordinator| {
                 let durable = coordinator.touches_durable(&op);
-                coordinator.routes.borrow_mut().apply(&op)?;
+                coordinator.apply_meta(&op)?;
                 if let MetaOp::QueueDeleted { vhost, queue } = &op {
                     coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
                 }
@@ -478,7 +478,7 @@ impl Shard {
                         k,
                         ShardMsg::Run(Box::new(move |s| {
                             // Same table, same order: this cannot fail where the coordinator succeeded.
-                            let _ = s.routes.borrow_mut().apply(&op);
+                            let _ = s.apply_meta(&op);
                             s.send(
                                 origin,
                                 ShardMsg::Run(Box::new(move |_| {
@@ -500,6 +500,13 @@ impl Shard {
         }
     }
 
+    fn apply_meta(&self, op: &MetaOp) -> Result<()> {
+        if let MetaOp::Access(a) = op {
+            return self.access.borrow_mut().apply(a);
+        }
+        self.routes.borrow_mut().apply(op)
+    }
+
     /// Whether applying `op` changes what the definitions file holds (asked on the coordinator,
     /// before applying it).
     fn touches_durable(&self, op: &MetaOp) -> bool {
@@ -517,6 +524,7 @@ impl Shard {
             MetaOp::QueueDeleted { vhost, queue } => {
                 self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
             }
+            MetaOp::Access(_) => true,
         }
     }
 

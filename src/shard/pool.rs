@@ -172,6 +172,10 @@ async fn run_shard(
     let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
     glommio::spawn_local(shard.clone().run_flusher()).detach();
     glommio::spawn_local(shard.clone().run_memory_monitor()).detach();
+    if shard.id == 0 {
+        let (shard, dir) = (shard.clone(), config.data_dir.clone());
+        glommio::spawn_local(async move { crate::admin::serve(shard, &dir).await }).detach();
+    }
     glommio::spawn_local(shard.clone().run_mesh()).detach();
     glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
     shard.stop.wait().await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::FieldTable;
 
+use super::access::AccessOp;
 use super::exchange::{Binding, Exchange, ExchangeKind};
 
 /// Where a binding leads.
@@ -60,6 +61,8 @@ pub enum MetaOp {
         vhost: String,
         queue: String,
     },
+    /// Users and permissions (the routing table itself is not touched).
+    Access(AccessOp),
 }
 
 pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
@@ -200,6 +203,7 @@ impl RoutingTable {
                 self.drop_dest(vhost, &Dest::Queue(queue.as_str().into()));
                 Ok(())
             }
+            MetaOp::Access(_) => Ok(()),
         }
     }
 

@@ -1,0 +1,267 @@
+//! The local admin endpoint `warrenctl` talks to: a Unix socket `warren.sock` in the data dir,
+//! served by shard 0. One JSON request per connection, `{"verb", "args", "vhost"}`, one JSON reply,
+//! `{"columns", "rows"}` or `{"error"}`. Only local users who may open the data dir reach it.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{UnixListener, UnixStream};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::broker::access::{AccessOp, PasswordHash, User};
+use crate::broker::definitions::json_table;
+use crate::broker::routing::{Dest, MetaOp};
+use crate::shard::Shard;
+use crate::shard::placement::shard_of;
+
+pub const SOCKET_NAME: &str = "warren.sock";
+const MAX_REQUEST: usize = 16 << 20;
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Request {
+    pub verb: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+}
+
+fn default_vhost() -> String {
+    "/".into()
+}
+
+/// A table answer: named columns and rows of JSON values.
+fn table(columns: &[&str], rows: Vec<Vec<Value>>) -> Value {
+    json!({ "columns": columns, "rows": rows })
+}
+
+fn done() -> Value {
+    table(&[], Vec::new())
+}
+
+pub async fn serve(shard: Rc<Shard>, data_dir: &Path) {
+    let path = data_dir.join(SOCKET_NAME);
+    // The data dir lock is held, so a socket file left there belongs to a broker that is gone.
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("admin endpoint {}: {e}; warrenctl will not reach this broker", path.display());
+            return;
+        }
+    };
+    while let Ok(stream) = listener.accept().await {
+        glommio::spawn_local(answer(shard.clone(), stream)).detach();
+    }
+}
+
+async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    while !buf.ends_with(b"\n") && buf.len() < MAX_REQUEST {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let reply = match serde_json::from_slice::<Request>(&buf) {
+        Ok(req) => {
+            log::info!("admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
+            run(&shard, req).await.unwrap_or_else(|e| json!({ "error": e }))
+        }
+        Err(e) => json!({ "error": format!("bad request: {e}") }),
+    };
+    let mut out = reply.to_string().into_bytes();
+    out.push(b'\n');
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+}
+
+/// Arguments fit for the log: passwords left out.
+fn redacted(req: &Request) -> Vec<&str> {
+    match req.verb.as_str() {
+        "add_user" | "change_password" => req.args.iter().take(1).map(String::as_str).collect(),
+        _ => req.args.iter().map(String::as_str).collect(),
+    }
+}
+
+fn arg<'a>(req: &'a Request, i: usize, name: &str) -> Result<&'a str, String> {
+    req.args.get(i).map(String::as_str).ok_or_else(|| format!("{}: missing argument <{name}>", req.verb))
+}
+
+async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
+    shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
+}
+
+async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
+    let vhost = req.vhost.clone();
+    let access_op = |a: AccessOp| MetaOp::Access(a);
+    let new_hash = |password: &str| {
+        let salt = (shard.random() as u32).to_be_bytes();
+        PasswordHash::sha256(salt, password)
+    };
+    match req.verb.as_str() {
+        "list_vhosts" => {
+            let mut names: Vec<String> = shard.routes.borrow().vhosts().map(|(v, _)| v.clone()).collect();
+            names.sort();
+            Ok(table(&["name"], names.into_iter().map(|n| vec![json!(n)]).collect()))
+        }
+        "list_users" => {
+            let mut rows: Vec<Vec<Value>> =
+                shard.access.borrow().users().map(|u| vec![json!(u.name), json!(u.tags)]).collect();
+            rows.sort_by_key(|r| r[0].to_string());
+            Ok(table(&["user", "tags"], rows))
+        }
+        "list_permissions" => {
+            let mut rows: Vec<Vec<Value>> = shard
+                .access
+                .borrow()
+                .permissions()
+                .filter(|((_, v), _)| *v == vhost)
+                .map(|((u, _), p)| {
+                    vec![json!(u), json!(p.configure.as_str()), json!(p.write.as_str()), json!(p.read.as_str())]
+                })
+                .collect();
+            rows.sort_by_key(|r| r[0].to_string());
+            Ok(table(&["user", "configure", "write", "read"], rows))
+        }
+        "list_exchanges" => {
+            let routes = shard.routes.borrow();
+            let mut rows: Vec<Vec<Value>> = routes
+                .vhosts()
+                .filter(|(v, _)| **v == vhost)
+                .flat_map(|(_, xs)| xs.values())
+                .map(|e| vec![json!(e.name), json!(e.kind.as_str()), json!(e.durable)])
+                .collect();
+            rows.sort_by_key(|r| r[0].to_string());
+            Ok(table(&["name", "type", "durable"], rows))
+        }
+        "list_bindings" => {
+            let routes = shard.routes.borrow();
+            let mut rows = Vec::new();
+            for (_, xs) in routes.vhosts().filter(|(v, _)| **v == vhost) {
+                for e in xs.values() {
+                    for b in &e.bindings {
+                        let (dest, kind) = match &b.dest {
+                            Dest::Queue(q) => (q, "queue"),
+                            Dest::Exchange(x) => (x, "exchange"),
+                        };
+                        rows.push(vec![
+                            json!(e.name),
+                            json!("exchange"),
+                            json!(&**dest),
+                            json!(kind),
+                            json!(b.key),
+                            Value::Object(json_table(&b.args)),
+                        ]);
+                    }
+                }
+            }
+            rows.sort_by_key(|r| format!("{}\u{0}{}\u{0}{}", r[0], r[2], r[4]));
+            let cols =
+                ["source_name", "source_kind", "destination_name", "destination_kind", "routing_key", "arguments"];
+            Ok(table(&cols, rows))
+        }
+        "list_queues" => {
+            let mut rows = Vec::new();
+            for k in 0..shard.shards() {
+                let v = vhost.clone();
+                let part = shard
+                    .call(k, move |s| {
+                        let queues = s.queues.borrow();
+                        queues
+                            .ids()
+                            .into_iter()
+                            .filter_map(|id| queues.get(id))
+                            .filter(|q| *q.vhost == *v)
+                            .map(|q| {
+                                vec![
+                                    json!(&*q.name),
+                                    json!(q.message_count()),
+                                    json!(q.unacked_count()),
+                                    json!(q.consumer_count()),
+                                    json!(q.flags.durable),
+                                    json!(s.id),
+                                ]
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .map_err(|e| e.text)?;
+                rows.extend(part);
+            }
+            rows.sort_by_key(|r| r[0].to_string());
+            let cols = ["name", "messages_ready", "messages_unacknowledged", "consumers", "durable", "shard"];
+            Ok(table(&cols, rows))
+        }
+        "purge_queue" | "delete_queue" => {
+            let name = arg(&req, 0, "queue")?.to_string();
+            let owner = shard_of(&vhost, &name, shard.shards());
+            let purge = req.verb == "purge_queue";
+            let (v, n) = (vhost.clone(), name.clone());
+            let count = shard
+                .call(owner, move |s| {
+                    let id = s.queues.borrow().lookup(&v, &n)?;
+                    if purge {
+                        let c = s.queues.borrow_mut().get_mut(id).map(|q| q.purge());
+                        s.dispatch(id);
+                        c
+                    } else {
+                        s.delete_queue(id)
+                    }
+                })
+                .await
+                .map_err(|e| e.text)?
+                .ok_or_else(|| format!("no queue '{name}' in vhost '{vhost}'"))?;
+            Ok(table(&["messages"], vec![vec![json!(count)]]))
+        }
+        "export_definitions" => Ok(json!({ "definitions": shard.definitions() })),
+        "add_vhost" => {
+            let name = arg(&req, 0, "vhost")?;
+            if shard.routes.borrow().has_vhost(name) {
+                return Err(format!("vhost '{name}' already exists"));
+            }
+            change(shard, MetaOp::AddVhost { vhost: name.into() }).await
+        }
+        "add_user" | "change_password" => {
+            let (name, password) = (arg(&req, 0, "username")?, arg(&req, 1, "password")?);
+            let existing = shard.access.borrow().user(name).cloned();
+            let tags = match (existing, req.verb.as_str()) {
+                (Some(_), "add_user") => return Err(format!("user '{name}' already exists")),
+                (None, "change_password") => return Err(format!("no such user '{name}'")),
+                (u, _) => u.map(|u| u.tags).unwrap_or_default(),
+            };
+            let user = User { name: name.into(), hash: new_hash(password), tags };
+            change(shard, access_op(AccessOp::PutUser(user))).await
+        }
+        "set_user_tags" => {
+            let name = arg(&req, 0, "username")?;
+            let mut user = shard.access.borrow().user(name).cloned().ok_or_else(|| format!("no such user '{name}'"))?;
+            user.tags = req.args[1..].to_vec();
+            change(shard, access_op(AccessOp::PutUser(user))).await
+        }
+        "delete_user" => change(shard, access_op(AccessOp::DeleteUser(arg(&req, 0, "username")?.into()))).await,
+        "set_permissions" => {
+            let user = arg(&req, 0, "username")?.into();
+            let (configure, write, read) = (arg(&req, 1, "conf")?, arg(&req, 2, "write")?, arg(&req, 3, "read")?);
+            if !shard.routes.borrow().has_vhost(&vhost) {
+                return Err(format!("no such vhost '{vhost}'"));
+            }
+            let op = AccessOp::SetPermissions {
+                user,
+                vhost,
+                configure: configure.into(),
+                write: write.into(),
+                read: read.into(),
+            };
+            change(shard, access_op(op)).await
+        }
+        "clear_permissions" => {
+            let user = arg(&req, 0, "username")?.into();
+            change(shard, access_op(AccessOp::ClearPermissions { user, vhost })).await
+        }
+        other => Err(format!("unknown command '{other}'")),
+    }
+}

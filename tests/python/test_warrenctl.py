@@ -1,0 +1,125 @@
+"""warrenctl against a running broker: rabbitmqctl's verbs, tables and JSON, clear errors, and
+runtime changes to users, vhosts and permissions that take effect at once and survive a restart."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+
+import pika
+import pytest
+
+from conftest import BINARY, Broker
+
+CTL = str(pathlib.Path(BINARY).parent / "warrenctl")
+
+
+def ctl(b, *args, ok=True):
+    p = subprocess.run([CTL, "--data-dir", b.data.name, *args], capture_output=True, text=True, timeout=30)
+    if ok:
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p
+
+
+def as_json(b, *args):
+    return json.loads(ctl(b, *args, "--formatter", "json").stdout)
+
+
+def login(b, user, password, vhost="/"):
+    return pika.BlockingConnection(
+        pika.ConnectionParameters("127.0.0.1", b.port, vhost, pika.PlainCredentials(user, password))
+    )
+
+
+def test_users_vhosts_and_permissions_change_at_runtime_and_survive_restart(broker):
+    ctl(broker, "add_vhost", "apps")
+    ctl(broker, "add_user", "bob", "s3cret")
+    ctl(broker, "set_user_tags", "bob", "monitoring")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        login(broker, "bob", "s3cret", "apps")  # no permissions yet: 530
+    ctl(broker, "set_permissions", "-p", "apps", "bob", "^bob-.*", "^bob-.*", "^bob-.*")
+    c = login(broker, "bob", "s3cret", "apps")
+    ch = c.channel()
+    ch.queue_declare("bob-q", durable=True)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("alice-q")
+    assert e.value.reply_code == 403
+    c.close()
+    assert {"name": "apps"} in as_json(broker, "list_vhosts")
+    assert {"user": "bob", "tags": ["monitoring"]} in as_json(broker, "list_users")
+    queues = as_json(broker, "list_queues", "-p", "apps")
+    assert [(q["name"], q["messages_ready"], q["durable"]) for q in queues] == [("bob-q", 0, True)]
+
+    broker.halt(signal.SIGKILL)
+    broker.start()
+    c = login(broker, "bob", "s3cret", "apps")
+    c.channel().queue_declare("bob-q", passive=True)
+    c.close()
+    ctl(broker, "change_password", "bob", "new")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        login(broker, "bob", "s3cret", "apps")
+    login(broker, "bob", "new", "apps").close()
+    ctl(broker, "clear_permissions", "-p", "apps", "bob")
+    assert as_json(broker, "list_permissions", "-p", "apps") == []
+    ctl(broker, "delete_user", "bob")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        login(broker, "bob", "new", "apps")
+
+
+def test_queue_listing_purge_delete_and_tables(broker):
+    ch = broker.connect().channel()
+    ch.queue_declare("work")
+    for _ in range(3):
+        ch.basic_publish("", "work", b"x")
+    ch.basic_consume("work", lambda *a: None)
+    ch.queue_declare("idle")
+    ch.queue_bind("idle", "amq.topic", "a.#")
+    rows = {q["name"]: q for q in as_json(broker, "list_queues")}
+    assert rows["work"]["consumers"] == 1
+    assert rows["work"]["messages_ready"] + rows["work"]["messages_unacknowledged"] == 3
+    assert rows["work"]["shard"] in (0, 1)
+    table = ctl(broker, "list_queues").stdout.splitlines()
+    assert table[0].split() == ["name", "messages_ready", "messages_unacknowledged", "consumers", "durable", "shard"]
+    assert any(line.split()[0] == "idle" for line in table[1:])
+    assert {"source_name": "amq.topic", "source_kind": "exchange", "destination_name": "idle",
+            "destination_kind": "queue", "routing_key": "a.#", "arguments": {}} in as_json(broker, "list_bindings")
+    assert any(x["name"] == "amq.topic" for x in as_json(broker, "list_exchanges"))
+    ch.basic_publish("", "idle", b"y")
+    ch.queue_declare("idle", passive=True)
+    assert as_json(broker, "purge_queue", "idle") == [{"messages": 1}]
+    ctl(broker, "delete_queue", "idle")
+    assert "idle" not in {q["name"] for q in as_json(broker, "list_queues")}
+
+
+def test_export_imports_into_a_new_broker_and_errors_are_clear(broker, tmp_path):
+    ch = broker.connect().channel()
+    ch.exchange_declare("orders", "topic", durable=True)
+    ch.queue_declare("billing", durable=True, arguments={"x-max-length": 10})
+    ch.queue_bind("billing", "orders", "order.*")
+    ctl(broker, "add_user", "svc", "pw")
+    ctl(broker, "set_permissions", "svc", ".*", ".*", ".*")
+    out = tmp_path / "defs.json"
+    ctl(broker, "export_definitions", str(out))
+    d = json.loads(out.read_text())
+    assert {"name": "billing", "vhost": "/", "durable": True, "auto_delete": False,
+            "arguments": {"x-max-length": 10}} in d["queues"]
+    assert any(b["source"] == "orders" and b["routing_key"] == "order.*" for b in d["bindings"])
+    # Warren's export loads into another broker as a RabbitMQ definitions file.
+    config = tmp_path / "warren.toml"
+    config.write_text(f'load_definitions = "{out}"\n')
+    other = Broker(shards=1, extra=["--config", str(config)])
+    try:
+        c = login(other, "svc", "pw")
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("orders", "order.new", b"o", mandatory=True)
+        assert ch.queue_declare("billing", passive=True).method.message_count == 1
+        c.close()
+    finally:
+        other.stop()
+    bad = ctl(broker, "add_user", "svc", "again", ok=False)
+    assert bad.returncode != 0 and "already exists" in bad.stderr
+    assert ctl(broker, "no_such_verb", ok=False).returncode != 0
+    missing = subprocess.run([CTL, "--data-dir", str(tmp_path / "none"), "list_users"], capture_output=True, text=True)
+    assert missing.returncode == 69 and "Is the broker running" in missing.stderr
