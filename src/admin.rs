@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::broker::access::{AccessOp, PasswordHash, User};
-use crate::broker::definitions::json_table;
+use crate::broker::definitions::{Definitions, field_table, json_table};
+use crate::broker::queue::QueueFlags;
 use crate::broker::routing::{Dest, MetaOp};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
@@ -93,6 +94,77 @@ fn arg<'a>(req: &'a Request, i: usize, name: &str) -> Result<&'a str, String> {
 
 async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
     shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
+}
+
+/// Applies a RabbitMQ definitions file to the running broker: what exists already is kept (an
+/// inequivalent exchange or queue is an error, as a redeclare would be).
+async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
+    let access = d.access(Vec::new())?;
+    for v in &d.vhosts {
+        if !shard.routes.borrow().has_vhost(&v.name) {
+            change(shard, MetaOp::AddVhost { vhost: v.name.clone() }).await?;
+        }
+    }
+    for u in access.users() {
+        change(shard, MetaOp::Access(AccessOp::PutUser(u.clone()))).await?;
+    }
+    for p in &d.permissions {
+        let op = AccessOp::SetPermissions {
+            user: p.user.clone(),
+            vhost: p.vhost.clone(),
+            configure: p.configure.clone(),
+            write: p.write.clone(),
+            read: p.read.clone(),
+        };
+        change(shard, MetaOp::Access(op)).await?;
+    }
+    for x in d.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")) {
+        let op = MetaOp::DeclareExchange {
+            vhost: x.vhost.clone(),
+            name: x.name.clone(),
+            kind: x.kind.clone(),
+            passive: false,
+            durable: x.durable,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            arguments: field_table(&x.arguments),
+        };
+        change(shard, op).await?;
+    }
+    for q in &d.queues {
+        let flags = QueueFlags {
+            durable: q.durable,
+            exclusive: false,
+            auto_delete: q.auto_delete,
+            arguments: field_table(&q.arguments),
+        };
+        let (vhost, name) = (q.vhost.clone(), q.name.clone());
+        shard
+            .call(shard_of(&q.vhost, &q.name, shard.shards()), move |s| {
+                s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| ())
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| e.text)?;
+        if q.durable {
+            shard.durable_queue_declared(q.clone()).await.map_err(|e| e.text)?;
+        }
+    }
+    for b in &d.bindings {
+        let dest = match b.destination_type.as_str() {
+            "exchange" => Dest::Exchange(b.destination.as_str().into()),
+            _ => Dest::Queue(b.destination.as_str().into()),
+        };
+        let op = MetaOp::Bind {
+            vhost: b.vhost.clone(),
+            source: b.source.clone(),
+            dest,
+            key: b.routing_key.clone(),
+            args: field_table(&b.arguments),
+        };
+        change(shard, op).await?;
+    }
+    Ok(done())
 }
 
 async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
@@ -218,6 +290,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             Ok(table(&["messages"], vec![vec![json!(count)]]))
         }
         "export_definitions" => Ok(json!({ "definitions": shard.definitions() })),
+        "import_definitions" => import(shard, &Definitions::parse(arg(&req, 0, "definitions")?)?).await,
         "add_vhost" => {
             let name = arg(&req, 0, "vhost")?;
             if shard.routes.borrow().has_vhost(name) {

@@ -17,7 +17,8 @@ const COMMANDS: &str = "commands: list_vhosts, add_vhost VHOST, list_users, add_
 delete_user USER, change_password USER PASSWORD, set_user_tags USER [TAG...], \
 set_permissions [-p VHOST] USER CONF WRITE READ, clear_permissions [-p VHOST] USER, \
 list_permissions [-p VHOST], list_queues [-p VHOST], list_exchanges [-p VHOST], list_bindings [-p VHOST], \
-purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-";
+purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-, \
+import_definitions FILE";
 
 #[derive(Parser)]
 #[command(name = "warrenctl", about = "Manage a running Warren broker", after_help = COMMANDS)]
@@ -61,6 +62,13 @@ fn main() -> ExitCode {
     let file = (a.command == "export_definitions").then(|| args.pop()).flatten();
     if a.command == "export_definitions" && file.is_none() {
         return fail(64, "export_definitions: missing argument <FILE> (or - for standard output)");
+    }
+    if a.command == "import_definitions" {
+        let Some(path) = args.first() else { return fail(64, "import_definitions: missing argument <FILE>") };
+        match std::fs::read_to_string(path) {
+            Ok(text) => args = vec![text],
+            Err(e) => return fail(66, format!("cannot read {path}: {e}")),
+        }
     }
     let req = Request { verb: a.command.clone(), args, vhost: a.vhost.clone() };
     let reply = match ask(&socket, &req) {

@@ -118,6 +118,21 @@ def test_export_imports_into_a_new_broker_and_errors_are_clear(broker, tmp_path)
         c.close()
     finally:
         other.stop()
+    # ... and into a running one through import_definitions, as would a file exported from RabbitMQ.
+    third = Broker(shards=2)
+    try:
+        ctl(third, "import_definitions", str(out))
+        c = login(third, "svc", "pw")
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("orders", "order.new", b"o", mandatory=True)
+        assert ch.queue_declare("billing", passive=True).method.message_count == 1
+        c.close()
+        third.halt(signal.SIGKILL)
+        third.start()
+        login(third, "svc", "pw").channel().queue_declare("billing", durable=True, arguments={"x-max-length": 10})
+    finally:
+        third.stop()
     bad = ctl(broker, "add_user", "svc", "again", ok=False)
     assert bad.returncode != 0 and "already exists" in bad.stderr
     assert ctl(broker, "no_such_verb", ok=False).returncode != 0
