@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::broker::access::{AccessOp, PasswordHash, User};
-use crate::broker::definitions::{Definitions, field_table, json_table};
-use crate::broker::queue::QueueFlags;
+use crate::broker::definitions::{Definitions, json_table};
 use crate::broker::routing::{Dest, MetaOp};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
@@ -100,10 +99,11 @@ async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
 /// inequivalent exchange or queue is an error, as a redeclare would be).
 async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
     let access = d.access(Vec::new())?;
-    for v in &d.vhosts {
-        if !shard.routes.borrow().has_vhost(&v.name) {
-            change(shard, MetaOp::AddVhost { vhost: v.name.clone() }).await?;
-        }
+    // Vhosts and exchanges first, then users, permissions and queues, bindings last (they name both).
+    let (bindings, early): (Vec<_>, Vec<_>) =
+        d.routing_ops().into_iter().partition(|op| matches!(op, MetaOp::Bind { .. }));
+    for op in early {
+        change(shard, op).await?;
     }
     for u in access.users() {
         change(shard, MetaOp::Access(AccessOp::PutUser(u.clone()))).await?;
@@ -118,27 +118,8 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
         };
         change(shard, MetaOp::Access(op)).await?;
     }
-    for x in d.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")) {
-        let op = MetaOp::DeclareExchange {
-            vhost: x.vhost.clone(),
-            name: x.name.clone(),
-            kind: x.kind.clone(),
-            passive: false,
-            durable: x.durable,
-            auto_delete: x.auto_delete,
-            internal: x.internal,
-            arguments: field_table(&x.arguments),
-        };
-        change(shard, op).await?;
-    }
     for q in &d.queues {
-        let flags = QueueFlags {
-            durable: q.durable,
-            exclusive: false,
-            auto_delete: q.auto_delete,
-            arguments: field_table(&q.arguments),
-        };
-        let (vhost, name) = (q.vhost.clone(), q.name.clone());
+        let (vhost, name, flags) = (q.vhost.clone(), q.name.clone(), q.flags());
         shard
             .call(shard_of(&q.vhost, &q.name, shard.shards()), move |s| {
                 s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| ())
@@ -150,18 +131,7 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
             shard.durable_queue_declared(q.clone()).await.map_err(|e| e.text)?;
         }
     }
-    for b in &d.bindings {
-        let dest = match b.destination_type.as_str() {
-            "exchange" => Dest::Exchange(b.destination.as_str().into()),
-            _ => Dest::Queue(b.destination.as_str().into()),
-        };
-        let op = MetaOp::Bind {
-            vhost: b.vhost.clone(),
-            source: b.source.clone(),
-            dest,
-            key: b.routing_key.clone(),
-            args: field_table(&b.arguments),
-        };
+    for op in bindings {
         change(shard, op).await?;
     }
     Ok(done())

@@ -8,6 +8,8 @@ use serde_json::Value;
 use crate::protocol::types::{FieldTable, FieldValue};
 
 use super::access::{Access, PasswordHash, Permission, User};
+use super::queue::QueueFlags;
+use super::routing::{Dest, MetaOp};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct Definitions {
@@ -90,6 +92,17 @@ pub struct BindingDef {
     pub arguments: serde_json::Map<String, Value>,
 }
 
+impl QueueDef {
+    pub fn flags(&self) -> QueueFlags {
+        QueueFlags {
+            durable: self.durable,
+            exclusive: false,
+            auto_delete: self.auto_delete,
+            arguments: field_table(&self.arguments),
+        }
+    }
+}
+
 impl Definitions {
     pub fn parse(text: &str) -> Result<Self, String> {
         serde_json::from_str(text).map_err(|e| format!("definitions: {e}"))
@@ -108,6 +121,34 @@ impl Definitions {
         self.exchanges.extend(other.exchanges);
         self.queues.extend(other.queues);
         self.bindings.extend(other.bindings);
+    }
+
+    /// The vhosts, exchanges and bindings as routing-table changes, in the order to apply them.
+    pub fn routing_ops(&self) -> Vec<MetaOp> {
+        let vhosts = self.vhosts.iter().map(|v| MetaOp::AddVhost { vhost: v.name.clone() });
+        let exchanges = self.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")).map(|x| {
+            MetaOp::DeclareExchange {
+                vhost: x.vhost.clone(),
+                name: x.name.clone(),
+                kind: x.kind.clone(),
+                passive: false,
+                durable: x.durable,
+                auto_delete: x.auto_delete,
+                internal: x.internal,
+                arguments: field_table(&x.arguments),
+            }
+        });
+        let bindings = self.bindings.iter().map(|b| MetaOp::Bind {
+            vhost: b.vhost.clone(),
+            source: b.source.clone(),
+            dest: match b.destination_type.as_str() {
+                "exchange" => Dest::Exchange(b.destination.as_str().into()),
+                _ => Dest::Queue(b.destination.as_str().into()),
+            },
+            key: b.routing_key.clone(),
+            args: field_table(&b.arguments),
+        });
+        vhosts.chain(exchanges).chain(bindings).collect()
     }
 
     pub fn to_json(&self) -> String {

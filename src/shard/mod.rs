@@ -16,8 +16,7 @@ use std::sync::Arc;
 use futures_channel::oneshot;
 
 use crate::broker::access::Access;
-use crate::broker::definitions::{Definitions, field_table};
-use crate::broker::queue::QueueFlags;
+use crate::broker::definitions::Definitions;
 use crate::broker::queues::QueueTable;
 use crate::broker::routing::Dest;
 use crate::broker::routing::{MetaOp, RoutingTable};
@@ -136,34 +135,8 @@ impl Shard {
         *self.access.borrow_mut() = d.access(self.config.loopback_users.clone())?;
         let mut routes = self.routes.borrow_mut();
         let mut apply = |op: MetaOp| routes.apply(&op).map_err(|e| format!("definitions: {}", e.text));
-        for v in &d.vhosts {
-            apply(MetaOp::AddVhost { vhost: v.name.clone() })?;
-        }
-        for x in d.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")) {
-            apply(MetaOp::DeclareExchange {
-                vhost: x.vhost.clone(),
-                name: x.name.clone(),
-                kind: x.kind.clone(),
-                passive: false,
-                durable: x.durable,
-                auto_delete: x.auto_delete,
-                internal: x.internal,
-                arguments: field_table(&x.arguments),
-            })?;
-        }
-        for b in &d.bindings {
-            let dest = match b.destination_type.as_str() {
-                "exchange" => Dest::Exchange(b.destination.as_str().into()),
-                _ => Dest::Queue(b.destination.as_str().into()),
-            };
-            let args = field_table(&b.arguments);
-            apply(MetaOp::Bind {
-                vhost: b.vhost.clone(),
-                source: b.source.clone(),
-                dest,
-                key: b.routing_key.clone(),
-                args,
-            })?;
+        for op in d.routing_ops() {
+            apply(op)?;
         }
         drop(routes);
         if self.id == 0 {
@@ -176,12 +149,7 @@ impl Shard {
         }
         let n = self.shards();
         for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
-            let flags = QueueFlags {
-                durable: q.durable,
-                exclusive: false,
-                auto_delete: q.auto_delete,
-                arguments: field_table(&q.arguments),
-            };
+            let flags = q.flags();
             self.queues
                 .borrow_mut()
                 .declare(&q.vhost, &q.name, flags, false, 0)

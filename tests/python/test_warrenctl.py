@@ -32,6 +32,15 @@ def login(b, user, password, vhost="/"):
     )
 
 
+def publish_one_to_billing(b):
+    c = login(b, "svc", "pw")
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("orders", "order.new", b"o", mandatory=True)
+    assert ch.queue_declare("billing", passive=True).method.message_count == 1
+    c.close()
+
+
 def test_users_vhosts_and_permissions_change_at_runtime_and_survive_restart(broker):
     ctl(broker, "add_vhost", "apps")
     ctl(broker, "add_user", "bob", "s3cret")
@@ -110,24 +119,14 @@ def test_export_imports_into_a_new_broker_and_errors_are_clear(broker, tmp_path)
     config.write_text(f'load_definitions = "{out}"\n')
     other = Broker(shards=1, extra=["--config", str(config)])
     try:
-        c = login(other, "svc", "pw")
-        ch = c.channel()
-        ch.confirm_delivery()
-        ch.basic_publish("orders", "order.new", b"o", mandatory=True)
-        assert ch.queue_declare("billing", passive=True).method.message_count == 1
-        c.close()
+        publish_one_to_billing(other)
     finally:
         other.stop()
     # ... and into a running one through import_definitions, as would a file exported from RabbitMQ.
     third = Broker(shards=2)
     try:
         ctl(third, "import_definitions", str(out))
-        c = login(third, "svc", "pw")
-        ch = c.channel()
-        ch.confirm_delivery()
-        ch.basic_publish("orders", "order.new", b"o", mandatory=True)
-        assert ch.queue_declare("billing", passive=True).method.message_count == 1
-        c.close()
+        publish_one_to_billing(third)
         third.halt(signal.SIGKILL)
         third.start()
         login(third, "svc", "pw").channel().queue_declare("billing", durable=True, arguments={"x-max-length": 10})
