@@ -184,6 +184,8 @@ impl Conn {
 
     async fn read_loop(self: &Rc<Self>, rd: &mut io::ReadHalf, mut buf: BytesMut, mut chunk: Vec<u8>) {
         loop {
+            // What arrived during a memory alarm waits, unparsed, until it clears.
+            self.wait_out_memory_alarm().await;
             let mut frames = 0;
             loop {
                 // Bounded work per turn: a publisher's 64 KiB read holds ~1000 small messages, a
@@ -221,7 +223,6 @@ impl Conn {
                 }
                 self.flow_resumed.wait().await;
             }
-            self.wait_out_memory_alarm().await;
             match rd.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {

@@ -36,12 +36,14 @@ def test_publishers_are_blocked_over_the_limit_and_unblocked_after_draining(tmp_
         assert pumped(lambda: ("blocked", "low on memory") in events), events
         other = b.connect().channel()
         depth = lambda: other.queue_declare("m", passive=True).method.message_count
-        assert depth() == 100
-        # Sent while blocked: stays in the socket (small enough not to block pika's own write).
+        time.sleep(0.2)
+        held = depth()
+        assert held <= 100
+        # Sent while blocked: read from the socket perhaps, but not taken until the alarm clears.
         for _ in range(20):
             ch.basic_publish("", "m", b"y" * 1024)
         pub.process_data_events(time_limit=0.5)
-        assert depth() == 100, "a blocked publisher was still read"
+        assert depth() == held, "a blocked publisher's messages were still taken"
 
         got = 0
         while got < 120:
