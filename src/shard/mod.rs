@@ -486,8 +486,16 @@ impl Shard {
                 !passive && *durable && routes.exchange(vhost, name).is_none()
             }
             MetaOp::DeleteExchange { vhost, name, .. } => durable_exchange(vhost, name),
-            MetaOp::Bind { vhost, source, .. } | MetaOp::Unbind { vhost, source, .. } => {
+            // Bindings are kept only between durable ends: binding a transient queue (an RPC reply
+            // queue, say) to a durable exchange costs no save.
+            MetaOp::Bind { vhost, source, dest, .. } | MetaOp::Unbind { vhost, source, dest, .. } => {
+                let auto_delete = routes.exchange(vhost, source).is_some_and(|e| e.auto_delete);
                 durable_exchange(vhost, source)
+                    && (auto_delete
+                        || match dest {
+                            Dest::Queue(q) => self.defs.queues.borrow().contains_key(&(vhost.clone(), q.to_string())),
+                            Dest::Exchange(x) => durable_exchange(vhost, x),
+                        })
             }
             MetaOp::QueueDeleted { vhost, queue } => {
                 self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
