@@ -214,9 +214,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                     .call(k, move |s| {
                         let queues = s.queues.borrow();
                         queues
-                            .ids()
-                            .into_iter()
-                            .filter_map(|id| queues.get(id))
+                            .iter()
                             .filter(|q| *q.vhost == *v)
                             .map(|q| {
                                 vec![

@@ -65,8 +65,8 @@ impl QueueTable {
         self.queues.get_mut(&id)
     }
 
-    pub fn ids(&self) -> Vec<QueueId> {
-        self.queues.keys().copied().collect()
+    pub fn iter(&self) -> impl Iterator<Item = &Queue> {
+        self.queues.values()
     }
 
     /// Finds a queue a connection may use: 404 if missing, 405 if another connection's exclusive queue.

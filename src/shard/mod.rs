@@ -321,7 +321,7 @@ impl Shard {
         while !self.stopping.get() {
             let mine: u64 = {
                 let queues = self.queues.borrow();
-                queues.ids().into_iter().filter_map(|id| queues.get(id)).map(|q| q.bytes()).sum()
+                queues.iter().map(|q| q.bytes()).sum()
             };
             self.memory.publish(self.id, mine);
             let (total, limit) = (self.memory.total(), self.memory.limit);
@@ -401,6 +401,16 @@ impl Shard {
         );
     }
 
+    /// Completes a oneshot that a task on shard `origin` awaits, by sending it back over the mesh.
+    fn reply<R: Send + 'static>(&self, origin: usize, tx: oneshot::Sender<R>, r: R) {
+        self.send(
+            origin,
+            ShardMsg::Run(Box::new(move |_| {
+                let _ = tx.send(r);
+            })),
+        );
+    }
+
     /// Runs `f` on shard `dest` and returns its result.
     pub async fn call<R: Send + 'static>(
         &self,
@@ -415,12 +425,7 @@ impl Shard {
                 let r = f(s);
                 // The reply crosses back over the mesh and completes the oneshot on this shard, so
                 // the waiting task is woken locally: the doorbell is the only cross-thread wake-up.
-                s.send(
-                    origin,
-                    ShardMsg::Run(Box::new(move |_| {
-                        let _ = tx.send(r);
-                    })),
-                );
+                s.reply(origin, tx, r);
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
@@ -447,12 +452,7 @@ impl Shard {
                         ShardMsg::Run(Box::new(move |s| {
                             // Same table, same order: this cannot fail where the coordinator succeeded.
                             let _ = s.apply_meta(&op);
-                            s.send(
-                                origin,
-                                ShardMsg::Run(Box::new(move |_| {
-                                    let _ = tx.send(());
-                                })),
-                            );
+                            s.reply(origin, tx, ());
                         })),
                     );
                 }
@@ -523,17 +523,7 @@ impl Shard {
             0,
             ShardMsg::Run(Box::new(move |c| {
                 let c2 = c.clone();
-                c.defs.when_saved(
-                    v,
-                    Box::new(move || {
-                        c2.send(
-                            origin,
-                            ShardMsg::Run(Box::new(move |_| {
-                                let _ = tx.send(());
-                            })),
-                        )
-                    }),
-                );
+                c.defs.when_saved(v, Box::new(move || c2.reply(origin, tx, ())));
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
