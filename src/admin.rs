@@ -95,6 +95,18 @@ async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
     shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
 }
 
+/// Runs `f` on every shard and gathers what each returns.
+async fn every_shard<R: Send + 'static>(
+    shard: &Shard,
+    f: impl Fn(&Rc<Shard>) -> Vec<R> + Clone + Send + 'static,
+) -> Result<Vec<R>, String> {
+    let mut all = Vec::new();
+    for k in 0..shard.shards() {
+        all.extend(shard.call(k, f.clone()).await.map_err(|e| e.text)?);
+    }
+    Ok(all)
+}
+
 /// Applies a RabbitMQ definitions file to the running broker: what exists already is kept (an
 /// inequivalent exchange or queue is an error, as a redeclare would be).
 async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
@@ -207,34 +219,135 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             Ok(table(&cols, rows))
         }
         "list_queues" => {
-            let mut rows = Vec::new();
-            for k in 0..shard.shards() {
-                let v = vhost.clone();
-                let part = shard
-                    .call(k, move |s| {
-                        let queues = s.queues.borrow();
-                        queues
-                            .iter()
-                            .filter(|q| *q.vhost == *v)
-                            .map(|q| {
-                                vec![
-                                    json!(&*q.name),
-                                    json!(q.message_count()),
-                                    json!(q.unacked_count()),
-                                    json!(q.consumer_count()),
-                                    json!(q.flags.durable),
-                                    json!(s.id),
-                                ]
-                            })
-                            .collect::<Vec<_>>()
+            let mut rows = every_shard(shard, move |s| {
+                let queues = s.queues.borrow();
+                queues
+                    .iter()
+                    .filter(|q| *q.vhost == *vhost)
+                    .map(|q| {
+                        vec![
+                            json!(&*q.name),
+                            json!(q.message_count()),
+                            json!(q.unacked_count()),
+                            json!(q.consumer_count()),
+                            json!(q.flags.durable),
+                            json!(s.id),
+                        ]
                     })
-                    .await
-                    .map_err(|e| e.text)?;
-                rows.extend(part);
-            }
+                    .collect()
+            })
+            .await?;
             rows.sort_by_key(|r| r[0].to_string());
             let cols = ["name", "messages_ready", "messages_unacknowledged", "consumers", "durable", "shard"];
             Ok(table(&cols, rows))
+        }
+        "list_consumers" => {
+            let mut rows = every_shard(shard, move |s| {
+                let queues = s.queues.borrow();
+                queues
+                    .iter()
+                    .filter(|q| *q.vhost == *vhost)
+                    .flat_map(|q| {
+                        q.consumers().iter().map(|c| {
+                            vec![
+                                json!(&*q.name),
+                                json!(c.conn),
+                                json!(c.channel),
+                                json!(&*c.tag),
+                                json!(!c.no_ack),
+                                json!(c.prefetch),
+                                json!(c.exclusive),
+                            ]
+                        })
+                    })
+                    .collect()
+            })
+            .await?;
+            rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[3]));
+            let cols =
+                ["queue_name", "connection", "channel", "consumer_tag", "ack_required", "prefetch_count", "exclusive"];
+            Ok(table(&cols, rows))
+        }
+        "list_connections" => {
+            let mut rows = every_shard(shard, |s| {
+                s.conns
+                    .borrow()
+                    .values()
+                    .map(|c| {
+                        let st = c.st.borrow();
+                        vec![
+                            json!(c.id),
+                            json!(c.name),
+                            json!(st.user),
+                            json!(&*st.vhost),
+                            json!(s.id),
+                            json!(st.channels.len()),
+                            json!(c.state()),
+                        ]
+                    })
+                    .collect()
+            })
+            .await?;
+            rows.sort_by_key(|r| r[0].as_u64());
+            Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state"], rows))
+        }
+        "list_channels" => {
+            let mut rows = every_shard(shard, |s| {
+                let mut rows = Vec::new();
+                for c in s.conns.borrow().values() {
+                    let st = c.st.borrow();
+                    for (number, ch) in &st.channels {
+                        rows.push(vec![
+                            json!(c.id),
+                            json!(format!("{} ({number})", c.name)),
+                            json!(number),
+                            json!(st.user),
+                            json!(&*st.vhost),
+                            json!(ch.consumers.len()),
+                            json!(ch.unacked.len()),
+                            json!(ch.prefetch),
+                            json!(ch.confirms.is_some()),
+                        ]);
+                    }
+                }
+                rows
+            })
+            .await?;
+            rows.sort_by_key(|r| (r[0].as_u64(), r[2].as_u64()));
+            let cols = [
+                "connection",
+                "name",
+                "number",
+                "user",
+                "vhost",
+                "consumer_count",
+                "messages_unacknowledged",
+                "prefetch_count",
+                "confirm",
+            ];
+            Ok(table(&cols, rows))
+        }
+        "close_connection" => {
+            let which = arg(&req, 0, "connection")?.to_string();
+            let why = req.args.get(1).cloned().unwrap_or_else(|| "Closed via warrenctl".into());
+            let closed = every_shard(shard, move |s| {
+                let found: Vec<_> = s
+                    .conns
+                    .borrow()
+                    .values()
+                    .filter(|c| c.id.to_string() == which || c.name == which)
+                    .cloned()
+                    .collect();
+                for c in &found {
+                    c.force_close(&why);
+                }
+                found.iter().map(|c| c.id).collect()
+            })
+            .await?;
+            if closed.is_empty() {
+                return Err(format!("no connection '{}'", req.args[0]));
+            }
+            Ok(done())
         }
         "purge_queue" | "delete_queue" => {
             let name = arg(&req, 0, "queue")?.to_string();
@@ -259,6 +372,13 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         }
         "export_definitions" => Ok(json!({ "definitions": shard.definitions() })),
         "import_definitions" => import(shard, &Definitions::parse(arg(&req, 0, "definitions")?)?).await,
+        "delete_vhost" => {
+            let name = arg(&req, 0, "vhost")?;
+            if !shard.routes.borrow().has_vhost(name) {
+                return Err(format!("no such vhost '{name}'"));
+            }
+            change(shard, MetaOp::DeleteVhost { vhost: name.into() }).await
+        }
         "add_vhost" => {
             let name = arg(&req, 0, "vhost")?;
             if shard.routes.borrow().has_vhost(name) {

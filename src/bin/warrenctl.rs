@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 use warren::admin::{Request, SOCKET_NAME};
 use warren::config::Config;
 
-const COMMANDS: &str = "commands: list_vhosts, add_vhost VHOST, list_users, add_user USER PASSWORD, \
-delete_user USER, change_password USER PASSWORD, set_user_tags USER [TAG...], \
+const COMMANDS: &str = "commands: list_vhosts, add_vhost VHOST, delete_vhost VHOST, list_users, \
+add_user USER PASSWORD, delete_user USER, change_password USER PASSWORD, set_user_tags USER [TAG...], \
 set_permissions [-p VHOST] USER CONF WRITE READ, clear_permissions [-p VHOST] USER, \
 list_permissions [-p VHOST], list_queues [-p VHOST], list_exchanges [-p VHOST], list_bindings [-p VHOST], \
+list_connections, list_channels, list_consumers [-p VHOST], close_connection PID|NAME [EXPLANATION], \
 purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-, \
 import_definitions FILE";
 

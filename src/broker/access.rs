@@ -5,14 +5,17 @@
 use ahash::AHashMap as HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::Md5;
 use regex::Regex;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::protocol::reply::{AmqpError, Result};
 
-/// RabbitMQ's password hash: base64(salt(4) ++ H(salt ++ password)).
+/// RabbitMQ's password hash: base64(salt(4) ++ H(salt ++ password)). MD5 is RabbitMQ's oldest
+/// format, still found in definitions exported from old brokers.
 #[derive(Clone, Debug)]
 pub enum PasswordHash {
+    Md5(Vec<u8>),
     Sha256(Vec<u8>),
     Sha512(Vec<u8>),
 }
@@ -24,6 +27,7 @@ impl PasswordHash {
         let (len, make): (usize, fn(Vec<u8>) -> Self) = match algorithm {
             "" | "rabbit_password_hashing_sha256" => (36, Self::Sha256),
             "rabbit_password_hashing_sha512" => (68, Self::Sha512),
+            "rabbit_password_hashing_md5" => (20, Self::Md5),
             other => return Err(format!("unsupported hashing_algorithm '{other}'")),
         };
         if raw.len() != len {
@@ -44,25 +48,25 @@ impl PasswordHash {
         match self {
             Self::Sha256(_) => "rabbit_password_hashing_sha256",
             Self::Sha512(_) => "rabbit_password_hashing_sha512",
+            Self::Md5(_) => "rabbit_password_hashing_md5",
         }
     }
 
     pub fn to_base64(&self) -> String {
         match self {
-            Self::Sha256(raw) | Self::Sha512(raw) => BASE64.encode(raw),
+            Self::Md5(raw) | Self::Sha256(raw) | Self::Sha512(raw) => BASE64.encode(raw),
         }
     }
 
     pub fn matches(&self, password: &str) -> bool {
-        let (raw, digest) = match self {
-            Self::Sha256(raw) => {
-                (raw, Sha256::new().chain_update(&raw[..4]).chain_update(password).finalize().to_vec())
-            }
-            Self::Sha512(raw) => {
-                (raw, Sha512::new().chain_update(&raw[..4]).chain_update(password).finalize().to_vec())
-            }
-        };
-        raw[4..] == digest[..]
+        fn salted<D: Digest>(raw: &[u8], password: &str) -> bool {
+            raw[4..] == D::new().chain_update(&raw[..4]).chain_update(password).finalize()[..]
+        }
+        match self {
+            Self::Md5(raw) => salted::<Md5>(raw, password),
+            Self::Sha256(raw) => salted::<Sha256>(raw, password),
+            Self::Sha512(raw) => salted::<Sha512>(raw, password),
+        }
     }
 }
 
@@ -234,6 +238,18 @@ mod tests {
         assert!(!parsed.matches("Secret"));
         assert!(PasswordHash::parse("not base64!", "").is_err());
         assert!(PasswordHash::parse(&h.to_base64(), "rabbit_password_hashing_md5").is_err());
+    }
+
+    #[test]
+    fn hashes_exported_by_rabbitmq_verify() {
+        // The example in RabbitMQ's passwords guide (salt 908DC60A, password "test12").
+        let sha = PasswordHash::parse("kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR", "").unwrap();
+        assert!(sha.matches("test12") && !sha.matches("test13"));
+        // MD5 of salt CAD5089B ++ "simon", computed with Python's hashlib.
+        let md5 = PasswordHash::parse("ytUIm8s3AnKsXQjptplKFytfVxI=", "rabbit_password_hashing_md5").unwrap();
+        assert!(md5.matches("simon") && !md5.matches("simon "));
+        assert_eq!(md5.algorithm(), "rabbit_password_hashing_md5");
+        assert_eq!(md5.to_base64(), "ytUIm8s3AnKsXQjptplKFytfVxI=");
     }
 
     #[test]

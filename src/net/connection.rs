@@ -66,10 +66,12 @@ pub struct ConnState {
 
 pub struct Conn {
     pub id: ConnId,
+    /// RabbitMQ's connection name: `peer -> local`.
+    pub name: String,
     /// Whether the peer connects from a loopback address (loopback-only users such as guest).
     pub peer_loopback: bool,
-    /// Exchanges this connection's user was found allowed to publish to (permissions do not change
-    /// while the broker runs, so the regex runs once per exchange, not per message).
+    /// Exchanges this connection's user was found allowed to publish to, so the regex runs once
+    /// per exchange, not per message; forgotten whenever users or permissions change.
     may_publish: RefCell<Vec<String>>,
     pub shard: Rc<Shard>,
     fd: RawFd,
@@ -128,8 +130,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     buf.advance(8);
-    let c = Conn::new(shard.clone(), fd, peer_loopback);
-    log::info!("accepting AMQP connection {} ({peer} -> {local}) on shard {}", c.id, shard.id);
+    let c = Conn::new(shard.clone(), fd, peer_loopback, format!("{peer} -> {local}"));
+    log::info!("accepting AMQP connection {} ({}) on shard {}", c.id, c.name, shard.id);
     shard.conns.borrow_mut().insert(c.id, c.clone());
     let writer = glommio::spawn_local(c.clone().run_writer(wr));
     let watchdog = glommio::spawn_local(c.clone().run_watchdog());
@@ -147,7 +149,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 impl Conn {
-    fn new(shard: Rc<Shard>, fd: RawFd, peer_loopback: bool) -> Rc<Self> {
+    fn new(shard: Rc<Shard>, fd: RawFd, peer_loopback: bool, name: String) -> Rc<Self> {
         let cfg = &shard.config;
         let st = ConnState {
             vhost: cfg.default_vhost.as_str().into(),
@@ -162,6 +164,7 @@ impl Conn {
         let now = Instant::now();
         Rc::new(Self {
             id: shard.next_conn_id(),
+            name,
             peer_loopback,
             may_publish: RefCell::new(Vec::new()),
             shard,
@@ -401,6 +404,22 @@ impl Conn {
         Ok(())
     }
 
+    /// The state rabbitmqctl list_connections shows.
+    pub fn state(&self) -> &'static str {
+        match self.phase.get() {
+            Phase::AwaitStartOk | Phase::AwaitTuneOk => "starting",
+            Phase::AwaitOpen => "opening",
+            Phase::Open if self.blocked.get() => "blocked",
+            Phase::Open => "running",
+            Phase::Closing | Phase::Done => "closing",
+        }
+    }
+
+    /// Users or permissions changed: publish permissions are checked again.
+    pub fn forget_permissions(&self) {
+        self.may_publish.borrow_mut().clear();
+    }
+
     /// Under a memory alarm a connection that publishes is not read (RabbitMQ's rule).
     async fn wait_out_memory_alarm(&self) {
         while self.shard.memory_alarm.get() && self.published.get() && self.phase.get() == Phase::Open {
@@ -599,7 +618,8 @@ impl Conn {
             }
             notify
         };
-        if notify {
+        // Nothing may follow our connection.close.
+        if notify && self.phase.get() == Phase::Open {
             self.send_method(ch, &Method::BasicCancel(basic::Cancel { consumer_tag: tag.to_string(), nowait: true }));
         }
     }

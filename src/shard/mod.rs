@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use futures_channel::oneshot;
 
-use crate::broker::access::Access;
+use crate::broker::access::{Access, AccessOp};
 use crate::broker::definitions::Definitions;
 use crate::broker::queues::QueueTable;
 use crate::broker::routing::Dest;
 use crate::broker::routing::{MetaOp, RoutingTable};
 use crate::config::Config;
-use crate::net::connection::Conn;
+use crate::net::connection::{Conn, Phase};
 use crate::protocol::reply::{AmqpError, Result};
 
 use crate::broker::definitions::{BindingDef, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table};
@@ -442,8 +442,14 @@ impl Shard {
             .call(0, move |coordinator| {
                 let durable = coordinator.touches_durable(&op);
                 coordinator.apply_meta(&op)?;
-                if let MetaOp::QueueDeleted { vhost, queue } = &op {
-                    coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
+                match &op {
+                    MetaOp::QueueDeleted { vhost, queue } => {
+                        coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
+                    }
+                    MetaOp::DeleteVhost { vhost } => {
+                        coordinator.defs.queues.borrow_mut().retain(|(v, _), _| v != vhost)
+                    }
+                    _ => {}
                 }
                 for (k, tx) in (1..n).zip(txs) {
                     let op = op.clone();
@@ -468,11 +474,43 @@ impl Shard {
         }
     }
 
-    fn apply_meta(&self, op: &MetaOp) -> Result<()> {
-        if let MetaOp::Access(a) = op {
-            return self.access.borrow_mut().apply(a);
+    fn apply_meta(self: &Rc<Self>, op: &MetaOp) -> Result<()> {
+        match op {
+            MetaOp::Access(a) => {
+                self.access.borrow_mut().apply(a)?;
+                // Permissions may have narrowed: open connections check afresh.
+                for c in self.conns.borrow().values() {
+                    c.forget_permissions();
+                }
+                Ok(())
+            }
+            MetaOp::DeleteVhost { vhost } => {
+                self.routes.borrow_mut().apply(op)?;
+                self.access.borrow_mut().apply(&AccessOp::DeleteVhost(vhost.clone()))?;
+                self.vhost_deleted(vhost);
+                Ok(())
+            }
+            _ => self.routes.borrow_mut().apply(op),
         }
-        self.routes.borrow_mut().apply(op)
+    }
+
+    /// A vhost was deleted: its connections on this shard are closed (320 CONNECTION_FORCED, as
+    /// RabbitMQ does) and the queues this shard owns in it go, with their logged messages.
+    fn vhost_deleted(self: &Rc<Self>, vhost: &str) {
+        let conns: Vec<Rc<Conn>> = self
+            .conns
+            .borrow()
+            .values()
+            .filter(|c| c.phase.get() == Phase::Open && *c.st.borrow().vhost == *vhost)
+            .cloned()
+            .collect();
+        for c in conns {
+            c.force_close(&format!("vhost '{vhost}' is deleted"));
+        }
+        let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
+        for id in ids {
+            self.drop_queue(id);
+        }
     }
 
     /// Whether applying `op` changes what the definitions file holds (asked on the coordinator,
@@ -482,6 +520,7 @@ impl Shard {
         let durable_exchange = |vhost: &str, name: &str| routes.exchange(vhost, name).is_some_and(|e| e.durable);
         match op {
             MetaOp::AddVhost { vhost } => !routes.has_vhost(vhost),
+            MetaOp::DeleteVhost { vhost } => routes.has_vhost(vhost),
             MetaOp::DeclareExchange { vhost, name, passive, durable, .. } => {
                 !passive && *durable && routes.exchange(vhost, name).is_none()
             }
@@ -605,6 +644,19 @@ impl Shard {
 
     /// Deletes a queue this shard owns: its consumers are told (basic.cancel), its bindings go.
     pub fn delete_queue(self: &Rc<Self>, id: QueueId) -> Option<u32> {
+        let (vhost, name) = self.queues.borrow().get(id).map(|q| (q.vhost.to_string(), q.name.to_string()))?;
+        let count = self.drop_queue(id)?;
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            let _ = me.change_routes(MetaOp::QueueDeleted { vhost, queue: name }).await;
+        })
+        .detach();
+        Some(count)
+    }
+
+    /// Removes a queue from this shard (not its bindings): its logged messages are dropped, the
+    /// publishers it paused resume, its consumers are told. Returns how many messages it held.
+    fn drop_queue(&self, id: QueueId) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
         if q.flags.durable {
             self.log.dropped(&q.vhost, &q.name, q.persisted_segments());
@@ -624,12 +676,6 @@ impl Shard {
                 })),
             );
         }
-        let op = MetaOp::QueueDeleted { vhost: q.vhost.to_string(), queue: q.name.to_string() };
-        let me = self.clone();
-        glommio::spawn_local(async move {
-            let _ = me.change_routes(op).await;
-        })
-        .detach();
         Some(q.message_count())
     }
 

@@ -27,6 +27,10 @@ pub enum MetaOp {
     AddVhost {
         vhost: String,
     },
+    /// A vhost goes with its exchanges and bindings (each shard drops its queues and connections).
+    DeleteVhost {
+        vhost: String,
+    },
     DeclareExchange {
         vhost: String,
         name: String,
@@ -116,6 +120,9 @@ impl RoutingTable {
                         .or_insert_with(|| Exchange::new(name, kind, true, false, false, FieldTable::default()));
                 }
                 Ok(())
+            }
+            MetaOp::DeleteVhost { vhost } => {
+                self.vhosts.remove(vhost).map(|_| ()).ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
             }
             MetaOp::DeclareExchange { vhost, name, kind, passive, durable, auto_delete, internal, arguments } => {
                 let exchanges = self.exchanges_mut(vhost)?;
