@@ -18,6 +18,8 @@ pub const DEFAULT_VHOST: &str = "/";
 pub const DEFAULT_NO_ACK_WINDOW: u32 = 2048;
 /// Size at which a shard's message log starts a new segment file.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// RabbitMQ's default `disk_free_limit`: 50 MB.
+pub const DEFAULT_DISK_FREE_LIMIT: u64 = 50_000_000;
 /// Backlog (ready messages) at which a consumed queue starts pausing its publishers.
 pub const DEFAULT_FLOW_BACKLOG: u32 = 20_000;
 
@@ -50,10 +52,13 @@ pub struct Config {
     /// A shard's message log starts a new segment file past this size; a segment is deleted once
     /// every message in it (and in every older one) is settled.
     pub segment_bytes: u64,
-    /// Bytes of messages the queues may hold before connections that publish are blocked
-    /// (connection.blocked) until consumers bring it back under; 0 = 40% of the machine's memory
-    /// (RabbitMQ's default high watermark).
+    /// Bytes of messages the queues may hold in memory: past half of it queues page their newest
+    /// messages to disk; past all of it connections that publish are blocked (connection.blocked)
+    /// until it is back under; 0 = 40% of the machine's memory (RabbitMQ's default high watermark).
     pub memory_limit: u64,
+    /// Free disk space (bytes) under which connections that publish are blocked, as RabbitMQ's
+    /// disk_free_limit (default 50 MB).
+    pub disk_free_limit: u64,
 }
 
 impl Default for Config {
@@ -76,6 +81,7 @@ impl Default for Config {
             loopback_users: vec![DEFAULT_USER.into()],
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             memory_limit: 0,
+            disk_free_limit: DEFAULT_DISK_FREE_LIMIT,
         }
     }
 }

@@ -1,13 +1,14 @@
 //! One queue, owned by one shard: ready messages in order, deliveries awaiting settlement, and its
 //! consumers served round-robin within their prefetch (RabbitMQ's per-consumer `basic.qos`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::protocol::types::FieldTable;
 use crate::shard::msg::{ConnId, Delivery, QueueId, Settle};
+use crate::store::page::{PageFile, PagedMessage};
 
 use super::message::Message;
 
@@ -27,6 +28,44 @@ struct Queued {
     seg: u32,
 }
 
+/// Ready messages in memory, in queue order, and their bytes.
+#[derive(Default)]
+struct Ready {
+    list: VecDeque<Queued>,
+    bytes: u64,
+}
+
+impl Ready {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    fn iter(&self) -> impl Iterator<Item = &Queued> {
+        self.list.iter()
+    }
+    fn push_back(&mut self, q: Queued) {
+        self.bytes += footprint(&q.msg);
+        self.list.push_back(q);
+    }
+    fn pop_front(&mut self) -> Option<Queued> {
+        let q = self.list.pop_front()?;
+        self.bytes -= footprint(&q.msg);
+        Some(q)
+    }
+    /// Puts a message back by id (requeued messages return near the head, in publish order).
+    fn insert_in_order(&mut self, q: Queued) {
+        self.bytes += footprint(&q.msg);
+        let at = self.list.partition_point(|r| r.id < q.id);
+        self.list.insert(at, q);
+    }
+    fn take_all(&mut self) -> VecDeque<Queued> {
+        self.bytes = 0;
+        std::mem::take(&mut self.list)
+    }
+}
+
 struct Unacked {
     /// The consumer whose credit it holds; 0 for basic.get.
     consumer: u64,
@@ -43,6 +82,31 @@ pub struct Consumer {
     /// Most unsettled deliveries; 0 is unlimited.
     pub prefetch: u32,
     in_flight: u32,
+}
+
+/// While its shard pages, a queue keeps this many bytes of messages in memory before paging out.
+const KEEP_IN_MEMORY: u64 = 1 << 20;
+/// A paged queue reads more back once fewer ready messages than this are in memory.
+const PAGE_IN_BELOW: usize = 512;
+
+/// Messages paged out to disk. They follow `ready` in queue order and have the consecutive ids
+/// `first..=last` (ids in that range the run does not hold left the queue already).
+struct Run {
+    file: PageFile,
+    serial: u64,
+    first: u64,
+    last: u64,
+    count: u64,
+    /// Message log segment → persisted messages of the run in it.
+    segs: BTreeMap<u32, u64>,
+    reading: bool,
+}
+
+/// A paged run that was purged: what the message log must hear about it.
+pub struct PurgedRun {
+    pub first: u64,
+    pub last: u64,
+    pub segs: BTreeMap<u32, u64>,
 }
 
 /// What a message costs a queue in memory, roughly: its body, properties, names and bookkeeping.
@@ -67,7 +131,7 @@ pub struct Queue {
     pub flags: QueueFlags,
     /// The connection an exclusive queue belongs to.
     pub owner: Option<ConnId>,
-    ready: VecDeque<Queued>,
+    ready: Ready,
     unacked: HashMap<u64, Unacked>,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -79,8 +143,12 @@ pub struct Queue {
     pub paused: Vec<ConnId>,
     /// Persisted messages that left the queue since the owner last asked: (id, segment).
     gone: Vec<(u64, u32)>,
-    /// Bytes of the messages it holds (ready and unacked), for the memory alarm.
+    /// Persisted messages of purged runs, for the log.
+    gone_runs: Vec<PurgedRun>,
+    /// Bytes of the messages it holds in memory (ready and unacked), for the memory alarm.
     bytes: u64,
+    run: Option<Run>,
+    next_run_serial: u64,
 }
 
 impl Queue {
@@ -91,7 +159,7 @@ impl Queue {
             name,
             flags,
             owner,
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             unacked: HashMap::new(),
             consumers: Vec::new(),
             next_consumer: 0,
@@ -100,12 +168,20 @@ impl Queue {
             had_consumer: false,
             paused: Vec::new(),
             gone: Vec::new(),
+            gone_runs: Vec::new(),
             bytes: 0,
+            run: None,
+            next_run_serial: 1,
         }
     }
 
     pub fn message_count(&self) -> u32 {
-        self.ready.len() as u32
+        (self.ready.len() as u64 + self.paged_count()) as u32
+    }
+
+    /// Ready messages paged out to disk.
+    pub fn paged_count(&self) -> u64 {
+        self.run.as_ref().map_or(0, |r| r.count)
     }
 
     pub fn unacked_count(&self) -> u32 {
@@ -117,30 +193,101 @@ impl Queue {
     }
 
     /// Appends a message; `persist` is given its id and returns the log segment it was written
-    /// to (0 if it was not).
-    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32) {
+    /// to (0 if it was not). `page` is given while the shard pages: it makes a page file.
+    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32, page: Option<&dyn Fn() -> PageFile>) {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         let seg = persist(id);
-        self.bytes += footprint(&msg);
-        self.ready.push_back(Queued { id, msg, redelivered: false, seg });
+        self.enqueue(Queued { id, msg, redelivered: false, seg }, page);
     }
 
     /// Puts back a message recovered from the log; called in id order. It may have been delivered
     /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
-    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32) {
+    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, page: Option<&dyn Fn() -> PageFile>) {
         self.next_msg_id = self.next_msg_id.max(id + 1);
-        self.bytes += footprint(&msg);
-        self.ready.push_back(Queued { id, msg, redelivered: true, seg });
+        self.enqueue(Queued { id, msg, redelivered: true, seg }, page);
+    }
+
+    /// Adds a message at the tail: in memory, or in the paged run once there is one (queue order).
+    fn enqueue(&mut self, q: Queued, page: Option<&dyn Fn() -> PageFile>) {
+        if self.run.is_none()
+            && let Some(make) = page
+            && self.bytes > KEEP_IN_MEMORY
+        {
+            let serial = self.next_run_serial;
+            self.next_run_serial += 1;
+            let run =
+                Run { file: make(), serial, first: q.id, last: q.id, count: 0, segs: BTreeMap::new(), reading: false };
+            self.run = Some(run);
+        }
+        match &mut self.run {
+            Some(run) => {
+                run.file.append(q.id, q.seg, q.redelivered, &q.msg);
+                run.last = q.id;
+                run.count += 1;
+                if q.seg != 0 {
+                    *run.segs.entry(q.seg).or_default() += 1;
+                }
+            }
+            None => {
+                self.bytes += footprint(&q.msg);
+                self.ready.push_back(q);
+            }
+        }
+    }
+
+    /// The page file to read next from, if the queue is running short of ready messages in
+    /// memory and has some on disk; the answer goes to `paged_in` with the serial.
+    pub fn page_in_due(&mut self) -> Option<(PageFile, u64)> {
+        let run = self.run.as_mut()?;
+        if run.reading || self.ready.len() >= PAGE_IN_BELOW || self.ready.bytes >= KEEP_IN_MEMORY / 2 {
+            return None;
+        }
+        run.reading = true;
+        Some((run.file.clone(), run.serial))
+    }
+
+    /// Messages read back from run `serial` join the ready ones (unless the run was purged since).
+    pub fn paged_in(&mut self, serial: u64, msgs: Vec<PagedMessage>) {
+        let Some(run) = self.run.as_mut().filter(|r| r.serial == serial) else { return };
+        run.reading = false;
+        for p in msgs {
+            run.count -= 1;
+            run.first = p.id + 1;
+            if p.seg != 0
+                && let Some(n) = run.segs.get_mut(&p.seg)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    run.segs.remove(&p.seg);
+                }
+            }
+            let msg = Arc::new(p.msg);
+            self.bytes += footprint(&msg);
+            self.ready.push_back(Queued { id: p.id, msg, redelivered: p.redelivered, seg: p.seg });
+        }
+        if run.count == 0 {
+            self.run = None;
+        }
+    }
+
+    /// The queue has ready messages, but none in memory yet (basic.get must wait for a page-in).
+    pub fn paging_in(&self) -> bool {
+        self.ready.is_empty() && self.run.is_some()
     }
 
     pub fn purge(&mut self) -> u32 {
-        let n = self.ready.len() as u32;
-        for q in self.ready.drain(..) {
+        let n = self.message_count();
+        for q in self.ready.take_all() {
             self.bytes -= footprint(&q.msg);
             if q.seg != 0 {
                 self.gone.push((q.id, q.seg));
             }
+        }
+        if let Some(run) = self.run.take()
+            && !run.segs.is_empty()
+        {
+            self.gone_runs.push(PurgedRun { first: run.first, last: run.last, segs: run.segs });
         }
         n
     }
@@ -157,14 +304,19 @@ impl Queue {
         }
     }
 
-    /// Persisted messages that left since the last call, for the log.
-    pub fn take_gone(&mut self) -> Vec<(u64, u32)> {
-        std::mem::take(&mut self.gone)
+    /// Persisted messages that left since the last call, for the log: one by one, and purged runs.
+    pub fn take_gone(&mut self) -> (Vec<(u64, u32)>, Vec<PurgedRun>) {
+        (std::mem::take(&mut self.gone), std::mem::take(&mut self.gone_runs))
     }
 
-    /// The log segments of every persisted message the queue holds (ready or unacked).
-    pub fn persisted_segments(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ready.iter().chain(self.unacked.values().map(|u| &u.queued)).map(|q| q.seg).filter(|&s| s != 0)
+    /// The log segments of every persisted message the queue holds (ready, paged or unacked), with
+    /// how many each holds.
+    pub fn persisted_segments(&self) -> BTreeMap<u32, u64> {
+        let mut segs = self.run.as_ref().map(|r| r.segs.clone()).unwrap_or_default();
+        for q in self.ready.iter().chain(self.unacked.values().map(|u| &u.queued)).filter(|q| q.seg != 0) {
+            *segs.entry(q.seg).or_default() += 1;
+        }
+        segs
     }
 
     pub fn has_consumer_tag(&self, conn: ConnId, channel: u16, tag: &str) -> bool {
@@ -226,8 +378,7 @@ impl Queue {
     /// Puts a message back at its original place (RabbitMQ keeps requeued messages near the head,
     /// in their publish order).
     fn requeue(&mut self, q: Queued) {
-        let at = self.ready.partition_point(|r| r.id < q.id);
-        self.ready.insert(at, q);
+        self.ready.insert_in_order(q);
     }
 
     /// Hands ready messages to consumers with credit, round-robin; `out` sends each delivery.
@@ -285,13 +436,68 @@ mod tests {
         out
     }
 
+    fn big(i: u64) -> Arc<Message> {
+        Arc::new(Message {
+            exchange: String::new(),
+            routing_key: "q".into(),
+            properties: Bytes::from_static(&[0, 0]),
+            body: Bytes::from(i.to_le_bytes().repeat(128)),
+        })
+    }
+
+    #[test]
+    fn paged_messages_come_back_in_order_and_a_purge_logs_the_run() {
+        let dir = std::env::temp_dir().join(format!("warren-queue-page-{}", std::process::id()));
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let pages = crate::store::page::PageDir::new(dir.clone()).unwrap();
+                let make = || pages.file();
+                let mut q = queue();
+                // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
+                for i in 1..=3000u64 {
+                    q.push(big(i), |id| (id % 2) as u32 * 7, Some(&make));
+                }
+                assert_eq!(q.message_count(), 3000);
+                assert!(q.paged_count() > 1500 && q.bytes() < 2 << 20, "{} {}", q.paged_count(), q.bytes());
+                // No longer paging: new messages still go behind the paged ones.
+                q.push(big(3001), |_| 0, None);
+                let (mut seen, mut requeued) = (Vec::new(), false);
+                while seen.len() < 2000 {
+                    if let Some((file, serial)) = q.page_in_due() {
+                        q.paged_in(serial, file.read().await);
+                    }
+                    let (id, m, _) = q.get(false).unwrap();
+                    seen.push((id, m.body[..8].to_vec()));
+                    if id == 1990 && !requeued {
+                        q.settle(id, Settle::Requeue);
+                        (requeued, _) = (true, seen.pop());
+                    }
+                }
+                let expect: Vec<_> = (1..=2000u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
+                assert_eq!(seen, expect);
+                // Purge: what is in memory is logged one by one, the paged run as one id range.
+                assert_eq!(q.purge(), 1001);
+                let (ones, runs) = q.take_gone();
+                let paged_from = runs[0].first;
+                assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
+                assert_eq!(runs[0].last, 3001);
+                let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
+                assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
+                assert_eq!((q.message_count(), q.paged_count()), (0, 0));
+                std::fs::remove_dir_all(&dir).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn round_robin_within_prefetch() {
         let mut q = queue();
         q.add_consumer(Consumer::new("a".into(), 1, 1, false, false, 1));
         q.add_consumer(Consumer::new("b".into(), 1, 1, false, false, 1));
         for b in ["1", "2", "3"] {
-            q.push(msg(b), |_| 0);
+            q.push(msg(b), |_| 0, None);
         }
         let d = drain(&mut q);
         assert_eq!(d.iter().map(|d| &*d.consumer_tag).collect::<Vec<_>>(), ["a", "b"]);
@@ -305,7 +511,7 @@ mod tests {
     fn requeued_messages_return_to_their_place_marked_redelivered() {
         let mut q = queue();
         for b in ["1", "2", "3"] {
-            q.push(msg(b), |_| 0);
+            q.push(msg(b), |_| 0, None);
         }
         let (id1, _, _) = q.get(false).unwrap();
         let (id2, _, _) = q.get(false).unwrap();

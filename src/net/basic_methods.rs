@@ -102,11 +102,21 @@ impl Conn {
         let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
         self.permit(Perm::Read, Resource::Queue(&name))?;
         let no_ack = m.no_ack;
-        let (queue, got) = self
-            .with_queue(ch, &name, move |q| {
-                Ok(q.get(no_ack).map(|(msg_id, msg, redelivered)| (msg_id, msg, redelivered, q.message_count())))
-            })
-            .await?;
+        let (queue, got) = loop {
+            let (queue, got) = self
+                .with_queue(ch, &name, move |q| {
+                    if q.paging_in() {
+                        return Ok(None);
+                    }
+                    Ok(Some(q.get(no_ack).map(|(id, msg, redelivered)| (id, msg, redelivered, q.message_count()))))
+                })
+                .await?;
+            match got {
+                Some(got) => break (queue, got),
+                // The head of the queue is on disk: wait until it is read back, then ask again.
+                None => self.shard.paged_in(shard_of_id(queue), queue).await?,
+            }
+        };
         let Some((msg_id, msg, redelivered, message_count)) = got else {
             self.send_method(ch, &Method::BasicGetEmpty(basic::GetEmpty::default()));
             return Ok(());

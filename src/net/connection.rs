@@ -187,8 +187,8 @@ impl Conn {
 
     async fn read_loop(self: &Rc<Self>, rd: &mut io::ReadHalf, mut buf: BytesMut, mut chunk: Vec<u8>) {
         loop {
-            // What arrived during a memory alarm waits, unparsed, until it clears.
-            self.wait_out_memory_alarm().await;
+            // What arrived during a resource alarm waits, unparsed, until it clears.
+            self.wait_out_alarm().await;
             let mut frames = 0;
             loop {
                 // Bounded work per turn: a publisher's 64 KiB read holds ~1000 small messages, a
@@ -420,24 +420,24 @@ impl Conn {
         self.may_publish.borrow_mut().clear();
     }
 
-    /// Under a memory alarm a connection that publishes is not read (RabbitMQ's rule).
-    async fn wait_out_memory_alarm(&self) {
-        while self.shard.memory_alarm.get() && self.published.get() && self.phase.get() == Phase::Open {
+    /// Under a resource alarm a connection that publishes is not read (RabbitMQ's rule).
+    async fn wait_out_alarm(&self) {
+        while self.shard.alarm.get().is_some() && self.published.get() && self.phase.get() == Phase::Open {
             self.flow_resumed.wait().await;
         }
     }
 
-    /// The memory alarm went on or off: a connection that publishes is told with
+    /// A resource alarm went on (with its reason) or off: a connection that publishes is told with
     /// connection.blocked / connection.unblocked (if it understands them), and its reader looks again.
-    pub fn memory_alarm(&self, on: bool) {
+    pub fn resource_alarm(&self, reason: Option<&str>) {
+        let on = reason.is_some();
         if on && !self.published.get() {
             return;
         }
         if self.blocked.replace(on) != on && self.st.borrow().caps.connection_blocked {
-            let m = if on {
-                Method::ConnectionBlocked(conn::Blocked { reason: "low on memory".into() })
-            } else {
-                Method::ConnectionUnblocked(conn::Unblocked {})
+            let m = match reason {
+                Some(r) => Method::ConnectionBlocked(conn::Blocked { reason: r.into() }),
+                None => Method::ConnectionUnblocked(conn::Unblocked {}),
             };
             self.send_method(0, &m);
         }

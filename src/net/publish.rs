@@ -20,9 +20,9 @@ use super::connection::Conn;
 
 impl Conn {
     pub fn basic_publish(self: &Rc<Self>, ch: u16, p: basic::Publish) -> Result<()> {
-        if !self.published.replace(true) && self.shard.memory_alarm.get() {
+        if !self.published.replace(true) && self.shard.alarm.get().is_some() {
             // A first publish during an alarm: blocked like the others.
-            self.memory_alarm(true);
+            self.resource_alarm(self.shard.alarm.get());
         }
         if p.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));

@@ -28,11 +28,28 @@ use crate::broker::definitions::{BindingDef, ExchangeDef, PermissionDef, QueueDe
 use crate::broker::routing::PREDECLARED;
 use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
+use crate::store::page::{PageDir, PageFile};
 use crate::store::recovery::QueueMessages;
 
 use mesh::{MeshEnds, Outbox};
 use msg::{ConnId, PublishRef, QueueId, Settle, ShardMsg, make_id, shard_of_id};
 use notify::Notify;
+
+pub const LOW_ON_MEMORY: &str = "low on memory";
+pub const LOW_ON_DISK: &str = "low on disk";
+
+/// Bytes available to unprivileged users on the filesystem holding `dir`.
+fn disk_free(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Wakes a task waiting on this shard for something to happen.
+type Wake = Box<dyn FnOnce()>;
 
 pub struct Shard {
     pub id: usize,
@@ -50,11 +67,18 @@ pub struct Shard {
     pub stop: Notify,
     /// Persistent messages of durable queues; publishes that wrote to it wait for its fsync.
     pub log: MessageLog<(PublishRef, u32)>,
+    /// Page files of queues whose newest messages are on disk.
+    pages: PageDir,
+    /// Queues hold more than half the memory limit: their newest messages go to page files.
+    paging: Cell<bool>,
+    /// Tasks waiting for a queue's next page-in (basic.get on a queue whose head is on disk).
+    page_waiters: RefCell<HashMap<QueueId, Vec<Wake>>>,
     /// The durable definitions file; kept by the coordinator (shard 0) only.
     pub defs: DurableDefinitions,
     pub memory: Arc<memory::MemoryGauge>,
-    /// Queues hold more message bytes than the limit: publishing connections are not read.
-    pub memory_alarm: Cell<bool>,
+    /// A resource alarm (its reason, as connection.blocked gives it): publishing connections are
+    /// not read while it lasts.
+    pub alarm: Cell<Option<&'static str>>,
 }
 
 impl Shard {
@@ -62,6 +86,7 @@ impl Shard {
         config: Arc<Config>,
         mesh: MeshEnds,
         log: MessageLog<(PublishRef, u32)>,
+        pages: PageDir,
         memory: Arc<memory::MemoryGauge>,
     ) -> Rc<Self> {
         let id = mesh.me;
@@ -84,9 +109,12 @@ impl Shard {
             stopping: Cell::new(false),
             stop: Notify::default(),
             log,
+            pages,
+            paging: Cell::new(false),
+            page_waiters: RefCell::new(HashMap::new()),
             defs: DurableDefinitions::new(&config.data_dir),
             memory,
-            memory_alarm: Cell::new(false),
+            alarm: Cell::new(None),
             config,
         })
     }
@@ -216,6 +244,8 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
+                let make_page = || self.pages.file();
+                let page = self.paging.get().then_some(&make_page as &dyn Fn() -> PageFile);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
@@ -224,6 +254,7 @@ impl Shard {
                             q.push(
                                 msg.clone(),
                                 |msg_id| if persist { self.log.message(&vhost, name, msg_id, &msg) } else { 0 },
+                                page,
                             );
                             persisted |= persist;
                             enqueued += 1;
@@ -286,58 +317,136 @@ impl Shard {
 
     /// After a queue changed: logs which persisted messages left it, lets it hand ready messages
     /// to its consumers, and applies flow control.
-    pub fn dispatch(&self, id: QueueId) {
+    pub fn dispatch(self: &Rc<Self>, id: QueueId) {
         let window = self.config.no_ack_window;
-        if let Some(q) = self.queues.borrow_mut().get_mut(id) {
-            let gone = q.take_gone();
+        let page_in = {
+            let mut queues = self.queues.borrow_mut();
+            let Some(q) = queues.get_mut(id) else { return };
+            let (gone, runs) = q.take_gone();
             self.log.gone(&q.vhost, &q.name, &gone);
+            for r in runs {
+                self.log.gone_range(&q.vhost, &q.name, r.first, r.last, &r.segs);
+            }
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
+            q.page_in_due()
+        };
+        if let Some((file, serial)) = page_in {
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                let msgs = file.read().await;
+                if let Some(q) = me.queues.borrow_mut().get_mut(id) {
+                    q.paged_in(serial, msgs);
+                }
+                me.dispatch(id);
+                for wake in me.page_waiters.borrow_mut().remove(&id).unwrap_or_default() {
+                    wake();
+                }
+            })
+            .detach();
         }
         self.check_flow(id, None);
+    }
+
+    /// Waits (on shard `owner`) until queue `id` has read its next messages back from disk.
+    pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let origin = self.id;
+        self.send(
+            owner,
+            ShardMsg::Run(Box::new(move |s| {
+                let s2 = s.clone();
+                let wake: Wake = Box::new(move || s2.reply(origin, tx, ()));
+                if s.queues.borrow().get(id).is_some_and(|q| q.paging_in()) {
+                    s.page_waiters.borrow_mut().entry(id).or_default().push(wake);
+                    s.dispatch(id);
+                } else {
+                    wake();
+                }
+            })),
+        );
+        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
     }
 
     /// Puts the messages recovered from this shard's log back into their queues, in order. Messages
     /// of queues that no longer exist are dropped from the log.
     pub fn restore_messages(&self, recovered: QueueMessages) {
         let mut queues = self.queues.borrow_mut();
+        let make_page = || self.pages.file();
+        let (mut restored, share) = (0u64, self.memory.limit / 2 / self.shards() as u64);
         for ((vhost, name), msgs) in recovered {
             let Some(q) = queues.lookup(&vhost, &name).and_then(|id| queues.get_mut(id)) else {
                 log::warn!(
                     "dropping {} logged messages of queue '{name}' in vhost '{vhost}': it no longer exists",
                     msgs.len()
                 );
-                self.log.dropped(&vhost, &name, msgs.values().map(|(_, seg)| *seg));
+                self.log.dropped(&vhost, &name, msgs.values().map(|(_, seg)| (*seg, 1)));
                 continue;
             };
             log::info!("queue '{name}' in vhost '{vhost}': {} messages recovered", msgs.len());
             for (id, (msg, seg)) in msgs {
-                q.restore(id, Arc::new(msg), seg);
+                // What does not fit in this shard's share of the paging threshold goes to disk.
+                let page = (restored > share).then_some(&make_page as &dyn Fn() -> PageFile);
+                restored += msg.body.len() as u64;
+                q.restore(id, Arc::new(msg), seg, page);
             }
         }
     }
 
-    /// Watches the message bytes held by every shard's queues, raising and clearing the alarm.
+    /// Watches the message bytes held by every shard's queues (each 100 ms) and the free space of
+    /// the data dir's disk (each second): pages past half the memory limit, and raises or clears
+    /// the resource alarm that blocks publishers.
     pub async fn run_memory_monitor(self: Rc<Self>) {
-        while !self.stopping.get() {
+        let mut disk_low = false;
+        for tick in 0u64.. {
+            if self.stopping.get() {
+                return;
+            }
             let mine: u64 = {
                 let queues = self.queues.borrow();
                 queues.iter().map(|q| q.bytes()).sum()
             };
             self.memory.publish(self.id, mine);
             let (total, limit) = (self.memory.total(), self.memory.limit);
-            let on = total > limit;
-            if on != self.memory_alarm.replace(on) {
-                if on {
+            // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out.
+            let paging = total > limit / 2;
+            if paging != self.paging.replace(paging) {
+                log::info!(
+                    "shard {}: queues hold {total} bytes of messages (limit {limit}): paging {}",
+                    self.id,
+                    if paging { "new messages to disk" } else { "stopped" }
+                );
+            }
+            if tick % 10 == 0 {
+                let free = disk_free(&self.config.data_dir);
+                disk_low = free.is_some_and(|f| f < self.config.disk_free_limit);
+                if disk_low && !self.alarm.get().is_some_and(|r| r == LOW_ON_DISK) {
                     log::warn!(
-                        "memory alarm on shard {}: queues hold {total} bytes of messages, limit {limit}: publishers blocked",
-                        self.id
+                        "disk alarm on shard {}: {} bytes free in {}, limit {}",
+                        self.id,
+                        free.unwrap_or(0),
+                        self.config.data_dir.display(),
+                        self.config.disk_free_limit
                     );
-                } else {
-                    log::warn!("memory alarm cleared on shard {}: {total} bytes of messages held", self.id);
+                }
+            }
+            let reason = if total > limit {
+                Some(LOW_ON_MEMORY)
+            } else if disk_low {
+                Some(LOW_ON_DISK)
+            } else {
+                None
+            };
+            if reason != self.alarm.replace(reason) {
+                match reason {
+                    Some(r) => log::warn!(
+                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {limit}): publishers blocked",
+                        self.id
+                    ),
+                    None => log::warn!("resource alarm cleared on shard {}: {total} bytes of messages held", self.id),
                 }
                 let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
                 for c in conns {
-                    c.memory_alarm(on);
+                    c.resource_alarm(reason);
                 }
             }
             glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
@@ -658,8 +767,12 @@ impl Shard {
     /// publishers it paused resume, its consumers are told. Returns how many messages it held.
     fn drop_queue(&self, id: QueueId) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
+        // A basic.get waiting for a page-in finds the queue gone.
+        for wake in self.page_waiters.borrow_mut().remove(&id).unwrap_or_default() {
+            wake();
+        }
         if q.flags.durable {
-            self.log.dropped(&q.vhost, &q.name, q.persisted_segments());
+            self.log.dropped(&q.vhost, &q.name, q.persisted_segments().into_iter());
         }
         for &conn in &q.paused {
             self.send_flow(conn, id, false);

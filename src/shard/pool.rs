@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::net::listener;
 use crate::store::definitions_file;
 use crate::store::log::MessageLog;
+use crate::store::page::PageDir;
 use crate::store::recovery;
 
 use super::Shard;
@@ -146,7 +147,15 @@ async fn run_shard(
         }
     };
     let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.next_seg);
-    let shard = Shard::new(config.clone(), ends, log, gauge);
+    let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
+    let pages = match PageDir::new(page_dir.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = ready.send(Err(io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display()))));
+            return;
+        }
+    };
+    let shard = Shard::new(config.clone(), ends, log, pages, gauge);
     if let Err(e) = shard.load_definitions(&definitions) {
         let _ = ready.send(Err(io::Error::other(e)));
         return;

@@ -99,20 +99,28 @@ impl<W> MessageLog<W> {
         }
         let ids: Vec<u64> = gone.iter().map(|&(id, _)| id).collect();
         self.append(|b| record::put_ack(b, vhost, queue, &ids));
-        self.release(gone.iter().map(|&(_, seg)| seg));
+        self.release(gone.iter().map(|&(_, seg)| (seg, 1)));
     }
 
-    /// Logs that a queue was deleted, releasing the segments of the messages it held.
-    pub fn dropped(&self, vhost: &str, queue: &str, segs: impl Iterator<Item = u32>) {
+    /// Logs that the messages of a queue with ids `first..=last` left it; `segs` counts the
+    /// persisted ones per segment.
+    pub fn gone_range(&self, vhost: &str, queue: &str, first: u64, last: u64, segs: &BTreeMap<u32, u64>) {
+        self.append(|b| record::put_ack_range(b, vhost, queue, first, last));
+        self.release(segs.iter().map(|(&s, &n)| (s, n)));
+    }
+
+    /// Logs that a queue was deleted, releasing the segments of the messages it held (segment →
+    /// how many).
+    pub fn dropped(&self, vhost: &str, queue: &str, segs: impl Iterator<Item = (u32, u64)>) {
         self.append(|b| record::put_drop(b, vhost, queue));
         self.release(segs);
     }
 
-    fn release(&self, segs: impl Iterator<Item = u32>) {
+    fn release(&self, segs: impl Iterator<Item = (u32, u64)>) {
         let mut st = self.state.borrow_mut();
-        for seg in segs {
+        for (seg, k) in segs {
             if let Some(n) = st.live.get_mut(&seg) {
-                *n = n.saturating_sub(1);
+                *n = n.saturating_sub(k);
             }
         }
     }

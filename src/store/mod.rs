@@ -3,5 +3,6 @@
 
 pub mod definitions_file;
 pub mod log;
+pub mod page;
 pub mod record;
 pub mod recovery;

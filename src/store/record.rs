@@ -16,6 +16,7 @@ pub const HEADER: usize = 8;
 const MESSAGE: u8 = 1;
 const ACK: u8 = 2;
 const DROP: u8 = 3;
+const ACK_RANGE: u8 = 4;
 
 /// A record read back from a segment.
 #[derive(Debug, PartialEq)]
@@ -32,11 +33,14 @@ pub enum Record {
     },
     /// These messages of the queue left it (acked, rejected without requeue, purged).
     Ack { vhost: String, queue: String, ids: Vec<u64> },
+    /// Every message of the queue with an id in `first..=last` left it (a purged run of paged
+    /// messages, whose ids are consecutive: ids in the range it does not hold were gone already).
+    AckRange { vhost: String, queue: String, first: u64, last: u64 },
     /// The queue was deleted: every message of it written before this record is gone.
     Drop { vhost: String, queue: String },
 }
 
-fn put_short(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_short(out: &mut Vec<u8>, s: &str) {
     // Names are AMQP short strings (at most 255 bytes) everywhere they come from.
     let b = &s.as_bytes()[..s.len().min(255)];
     out.put_u8(b.len() as u8);
@@ -79,6 +83,15 @@ pub fn put_ack(out: &mut Vec<u8>, vhost: &str, queue: &str, ids: &[u64]) {
     });
 }
 
+pub fn put_ack_range(out: &mut Vec<u8>, vhost: &str, queue: &str, first: u64, last: u64) {
+    framed(out, ACK_RANGE, |out| {
+        put_short(out, vhost);
+        put_short(out, queue);
+        out.put_u64_le(first);
+        out.put_u64_le(last);
+    });
+}
+
 pub fn put_drop(out: &mut Vec<u8>, vhost: &str, queue: &str) {
     framed(out, DROP, |out| {
         put_short(out, vhost);
@@ -87,28 +100,28 @@ pub fn put_drop(out: &mut Vec<u8>, vhost: &str, queue: &str) {
 }
 
 /// Reads fields of one record's payload; any shortfall is `None` (a corrupt record).
-struct Fields<'a>(&'a [u8]);
+pub(crate) struct Fields<'a>(pub &'a [u8]);
 
 impl<'a> Fields<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
         Some(head)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn short(&mut self) -> Option<String> {
+    pub fn short(&mut self) -> Option<String> {
         let n = self.u8()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
-    fn long(&mut self) -> Option<Bytes> {
+    pub fn long(&mut self) -> Option<Bytes> {
         let n = self.u32()? as usize;
         Some(Bytes::copy_from_slice(self.take(n)?))
     }
@@ -132,6 +145,7 @@ fn decode(payload: &[u8]) -> Option<Record> {
             let ids = (0..n).map(|_| f.u64()).collect::<Option<Vec<_>>>()?;
             Record::Ack { vhost, queue, ids }
         }
+        ACK_RANGE => Record::AckRange { vhost: f.short()?, queue: f.short()?, first: f.u64()?, last: f.u64()? },
         DROP => Record::Drop { vhost: f.short()?, queue: f.short()? },
         _ => return None,
     };
@@ -176,6 +190,7 @@ mod tests {
         put_message(&mut out, "/", "q", 2, &msg(b"two"));
         put_ack(&mut out, "/", "q", &[1]);
         put_drop(&mut out, "v", "r");
+        put_ack_range(&mut out, "/", "q", 5, 9);
         out
     }
 
@@ -184,10 +199,11 @@ mod tests {
         let data = sample();
         let (recs, good) = read_all(&data);
         assert_eq!(good, data.len());
-        assert_eq!(recs.len(), 4);
+        assert_eq!(recs.len(), 5);
         assert!(matches!(&recs[1], Record::Message { id: 2, body, .. } if body.as_ref() == b"two"));
         assert_eq!(recs[2], Record::Ack { vhost: "/".into(), queue: "q".into(), ids: vec![1] });
         assert_eq!(recs[3], Record::Drop { vhost: "v".into(), queue: "r".into() });
+        assert_eq!(recs[4], Record::AckRange { vhost: "/".into(), queue: "q".into(), first: 5, last: 9 });
     }
 
     #[test]

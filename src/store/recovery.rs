@@ -56,6 +56,12 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
                         }
                     }
                 }
+                Record::AckRange { vhost, queue, first, last } => {
+                    if let Some(q) = queues.get_mut(&(vhost, queue)) {
+                        let mut after = q.split_off(&first);
+                        q.append(&mut after.split_off(&last.saturating_add(1)));
+                    }
+                }
                 Record::Drop { vhost, queue } => {
                     queues.remove(&(vhost, queue));
                 }
@@ -101,6 +107,10 @@ mod tests {
         record::put_message(&mut one, "/", "b", 1, &msg(b"b1"));
         let mut two = Vec::new();
         record::put_ack(&mut two, "/", "a", &[1]);
+        record::put_message(&mut two, "/", "a", 4, &msg(b"a4"));
+        record::put_message(&mut two, "/", "a", 5, &msg(b"a5"));
+        record::put_message(&mut two, "/", "a", 7, &msg(b"a7"));
+        record::put_ack_range(&mut two, "/", "a", 3, 5);
         record::put_drop(&mut two, "/", "b");
         record::put_message(&mut two, "/", "b", 1, &msg(b"b1 again"));
         let whole = two.len();
@@ -113,9 +123,9 @@ mod tests {
         let bodies = |q: &str| -> Vec<Vec<u8>> {
             r.queues[&("/".to_string(), q.to_string())].values().map(|(m, _)| m.body.to_vec()).collect()
         };
-        assert_eq!(bodies("a"), [b"a2".to_vec()]);
+        assert_eq!(bodies("a"), [b"a2".to_vec(), b"a7".to_vec()]);
         assert_eq!(bodies("b"), [b"b1 again".to_vec()]);
-        assert_eq!(r.live, BTreeMap::from([(1, 1), (2, 1)]));
+        assert_eq!(r.live, BTreeMap::from([(1, 1), (2, 2)]));
         assert_eq!(r.next_seg, 3);
         assert_eq!(std::fs::metadata(segment_path(&dir, 2)).unwrap().len(), whole as u64);
         std::fs::remove_dir_all(&dir).unwrap();

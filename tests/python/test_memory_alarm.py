@@ -1,8 +1,11 @@
-"""The memory alarm: past memory_limit bytes of queued messages, connections that publish get
+"""Resource alarms. Memory: past memory_limit bytes of queued messages, connections that publish get
 connection.blocked and are not read; once consumers drain the queues they get connection.unblocked
-and what they sent meanwhile arrives."""
+and what they sent meanwhile arrives. Disk: under disk_free_limit free bytes, the same with
+"low on disk"."""
 
 import time
+
+import pika
 
 from conftest import Broker
 
@@ -53,6 +56,29 @@ def test_publishers_are_blocked_over_the_limit_and_unblocked_after_draining(tmp_
                 continue
             got += 1
         assert pumped(lambda: ("unblocked", None) in events), events
-        assert any("memory alarm on shard" in line for line in b.log)
+        assert any("resource alarm on shard" in line and "low on memory" in line for line in b.log)
+    finally:
+        b.stop()
+
+
+def test_publishers_are_blocked_when_disk_space_is_under_the_limit(tmp_path):
+    config = tmp_path / "warren.toml"
+    config.write_text("disk_free_limit = 1000000000000000000\n")  # no disk has an exabyte free
+    b = Broker(shards=2, extra=["--config", str(config)])
+    try:
+        # Not closed by the test: a blocked connection is not read, so it would never see close-ok.
+        pub = pika.BlockingConnection(b.params())
+        events = []
+        pub.add_on_connection_blocked_callback(lambda _c, m: events.append(m.method.reason))
+        ch = pub.channel()
+        ch.queue_declare("d")
+        ch.basic_publish("", "d", b"first")
+        assert wait(lambda: pub.process_data_events(time_limit=0.05) or events == ["low on disk"]), events
+        for _ in range(10):
+            ch.basic_publish("", "d", b"more")
+        pub.process_data_events(time_limit=0.3)
+        other = b.connect().channel()
+        assert other.queue_declare("d", passive=True).method.message_count <= 1
+        assert any("disk alarm on shard" in line for line in b.log)
     finally:
         b.stop()

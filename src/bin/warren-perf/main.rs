@@ -74,6 +74,12 @@ pub struct Args {
     /// Stop each producer after this many messages (0: run for --duration).
     #[arg(short = 'C', long, default_value_t = 0)]
     pub pmessages: u64,
+    /// Stop once the consumers received this many messages in all (0: no such limit).
+    #[arg(short = 'D', long, default_value_t = 0)]
+    pub cmessages: u64,
+    /// Keep what the queues already hold (default: purge them first), e.g. to drain a backlog.
+    #[arg(long)]
+    pub no_purge: bool,
     /// Connection churn instead of messaging: this many threads open a connection, declare a
     /// server-named exclusive queue and close, in a loop.
     #[arg(long, default_value_t = 0)]
@@ -127,11 +133,15 @@ fn run(args: Args) -> std::io::Result<()> {
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now())));
         report.tick(measured_from.elapsed());
+        let received = counters.received.load(Ordering::Relaxed);
         if args.pmessages > 0 && counters.producers_done.load(Ordering::Relaxed) == args.producers as u64 {
             let sent = counters.sent.load(Ordering::Relaxed);
-            if counters.received.load(Ordering::Relaxed) >= sent * topology::copies(&args) {
+            if args.consumers == 0 || received >= sent * topology::copies(&args) {
                 break;
             }
+        }
+        if args.cmessages > 0 && received >= args.cmessages {
+            break;
         }
     }
     let elapsed = measured_from.elapsed();

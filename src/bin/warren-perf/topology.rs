@@ -41,7 +41,9 @@ pub fn declare(args: &Args) -> io::Result<()> {
                 ..Default::default()
             }),
         )?;
-        c.call(1, &Method::QueuePurge(queue::Purge { queue: name, ..Default::default() }))?;
+        if !args.no_purge {
+            c.call(1, &Method::QueuePurge(queue::Purge { queue: name, ..Default::default() }))?;
+        }
     }
     if args.exchange_type != "default" {
         let declare = exchange::Declare {

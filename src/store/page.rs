@@ -1,0 +1,282 @@
+//! Paging: when queues hold more message bytes than memory should, a queue's newest messages go
+//! to a page file instead of memory, and come back a chunk at a time as the queue drains. A page
+//! file holds one run of consecutive messages of one queue, appended at the end and read from the
+//! front; the queue keeps only counts for it. Page files are a cache of memory, not a store:
+//! each is unlinked as soon as it is created (persistent messages are in the message log too), and
+//! the space of what was read back is given back to the filesystem as reading goes.
+//!
+//! ```text
+//! u32 length of what follows | u64 id | u32 log segment | u8 redelivered | short exchange
+//! | short routing key | u32 properties length | properties | body
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes};
+use glommio::io::{BufferedFile, OpenOptions};
+
+use crate::broker::message::Message;
+use crate::shard::notify::Notify;
+
+use super::record::{Fields, put_short};
+
+/// Appended records are written once this many bytes gathered (less stays in memory only).
+const WRITE_BATCH: usize = 256 << 10;
+/// How much one page-in reads.
+const READ_CHUNK: u64 = 1 << 20;
+/// Disk space of what was read is given back in steps of this many bytes.
+const PUNCH_STEP: u64 = 8 << 20;
+
+/// A message read back from a page file.
+pub struct PagedMessage {
+    pub id: u64,
+    pub seg: u32,
+    pub redelivered: bool,
+    pub msg: Message,
+}
+
+/// Where a shard's page files go: `data_dir/page/shard-N/`, emptied at start.
+pub struct PageDir {
+    dir: PathBuf,
+    next: Cell<u64>,
+}
+
+impl PageDir {
+    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
+        // Left by a crash between a create and its unlink: never needed again.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir, next: Cell::new(1) })
+    }
+
+    /// A new, empty page file (created on disk only once it has a batch to write).
+    pub fn file(&self) -> PageFile {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        PageFile(Rc::new(RefCell::new(Io {
+            path: self.dir.join(format!("{n}.page")),
+            file: None,
+            pending: Vec::new(),
+            written: 0,
+            writing: false,
+            read_pos: 0,
+            punched: 0,
+            write_done: Rc::new(Notify::default()),
+        })))
+    }
+}
+
+struct Io {
+    path: PathBuf,
+    file: Option<Rc<BufferedFile>>,
+    /// Records appended and not yet handed to a write; they follow `written`.
+    pending: Vec<u8>,
+    /// File offset up to which records are on disk (or were read straight from `pending`).
+    written: u64,
+    writing: bool,
+    read_pos: u64,
+    /// File space below this offset was given back.
+    punched: u64,
+    write_done: Rc<Notify>,
+}
+
+/// One run of a queue's paged-out messages (cheap to clone: a handle).
+#[derive(Clone)]
+pub struct PageFile(Rc<RefCell<Io>>);
+
+impl PageFile {
+    pub fn append(&self, id: u64, seg: u32, redelivered: bool, msg: &Message) {
+        let mut io = self.0.borrow_mut();
+        let out = &mut io.pending;
+        let start = out.len();
+        out.put_u32_le(0);
+        out.put_u64_le(id);
+        out.put_u32_le(seg);
+        out.put_u8(redelivered as u8);
+        put_short(out, &msg.exchange);
+        put_short(out, &msg.routing_key);
+        out.put_u32_le(msg.properties.len() as u32);
+        out.put_slice(&msg.properties);
+        out.put_slice(&msg.body);
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        if io.pending.len() >= WRITE_BATCH && !io.writing {
+            io.writing = true;
+            drop(io);
+            glommio::spawn_local(self.clone().write_out()).detach();
+        }
+    }
+
+    /// Bytes of this run held in memory (appended, not yet written).
+    pub fn pending_bytes(&self) -> usize {
+        self.0.borrow().pending.len()
+    }
+
+    /// Writes what gathered, batch after batch, until nothing is left.
+    async fn write_out(self) {
+        loop {
+            let (buf, pos, file) = {
+                let mut io = self.0.borrow_mut();
+                if io.pending.len() < WRITE_BATCH {
+                    io.writing = false;
+                    io.write_done.notify();
+                    return;
+                }
+                (std::mem::take(&mut io.pending), io.written, io.file.clone())
+            };
+            let file = match file {
+                Some(f) => f,
+                None => {
+                    let path = self.0.borrow().path.clone();
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .buffered_open(&path)
+                        .await
+                        .unwrap_or_else(|e| fatal(&path, "create", e));
+                    // Unlinked at once: the open handle is all that needs it.
+                    std::fs::remove_file(&path).unwrap_or_else(|e| fatal(&path, "unlink", e));
+                    let f = Rc::new(f);
+                    self.0.borrow_mut().file = Some(f.clone());
+                    f
+                }
+            };
+            let len = buf.len();
+            let n = file.write_at(buf, pos).await.unwrap_or_else(|e| fatal(&self.0.borrow().path, "write", e));
+            if n < len {
+                fatal(&self.0.borrow().path, "write", format!("wrote {n} of {len} bytes (disk full?)"));
+            }
+            self.0.borrow_mut().written += len as u64;
+        }
+    }
+
+    /// Reads the next messages of the run (at least one, if the run has any).
+    pub async fn read(&self) -> Vec<PagedMessage> {
+        loop {
+            let (pos, written, writing, file, done) = {
+                let io = self.0.borrow();
+                (io.read_pos, io.written, io.writing, io.file.clone(), io.write_done.clone())
+            };
+            if pos < written {
+                let file = file.expect("bytes were written, so the file exists");
+                let mut size = READ_CHUNK.min(written - pos) as usize;
+                let (msgs, used) = loop {
+                    let data =
+                        file.read_at(pos, size).await.unwrap_or_else(|e| fatal(&self.0.borrow().path, "read", e));
+                    let (msgs, used) = parse(&data);
+                    if used > 0 {
+                        break (msgs, used);
+                    }
+                    // One record bigger than a chunk: read exactly it.
+                    size = 4 + u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) as usize;
+                };
+                let punch = {
+                    let mut io = self.0.borrow_mut();
+                    io.read_pos += used as u64;
+                    let upto = io.read_pos / PUNCH_STEP * PUNCH_STEP;
+                    (upto > io.punched).then(|| (io.punched, std::mem::replace(&mut io.punched, upto)))
+                };
+                if let Some((from, to)) = punch {
+                    // Only space is at stake: a filesystem without hole punching keeps it until the run ends.
+                    let _ = file.deallocate(from, to - from).await;
+                }
+                return msgs;
+            }
+            if writing {
+                done.wait().await;
+                continue;
+            }
+            // Everything left is still in memory: take it without touching the disk.
+            let mut io = self.0.borrow_mut();
+            let pending = std::mem::take(&mut io.pending);
+            io.written += pending.len() as u64;
+            io.read_pos = io.written;
+            return parse(&pending).0;
+        }
+    }
+}
+
+/// The whole records at the front of `data`, and how many bytes they took.
+fn parse(data: &[u8]) -> (Vec<PagedMessage>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(len) = data.get(at..at + 4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let Some(rec) = data.get(at + 4..at + 4 + len) else { break };
+        out.push(decode(rec).expect("page files are written by this process and never torn"));
+        at += 4 + len;
+    }
+    (out, at)
+}
+
+fn decode(rec: &[u8]) -> Option<PagedMessage> {
+    let mut f = Fields(rec);
+    let (id, seg, redelivered) = (f.u64()?, f.u32()?, f.u8()? != 0);
+    let (exchange, routing_key, properties) = (f.short()?, f.short()?, f.long()?);
+    let body = Bytes::copy_from_slice(f.0);
+    Some(PagedMessage { id, seg, redelivered, msg: Message { exchange, routing_key, properties, body } })
+}
+
+/// A page file that cannot be written or read holds messages that exist nowhere else: stop, as
+/// the message log does.
+fn fatal(path: &std::path::Path, what: &str, e: impl std::fmt::Display) -> ! {
+    log::error!("page file {}: {what} failed: {e}; stopping", path.display());
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(i: usize, size: usize) -> Message {
+        Message {
+            exchange: "x".into(),
+            routing_key: format!("k{i}"),
+            properties: Bytes::from_static(&[0x10, 0, 2]),
+            body: Bytes::from(vec![(i % 251) as u8; size]),
+        }
+    }
+
+    #[test]
+    fn a_run_reads_back_in_order_from_memory_and_disk() {
+        let dir = std::env::temp_dir().join(format!("warren-page-{}", std::process::id()));
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let pages = PageDir::new(dir.clone()).unwrap();
+                let f = pages.file();
+                // Sizes around the batch and chunk limits, one record bigger than a chunk.
+                let sizes: Vec<usize> = (0..3000).map(|i| if i == 1500 { 3 << 20 } else { (i * 37) % 2000 }).collect();
+                for (i, &size) in sizes.iter().enumerate() {
+                    f.append(i as u64 + 1, (i % 3) as u32, i % 2 == 0, &msg(i, size));
+                }
+                let mut got = Vec::new();
+                while got.len() < sizes.len() {
+                    let batch = f.read().await;
+                    assert!(!batch.is_empty());
+                    got.extend(batch);
+                }
+                for (i, p) in got.iter().enumerate() {
+                    assert_eq!((p.id, p.seg, p.redelivered), (i as u64 + 1, (i % 3) as u32, i % 2 == 0));
+                    assert_eq!(p.msg.routing_key, format!("k{i}"));
+                    assert_eq!(p.msg.body.len(), sizes[i]);
+                    assert!(p.msg.body.iter().all(|&b| b == (i % 251) as u8));
+                }
+                // A short tail never reaches the disk: it is read straight from memory.
+                f.append(9001, 0, false, &msg(1, 10));
+                f.append(9002, 0, false, &msg(2, 10));
+                assert_eq!(f.pending_bytes(), 2 * (4 + 8 + 4 + 1 + 2 + 3 + 4 + 3 + 10));
+                let tail: Vec<u64> = f.read().await.iter().map(|p| p.id).collect();
+                assert_eq!((tail, f.pending_bytes()), (vec![9001, 9002], 0));
+                // Nothing lingers on disk: page files are unlinked once created.
+                assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+                std::fs::remove_dir_all(&dir).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
