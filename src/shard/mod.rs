@@ -418,8 +418,8 @@ impl Shard {
             }
             if tick % 10 == 0 {
                 let free = disk_free(&self.config.data_dir);
-                disk_low = free.is_some_and(|f| f < self.config.disk_free_limit);
-                if disk_low && !self.alarm.get().is_some_and(|r| r == LOW_ON_DISK) {
+                let was = std::mem::replace(&mut disk_low, free.is_some_and(|f| f < self.config.disk_free_limit));
+                if disk_low && !was {
                     log::warn!(
                         "disk alarm on shard {}: {} bytes free in {}, limit {}",
                         self.id,
