@@ -105,8 +105,9 @@ impl Config {
         if self.no_ack_window == 0 {
             return Err("no_ack_window must be at least 1".into());
         }
-        if self.segment_bytes < 4096 {
-            return Err("segment_bytes must be at least 4096".into());
+        // A segment's records go out in one write, and one write takes at most 2 GiB.
+        if !(4096..=1 << 30).contains(&self.segment_bytes) {
+            return Err("segment_bytes must be between 4096 and 1073741824".into());
         }
         if self.default_vhost.is_empty() {
             return Err("default_vhost must not be empty".into());

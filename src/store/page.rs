@@ -11,6 +11,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -59,8 +60,11 @@ impl PageDir {
             path: self.dir.join(format!("{n}.page")),
             file: None,
             pending: Vec::new(),
+            batches: VecDeque::new(),
+            batched: 0,
             written: 0,
             writing: false,
+            in_write: 0,
             read_pos: 0,
             punched: 0,
             write_done: Rc::new(Notify::default()),
@@ -71,11 +75,17 @@ impl PageDir {
 struct Io {
     path: PathBuf,
     file: Option<Rc<BufferedFile>>,
-    /// Records appended and not yet handed to a write; they follow `written`.
+    /// Full batches of records waiting for the writer (each at most WRITE_BATCH plus one record,
+    /// far below the 2 GiB a single write may take), then the batch being filled. In file order,
+    /// after `written` and the write in flight.
+    batches: VecDeque<Vec<u8>>,
+    batched: usize,
     pending: Vec<u8>,
     /// File offset up to which records are on disk (or were read straight from `pending`).
     written: u64,
     writing: bool,
+    /// Bytes handed to the write in flight.
+    in_write: usize,
     read_pos: u64,
     /// File space below this offset was given back.
     punched: u64,
@@ -102,29 +112,36 @@ impl PageFile {
         out.put_slice(&msg.body);
         let len = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        if io.pending.len() >= WRITE_BATCH && !io.writing {
-            io.writing = true;
-            drop(io);
-            glommio::spawn_local(self.clone().write_out()).detach();
+        if io.pending.len() >= WRITE_BATCH {
+            let full = std::mem::take(&mut io.pending);
+            io.batched += full.len();
+            io.batches.push_back(full);
+            if !std::mem::replace(&mut io.writing, true) {
+                drop(io);
+                glommio::spawn_local(self.clone().write_out()).detach();
+            }
         }
     }
 
-    /// Bytes of this run held in memory (appended, not yet written).
-    pub fn pending_bytes(&self) -> usize {
-        self.0.borrow().pending.len()
+    /// Bytes of this run held in memory: appended and not yet written, or being written.
+    pub fn in_memory(&self) -> u64 {
+        let io = self.0.borrow();
+        (io.pending.len() + io.batched + io.in_write) as u64
     }
 
-    /// Writes what gathered, batch after batch, until nothing is left.
+    /// Writes the full batches, one after another, until none is left.
     async fn write_out(self) {
         loop {
             let (buf, pos, file) = {
                 let mut io = self.0.borrow_mut();
-                if io.pending.len() < WRITE_BATCH {
+                let Some(buf) = io.batches.pop_front() else {
                     io.writing = false;
                     io.write_done.notify();
                     return;
-                }
-                (std::mem::take(&mut io.pending), io.written, io.file.clone())
+                };
+                io.batched -= buf.len();
+                io.in_write = buf.len();
+                (buf, io.written, io.file.clone())
             };
             let file = match file {
                 Some(f) => f,
@@ -150,7 +167,9 @@ impl PageFile {
             if n < len {
                 fatal(&self.0.borrow().path, "write", format!("wrote {n} of {len} bytes (disk full?)"));
             }
-            self.0.borrow_mut().written += len as u64;
+            let mut io = self.0.borrow_mut();
+            io.written += len as u64;
+            io.in_write = 0;
         }
     }
 
@@ -190,7 +209,8 @@ impl PageFile {
                 done.wait().await;
                 continue;
             }
-            // Everything left is still in memory: take it without touching the disk.
+            // Everything left is still in memory (the writer is idle, so no batch waits): take it
+            // without touching the disk.
             let mut io = self.0.borrow_mut();
             let pending = std::mem::take(&mut io.pending);
             io.written += pending.len() as u64;
@@ -268,9 +288,9 @@ mod tests {
                 // A short tail never reaches the disk: it is read straight from memory.
                 f.append(9001, 0, false, &msg(1, 10));
                 f.append(9002, 0, false, &msg(2, 10));
-                assert_eq!(f.pending_bytes(), 2 * (4 + 8 + 4 + 1 + 2 + 3 + 4 + 3 + 10));
+                assert_eq!(f.in_memory(), 2 * (4 + 8 + 4 + 1 + 2 + 3 + 4 + 3 + 10));
                 let tail: Vec<u64> = f.read().await.iter().map(|p| p.id).collect();
-                assert_eq!((tail, f.pending_bytes()), (vec![9001, 9002], 0));
+                assert_eq!((tail, f.in_memory()), (vec![9001, 9002], 0));
                 // Nothing lingers on disk: page files are unlinked once created.
                 assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
                 std::fs::remove_dir_all(&dir).unwrap();
