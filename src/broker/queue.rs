@@ -320,6 +320,24 @@ impl Queue {
         segs
     }
 
+    /// Whether messages of log segment `seg` are in this queue's page file (they cannot be moved).
+    pub fn pages_segment(&self, seg: u32) -> bool {
+        self.run.as_ref().is_some_and(|r| r.segs.contains_key(&seg))
+    }
+
+    /// Writes this queue's messages of log segment `seg` (ready or unacked) to the log again:
+    /// `relog` is given each id and message and returns the segment it now lives in.
+    pub fn relocate(&mut self, seg: u32, mut relog: impl FnMut(u64, &Message) -> u32) -> u64 {
+        let mut n = 0;
+        for q in self.ready.list.iter_mut().chain(self.unacked.values_mut().map(|u| &mut u.queued)) {
+            if q.seg == seg {
+                q.seg = relog(q.id, &q.msg);
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub fn has_consumer_tag(&self, conn: ConnId, channel: u16, tag: &str) -> bool {
         self.consumers.iter().any(|c| c.conn == conn && c.channel == channel && &*c.tag == tag)
     }

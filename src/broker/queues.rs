@@ -69,6 +69,10 @@ impl QueueTable {
         self.queues.values()
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Queue> {
+        self.queues.values_mut()
+    }
+
     /// Finds a queue a connection may use: 404 if missing, 405 if another connection's exclusive queue.
     pub fn find(&self, vhost: &str, name: &str, conn: ConnId) -> Result<QueueId> {
         let id = self.lookup(vhost, name).ok_or_else(|| not_found(vhost, name))?;

@@ -416,6 +416,11 @@ impl Shard {
                     if paging { "new messages to disk" } else { "stopped" }
                 );
             }
+            if tick % 10 == 0
+                && let Some(seg) = self.log.compaction_due()
+            {
+                self.compact(seg);
+            }
             if tick % 10 == 0 {
                 let free = disk_free(&self.config.data_dir);
                 let was = std::mem::replace(&mut disk_low, free.is_some_and(|f| f < self.config.disk_free_limit));
@@ -451,6 +456,22 @@ impl Shard {
             }
             glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Copies the live messages of the oldest log segment forward so it (and the newer segments it
+    /// pins) can go; waits while some of them are paged out.
+    fn compact(&self, seg: u32) {
+        let mut queues = self.queues.borrow_mut();
+        if queues.iter().any(|q| q.pages_segment(seg)) {
+            return;
+        }
+        let mut moved = 0;
+        for q in queues.iter_mut().filter(|q| q.flags.durable) {
+            let (vhost, name) = (q.vhost.clone(), q.name.clone());
+            moved += q.relocate(seg, |id, msg| self.log.message(&vhost, &name, id, msg));
+        }
+        self.log.moved(seg, moved);
+        log::info!("shard {}: compacted log segment {seg}: {moved} live messages written forward", self.id);
     }
 
     /// The log writer: returns once the shard stops and everything is written.

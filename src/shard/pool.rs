@@ -146,7 +146,7 @@ async fn run_shard(
             return;
         }
     };
-    let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.next_seg);
+    let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.written, recovered.next_seg);
     let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
     let pages = match PageDir::new(page_dir.clone()) {
         Ok(p) => p,

@@ -30,6 +30,10 @@ struct State<W> {
     seg_len: u64,
     /// Segment → persistent messages from it still held by a queue. Ordered: the head is the oldest.
     live: BTreeMap<u32, u64>,
+    /// Segment → messages ever written to it.
+    written: BTreeMap<u32, u64>,
+    /// The oldest segment as the last compaction check saw it.
+    oldest_seen: Option<u32>,
     /// Encoded records not yet handed to the writer, per segment, in order.
     pending: Vec<(u32, Vec<u8>)>,
     /// Publishes waiting for everything appended before them to be on disk.
@@ -48,10 +52,24 @@ pub struct MessageLog<W> {
 
 impl<W> MessageLog<W> {
     /// A log continuing in `dir` after recovery: `live` holds the recovered messages per segment,
-    /// and appends go to a fresh segment after all of them.
-    pub fn new(dir: PathBuf, segment_bytes: u64, mut live: BTreeMap<u32, u64>, next_seg: u32) -> Self {
+    /// `written` the messages each holds, and appends go to a fresh segment after all of them.
+    pub fn new(
+        dir: PathBuf,
+        segment_bytes: u64,
+        mut live: BTreeMap<u32, u64>,
+        written: BTreeMap<u32, u64>,
+        next_seg: u32,
+    ) -> Self {
         live.insert(next_seg, 0);
-        let state = State { seg: next_seg, seg_len: 0, live, pending: Vec::new(), waiting: Vec::new() };
+        let state = State {
+            seg: next_seg,
+            seg_len: 0,
+            live,
+            written,
+            oldest_seen: None,
+            pending: Vec::new(),
+            waiting: Vec::new(),
+        };
         Self {
             dir,
             segment_bytes,
@@ -88,7 +106,9 @@ impl<W> MessageLog<W> {
     /// Logs a persistent message entering a durable queue; returns its segment.
     pub fn message(&self, vhost: &str, queue: &str, id: u64, msg: &Message) -> u32 {
         let seg = self.append(|b| record::put_message(b, vhost, queue, id, msg));
-        *self.state.borrow_mut().live.entry(seg).or_default() += 1;
+        let mut st = self.state.borrow_mut();
+        *st.live.entry(seg).or_default() += 1;
+        *st.written.entry(seg).or_default() += 1;
         seg
     }
 
@@ -125,6 +145,25 @@ impl<W> MessageLog<W> {
         }
     }
 
+    /// The segment worth compacting, asked about once a second: the oldest one, if it stayed the
+    /// oldest since the last time, is not among the two newest, and at most half of what it holds
+    /// is still live. It pins every newer segment on disk (deletion goes oldest first), so copying
+    /// its few live messages forward (`message` again, then `moved`) frees them all. In a queue
+    /// that flows, the oldest segment empties within a second and is never copied.
+    pub fn compaction_due(&self) -> Option<u32> {
+        let mut st = self.state.borrow_mut();
+        let (&oldest, &live) = st.live.first_key_value()?;
+        let seen = st.oldest_seen.replace(oldest);
+        let written = st.written.get(&oldest).copied().unwrap_or(0);
+        (seen == Some(oldest) && oldest + 2 <= st.seg && live > 0 && live * 2 <= written).then_some(oldest)
+    }
+
+    /// `n` live messages of segment `seg` were written again to a newer one.
+    pub fn moved(&self, seg: u32, n: u64) {
+        self.release(std::iter::once((seg, n)));
+        self.wake.notify();
+    }
+
     /// `w` is handed back once everything appended so far is on disk.
     pub fn after_sync(&self, w: W) {
         self.state.borrow_mut().waiting.push(w);
@@ -140,6 +179,7 @@ impl<W> MessageLog<W> {
                 match st.live.first_key_value() {
                     Some((&seg, &0)) if seg < below => {
                         st.live.pop_first();
+                        st.written.remove(&seg);
                         seg
                     }
                     _ => return,

@@ -20,6 +20,8 @@ pub struct Recovered {
     pub queues: QueueMessages,
     /// Every segment on disk → how many recovered messages it holds.
     pub live: BTreeMap<u32, u64>,
+    /// Every segment on disk → how many message records it holds.
+    pub written: BTreeMap<u32, u64>,
     /// Where appending continues: after every existing segment.
     pub next_seg: u32,
 }
@@ -30,6 +32,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         std::fs::read_dir(dir)?.filter_map(|e| e.ok()?.file_name().to_str().and_then(segment_number)).collect();
     segs.sort_unstable();
     let mut queues = QueueMessages::default();
+    let mut written: BTreeMap<u32, u64> = segs.iter().map(|&s| (s, 0)).collect();
     for &seg in &segs {
         let path = segment_path(dir, seg);
         let data = std::fs::read(&path)?;
@@ -47,6 +50,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
             match r {
                 Record::Message { vhost, queue, id, exchange, routing_key, properties, body } => {
                     let msg = Message { exchange, routing_key, properties, body };
+                    *written.entry(seg).or_default() += 1;
                     queues.entry((vhost, queue)).or_default().insert(id, (msg, seg));
                 }
                 Record::Ack { vhost, queue, ids } => {
@@ -74,7 +78,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         *live.entry(*seg).or_default() += 1;
     }
     let next_seg = segs.last().map_or(1, |s| s + 1);
-    Ok(Recovered { queues, live, next_seg })
+    Ok(Recovered { queues, live, written, next_seg })
 }
 
 #[cfg(test)]

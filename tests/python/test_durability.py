@@ -169,3 +169,34 @@ def test_acked_segments_are_deleted(tmp_path):
         assert drain(ch, "s") == [(b"last", True)]
     finally:
         b.stop()
+
+
+def test_a_long_unacked_message_does_not_pin_the_log(tmp_path):
+    """One message a consumer never acks sits in the oldest segment; deletion goes oldest first, so
+    without compaction every newer segment would stay on disk. Its live message is copied forward."""
+    config = tmp_path / "warren.toml"
+    config.write_text("segment_bytes = 4096\n")
+    b = Broker(shards=1, extra=["--config", str(config)])
+    try:
+        ch = b.connect().channel()
+        ch.queue_declare("s", durable=True)
+        publish_confirmed(b, "", [("s", b"stuck")])
+        held, _, body = ch.basic_get("s")  # kept unacked
+        assert body == b"stuck"
+        for _ in range(4):
+            publish_confirmed(b, "", [("s", b"z" * 1000)] * 20)
+            drain(ch, "s")
+        segs = lambda: glob.glob(os.path.join(b.data.name, "msgs", "shard-0", "*.seg"))
+        deadline = time.time() + 10
+        while len(segs()) > 3 and time.time() < deadline:
+            publish_confirmed(b, "", [("s", b"tick")])  # acks reach the log with the next write
+            drain(ch, "s")
+            time.sleep(0.2)
+        assert len(segs()) <= 3, segs()
+        assert any("compacted log segment" in line for line in b.log)
+        b.halt(signal.SIGKILL)
+        b.start()
+        ch = b.connect().channel()
+        assert drain(ch, "s") == [(b"stuck", True)]
+    finally:
+        b.stop()
