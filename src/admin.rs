@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::broker::access::{AccessOp, PasswordHash, User};
 use crate::broker::definitions::{Definitions, json_table};
+use crate::broker::queue::{Consumer, Queue};
 use crate::broker::routing::{Dest, MetaOp};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
@@ -105,6 +106,19 @@ async fn every_shard<R: Send + 'static>(
         all.extend(shard.call(k, f.clone()).await.map_err(|e| e.text)?);
     }
     Ok(all)
+}
+
+/// Rows made by `rows` from every queue of `vhost`, on every shard (given the queue and its shard).
+async fn vhost_queues(
+    shard: &Shard,
+    vhost: String,
+    rows: fn(&Queue, usize) -> Vec<Vec<Value>>,
+) -> Result<Vec<Vec<Value>>, String> {
+    every_shard(shard, move |s| {
+        let queues = s.queues.borrow();
+        queues.iter().filter(|q| *q.vhost == *vhost).flat_map(|q| rows(q, s.id)).collect()
+    })
+    .await
 }
 
 /// Applies a RabbitMQ definitions file to the running broker: what exists already is kept (an
@@ -219,22 +233,15 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             Ok(table(&cols, rows))
         }
         "list_queues" => {
-            let mut rows = every_shard(shard, move |s| {
-                let queues = s.queues.borrow();
-                queues
-                    .iter()
-                    .filter(|q| *q.vhost == *vhost)
-                    .map(|q| {
-                        vec![
-                            json!(&*q.name),
-                            json!(q.message_count()),
-                            json!(q.unacked_count()),
-                            json!(q.consumer_count()),
-                            json!(q.flags.durable),
-                            json!(s.id),
-                        ]
-                    })
-                    .collect()
+            let mut rows = vhost_queues(shard, vhost, |q, shard| {
+                vec![vec![
+                    json!(&*q.name),
+                    json!(q.message_count()),
+                    json!(q.unacked_count()),
+                    json!(q.consumer_count()),
+                    json!(q.flags.durable),
+                    json!(shard),
+                ]]
             })
             .await?;
             rows.sort_by_key(|r| r[0].to_string());
@@ -242,25 +249,19 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             Ok(table(&cols, rows))
         }
         "list_consumers" => {
-            let mut rows = every_shard(shard, move |s| {
-                let queues = s.queues.borrow();
-                queues
-                    .iter()
-                    .filter(|q| *q.vhost == *vhost)
-                    .flat_map(|q| {
-                        q.consumers().iter().map(|c| {
-                            vec![
-                                json!(&*q.name),
-                                json!(c.conn),
-                                json!(c.channel),
-                                json!(&*c.tag),
-                                json!(!c.no_ack),
-                                json!(c.prefetch),
-                                json!(c.exclusive),
-                            ]
-                        })
-                    })
-                    .collect()
+            let mut rows = vhost_queues(shard, vhost, |q, _| {
+                let row = |c: &Consumer| {
+                    vec![
+                        json!(&*q.name),
+                        json!(c.conn),
+                        json!(c.channel),
+                        json!(&*c.tag),
+                        json!(!c.no_ack),
+                        json!(c.prefetch),
+                        json!(c.exclusive),
+                    ]
+                };
+                q.consumers().iter().map(row).collect()
             })
             .await?;
             rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[3]));

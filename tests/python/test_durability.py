@@ -146,13 +146,19 @@ def test_a_torn_log_tail_loses_only_what_follows_it(durable_broker):
     assert any("torn or corrupt tail" in line for line in b.log), b.log[-20:]
 
 
-def test_acked_segments_are_deleted(tmp_path):
+def small_segments(tmp_path):
+    """A one-shard broker with 4 KiB log segments and a durable queue "s"; returns it and a channel."""
     config = tmp_path / "warren.toml"
     config.write_text("segment_bytes = 4096\n")
     b = Broker(shards=1, extra=["--config", str(config)])
+    ch = b.connect().channel()
+    ch.queue_declare("s", durable=True)
+    return b, ch
+
+
+def test_acked_segments_are_deleted(tmp_path):
+    b, ch = small_segments(tmp_path)
     try:
-        ch = b.connect().channel()
-        ch.queue_declare("s", durable=True)
         publish_confirmed(b, "", [("s", b"z" * 1000)] * 100)
         segs = lambda: glob.glob(os.path.join(b.data.name, "msgs", "shard-0", "*.seg"))
         assert len(segs()) >= 20
@@ -174,12 +180,8 @@ def test_acked_segments_are_deleted(tmp_path):
 def test_a_long_unacked_message_does_not_pin_the_log(tmp_path):
     """One message a consumer never acks sits in the oldest segment; deletion goes oldest first, so
     without compaction every newer segment would stay on disk. Its live message is copied forward."""
-    config = tmp_path / "warren.toml"
-    config.write_text("segment_bytes = 4096\n")
-    b = Broker(shards=1, extra=["--config", str(config)])
+    b, ch = small_segments(tmp_path)
     try:
-        ch = b.connect().channel()
-        ch.queue_declare("s", durable=True)
         publish_confirmed(b, "", [("s", b"stuck")])
         held, _, body = ch.basic_get("s")  # kept unacked
         assert body == b"stuck"
