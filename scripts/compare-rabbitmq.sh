@@ -80,7 +80,8 @@ ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindi
 [ $# -gt 0 ] && ORDER=("$@")
 
 # Waits until a broker is idle (under 5% of a CPU over half a second; at most 60 s), so one
-# scenario's leftovers (a backlog still draining from socket buffers) do not load the next.
+# scenario's leftovers (a backlog still draining from socket buffers, RabbitMQ paging a backlog
+# to disk) do not load the next run, of either broker.
 wait_idle() {
     local pid=$1 hz before after
     hz=$(getconf CLK_TCK)
@@ -97,7 +98,9 @@ for name in "${ORDER[@]}"; do
     args=${SCENARIOS[$name]:?unknown scenario $name}
     for broker in rabbitmq warren; do
         if [ $broker = rabbitmq ]; then port=$RABBIT_PORT pid=$RABBIT_PID; else port=$WARREN_PORT pid=$WARREN_PID; fi
-        wait_idle "$pid"
+        # Both brokers share the CPUs: neither may still be busy with the last run's leftovers.
+        wait_idle "$RABBIT_PID"
+        wait_idle "$WARREN_PID"
         echo "== $name on $broker" >&2
         # shellcheck disable=SC2086
         line=$(taskset -c "$LOAD_CPUS" "$PERF" --addr "127.0.0.1:$port" -z "$DURATION" --broker-pid "$pid" \
