@@ -18,10 +18,12 @@ use crate::store::definitions_file;
 use crate::store::log::MessageLog;
 use crate::store::page::PageDir;
 use crate::store::recovery;
+use crate::store::relayout;
 
 use super::Shard;
 use super::memory;
 use super::mesh::{self, MeshEnds, Stopper};
+use super::placement;
 
 const PREEMPT_TIMER: Duration = Duration::from_micros(500);
 
@@ -82,7 +84,8 @@ pub fn start(config: Config) -> io::Result<Running> {
     let definitions = Arc::new(initial_definitions(&config)?);
     // Checked once here so a bad file stops the start with a clear error.
     definitions.access(config.loopback_users.clone()).map_err(io::Error::other)?;
-    check_log_layout(&config, n)?;
+    // Logs written with another shard count are moved to the shards that now own their queues.
+    relayout::ensure(&config.data_dir.join("msgs"), n, placement::shard_of)?;
     let config = Arc::new(config);
     let (ends, stopper) = mesh::build(n);
     let limit = if config.memory_limit == 0 { memory::default_limit() } else { config.memory_limit };
@@ -220,35 +223,6 @@ fn initial_definitions(config: &Config) -> io::Result<Definitions> {
 /// Where shard `i` keeps its message log.
 pub fn log_dir(config: &Config, shard: usize) -> std::path::PathBuf {
     config.data_dir.join("msgs").join(format!("shard-{shard}"))
-}
-
-/// Queues are placed by hash modulo the shard count and each shard replays only its own log, so a
-/// log written with another shard count would put messages where their queues are not. The count
-/// is recorded beside the logs; a start with another count is refused while any log holds data.
-fn check_log_layout(config: &Config, shards: usize) -> io::Result<()> {
-    let root = config.data_dir.join("msgs");
-    let record = root.join("shards");
-    let written: Option<usize> = std::fs::read_to_string(&record).ok().and_then(|s| s.trim().parse().ok());
-    let has_data = std::fs::read_dir(&root).into_iter().flatten().flatten().any(|e| {
-        e.path().is_dir()
-            && std::fs::read_dir(e.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|f| f.metadata().is_ok_and(|m| m.len() > 0))
-    });
-    if let Some(w) = written
-        && w != shards
-        && has_data
-    {
-        return Err(io::Error::other(format!(
-            "data dir {} holds message logs written by {w} shards, but this broker runs {shards}: \
-             start it with shards = {w}",
-            config.data_dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&root)?;
-    std::fs::write(&record, format!("{shards}\n"))
 }
 
 async fn shutdown(shard: &Rc<Shard>) {

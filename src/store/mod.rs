@@ -6,3 +6,4 @@ pub mod log;
 pub mod page;
 pub mod record;
 pub mod recovery;
+pub mod relayout;

@@ -202,3 +202,22 @@ def test_a_long_unacked_message_does_not_pin_the_log(tmp_path):
         assert drain(ch, "s") == [(b"stuck", True)]
     finally:
         b.stop()
+
+
+def test_messages_follow_their_queues_when_the_shard_count_changes(durable_broker):
+    b = durable_broker
+    names = [f"q{i}" for i in range(8)]
+    for n in names:
+        b.connect().channel().queue_declare(n, durable=True)
+    publish_confirmed(b, "", [(n, f"{n}-{j}".encode()) for n in names for j in range(5)])
+    for shards in (1, 3):
+        b.halt()
+        b.shards = shards
+        b.start()
+        ch = b.connect().channel()
+        counts = {n: ch.queue_declare(n, durable=True).method.message_count for n in names}
+        assert counts == {n: 5 for n in names}, shards
+    ch = b.connect().channel()
+    for n in names:
+        assert drain(ch, n) == [(f"{n}-{j}".encode(), True) for j in range(5)]
+    assert any("message logs rewritten from 1 to 3 shards: 40 messages of 8 queues" in line for line in b.log)
