@@ -31,6 +31,7 @@ cargo build --release --quiet
 PERF=target/release/warren-perf
 
 cleanup() {
+    kill -CONT "${WARREN_PID:-}" "${RABBIT_PID:-}" 2>/dev/null || true
     [ -n "${WARREN_PID:-}" ] && kill "$WARREN_PID" 2>/dev/null || true
     if [ -n "${RABBIT_PID:-}" ]; then
         HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1 || kill "$RABBIT_PID" 2>/dev/null || true
@@ -97,14 +98,21 @@ wait_idle() {
 for name in "${ORDER[@]}"; do
     args=${SCENARIOS[$name]:?unknown scenario $name}
     for broker in rabbitmq warren; do
-        if [ $broker = rabbitmq ]; then port=$RABBIT_PORT pid=$RABBIT_PID; else port=$WARREN_PORT pid=$WARREN_PID; fi
-        # Both brokers share the CPUs: neither may still be busy with the last run's leftovers.
+        if [ $broker = rabbitmq ]; then
+            port=$RABBIT_PORT pid=$RABBIT_PID other=$WARREN_PID
+        else
+            port=$WARREN_PORT pid=$WARREN_PID other=$RABBIT_PID
+        fi
+        # Both brokers share the CPUs: neither may still be busy with the last run's leftovers,
+        # and the one not measured is paused (SIGSTOP) so its timers cannot preempt the other.
         wait_idle "$RABBIT_PID"
         wait_idle "$WARREN_PID"
+        kill -STOP "$other"
         echo "== $name on $broker" >&2
         # shellcheck disable=SC2086
         line=$(taskset -c "$LOAD_CPUS" "$PERF" --addr "127.0.0.1:$port" -z "$DURATION" --broker-pid "$pid" \
             --queue-prefix "cmp-$name" --exchange "cmp-$name" --name "$name" --json $args) || line='{"scenario":"'$name'","failed":true}'
+        kill -CONT "$other"
         echo "{\"broker\":\"$broker\",\"result\":$line}" >> "$OUT"
     done
 done
