@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
@@ -38,7 +38,7 @@ impl Consumer {
         Ok(Self { client })
     }
 
-    pub fn run(self, args: &Args, counters: &Counters, stop: &AtomicBool, epoch: Instant) {
+    pub fn run(self, args: &Args, counters: &Counters, stop: &AtomicBool) {
         let mut client = self.client;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
         let mut chunk = vec![0u8; 1 << 18];
@@ -71,7 +71,7 @@ impl Consumer {
                     FrameKind::Body => {
                         if first_body && f.payload.len() >= 8 {
                             let sent = u64::from_be_bytes(f.payload[..8].try_into().unwrap_or([0; 8]));
-                            let now = epoch.elapsed().as_nanos() as u64;
+                            let now = crate::stats::monotonic_ns();
                             let _ = hist.record((now.saturating_sub(sent) / 1000).max(1));
                         }
                         first_body = false;

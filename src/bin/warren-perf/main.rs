@@ -106,7 +106,6 @@ fn main() {
 fn run(args: Args) -> std::io::Result<()> {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
     let mut threads = Vec::new();
     if args.churn > 0 {
         for _ in 0..args.churn {
@@ -118,12 +117,12 @@ fn run(args: Args) -> std::io::Result<()> {
         for i in 0..args.consumers {
             let (a, c, s) = (args.clone(), counters.clone(), stop.clone());
             let conn = consumer::Consumer::connect(&a, i)?;
-            threads.push(std::thread::spawn(move || conn.run(&a, &c, &s, start)));
+            threads.push(std::thread::spawn(move || conn.run(&a, &c, &s)));
         }
         for i in 0..args.producers {
             let (a, c, s) = (args.clone(), counters.clone(), stop.clone());
             let conn = producer::Producer::connect(&a, i)?;
-            threads.push(std::thread::spawn(move || conn.run(&a, &c, &s, start)));
+            threads.push(std::thread::spawn(move || conn.run(&a, &c, &s)));
         }
     }
     let cpu_before = args.broker_pid.and_then(stats::cpu_seconds);

@@ -35,7 +35,7 @@ impl Producer {
         Ok(Self { client, index })
     }
 
-    pub fn run(self, args: &Args, counters: &Counters, stop: &AtomicBool, epoch: Instant) {
+    pub fn run(self, args: &Args, counters: &Counters, stop: &AtomicBool) {
         let Producer { mut client, index } = self;
         let confirmed = Arc::new(AtomicU64::new(0));
         if args.confirm > 0 {
@@ -88,7 +88,7 @@ impl Producer {
             out.clear();
             for _ in 0..batch {
                 let (exchange, routing_key) = topology::target(args, index, sent);
-                let now = epoch.elapsed().as_nanos() as u64;
+                let now = crate::stats::monotonic_ns();
                 body[..8].copy_from_slice(&now.to_be_bytes());
                 put_method(
                     &mut out,

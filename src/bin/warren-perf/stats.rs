@@ -104,3 +104,13 @@ impl Report {
         }
     }
 }
+
+/// The host's monotonic clock in nanoseconds: the send time carried in each body. It is the same
+/// clock in every process, so a run that drains what another run published (`--no-purge`) still
+/// measures true end-to-end latency.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
