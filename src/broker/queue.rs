@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::protocol::types::FieldTable;
 use crate::shard::msg::{ConnId, Delivery, QueueId, Settle};
-use crate::store::page::{PageFile, PagedMessage};
+use crate::store::page::{PageDir, PageFile, PagedMessage};
 
 use super::message::Message;
 
@@ -84,8 +84,6 @@ pub struct Consumer {
     in_flight: u32,
 }
 
-/// While its shard pages, a queue keeps this many bytes of messages in memory before paging out.
-const KEEP_IN_MEMORY: u64 = 1 << 20;
 /// A paged queue reads more back once fewer ready messages than this are in memory.
 const PAGE_IN_BELOW: usize = 512;
 
@@ -193,31 +191,38 @@ impl Queue {
     }
 
     /// Appends a message; `persist` is given its id and returns the log segment it was written
-    /// to (0 if it was not). `page` is given while the shard pages: it makes a page file.
-    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32, page: Option<&dyn Fn() -> PageFile>) {
+    /// to (0 if it was not). `pages` is given while the shard pages.
+    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32, pages: Option<&PageDir>) {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         let seg = persist(id);
-        self.enqueue(Queued { id, msg, redelivered: false, seg }, page);
+        self.enqueue(Queued { id, msg, redelivered: false, seg }, pages);
     }
 
     /// Puts back a message recovered from the log; called in id order. It may have been delivered
     /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
-    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, page: Option<&dyn Fn() -> PageFile>) {
+    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, pages: Option<&PageDir>) {
         self.next_msg_id = self.next_msg_id.max(id + 1);
-        self.enqueue(Queued { id, msg, redelivered: true, seg }, page);
+        self.enqueue(Queued { id, msg, redelivered: true, seg }, pages);
     }
 
     /// Adds a message at the tail: in memory, or in the paged run once there is one (queue order).
-    fn enqueue(&mut self, q: Queued, page: Option<&dyn Fn() -> PageFile>) {
+    fn enqueue(&mut self, q: Queued, pages: Option<&PageDir>) {
         if self.run.is_none()
-            && let Some(make) = page
-            && self.bytes > KEEP_IN_MEMORY
+            && let Some(pages) = pages
+            && self.bytes > pages.keep()
         {
             let serial = self.next_run_serial;
             self.next_run_serial += 1;
-            let run =
-                Run { file: make(), serial, first: q.id, last: q.id, count: 0, segs: BTreeMap::new(), reading: false };
+            let run = Run {
+                file: pages.file(),
+                serial,
+                first: q.id,
+                last: q.id,
+                count: 0,
+                segs: BTreeMap::new(),
+                reading: false,
+            };
             self.run = Some(run);
         }
         match &mut self.run {
@@ -240,7 +245,7 @@ impl Queue {
     /// memory and has some on disk; the answer goes to `paged_in` with the serial.
     pub fn page_in_due(&mut self) -> Option<(PageFile, u64)> {
         let run = self.run.as_mut()?;
-        if run.reading || self.ready.len() >= PAGE_IN_BELOW || self.ready.bytes >= KEEP_IN_MEMORY / 2 {
+        if run.reading || self.ready.len() >= PAGE_IN_BELOW || self.ready.bytes >= run.file.keep() / 2 {
             return None;
         }
         run.reading = true;
@@ -469,12 +474,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("warren-queue-page-{}", std::process::id()));
         glommio::LocalExecutorBuilder::default()
             .spawn(move || async move {
-                let pages = crate::store::page::PageDir::new(dir.clone()).unwrap();
-                let make = || pages.file();
+                let pages = PageDir::new(dir.clone(), 1 << 20).unwrap();
                 let mut q = queue();
                 // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
                 for i in 1..=3000u64 {
-                    q.push(big(i), |id| (id % 2) as u32 * 7, Some(&make));
+                    q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages));
                 }
                 assert_eq!(q.message_count(), 3000);
                 assert!(q.paged_count() > 1500 && q.ready.bytes < 2 << 20, "{} {}", q.paged_count(), q.ready.bytes);

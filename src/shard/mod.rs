@@ -28,7 +28,7 @@ use crate::broker::definitions::{BindingDef, ExchangeDef, PermissionDef, QueueDe
 use crate::broker::routing::PREDECLARED;
 use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
-use crate::store::page::{PageDir, PageFile};
+use crate::store::page::PageDir;
 use crate::store::recovery::QueueMessages;
 
 use mesh::{MeshEnds, Outbox};
@@ -244,8 +244,7 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
-                let make_page = || self.pages.file();
-                let page = self.paging.get().then_some(&make_page as &dyn Fn() -> PageFile);
+                let pages = self.paging.get().then_some(&self.pages);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
@@ -254,7 +253,7 @@ impl Shard {
                             q.push(
                                 msg.clone(),
                                 |msg_id| if persist { self.log.message(&vhost, name, msg_id, &msg) } else { 0 },
-                                page,
+                                pages,
                             );
                             persisted |= persist;
                             enqueued += 1;
@@ -371,7 +370,6 @@ impl Shard {
     /// of queues that no longer exist are dropped from the log.
     pub fn restore_messages(&self, recovered: QueueMessages) {
         let mut queues = self.queues.borrow_mut();
-        let make_page = || self.pages.file();
         let (mut restored, share) = (0u64, self.memory.limit / 2 / self.shards() as u64);
         for ((vhost, name), msgs) in recovered {
             let Some(q) = queues.lookup(&vhost, &name).and_then(|id| queues.get_mut(id)) else {
@@ -385,9 +383,9 @@ impl Shard {
             log::info!("queue '{name}' in vhost '{vhost}': {} messages recovered", msgs.len());
             for (id, (msg, seg)) in msgs {
                 // What does not fit in this shard's share of the paging threshold goes to disk.
-                let page = (restored > share).then_some(&make_page as &dyn Fn() -> PageFile);
+                let pages = (restored > share).then_some(&self.pages);
                 restored += msg.body.len() as u64;
-                q.restore(id, Arc::new(msg), seg, page);
+                q.restore(id, Arc::new(msg), seg, pages);
             }
         }
     }

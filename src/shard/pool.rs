@@ -151,7 +151,9 @@ async fn run_shard(
     };
     let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.written, recovered.next_seg);
     let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
-    let pages = match PageDir::new(page_dir.clone()) {
+    // A paging queue keeps up to 1 MiB in memory, less under a small limit (1/16 of it).
+    let keep = (gauge.limit / 16).clamp(16 << 10, 1 << 20);
+    let pages = match PageDir::new(page_dir.clone(), keep) {
         Ok(p) => p,
         Err(e) => {
             let _ = ready.send(Err(io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display()))));

@@ -38,18 +38,25 @@ pub struct PagedMessage {
     pub msg: Message,
 }
 
-/// Where a shard's page files go: `data_dir/page/shard-N/`, emptied at start.
+/// Where a shard's page files go: `data_dir/page/shard-N/`, emptied at start; and how many bytes
+/// of messages a queue keeps in memory before it pages.
 pub struct PageDir {
     dir: PathBuf,
     next: Cell<u64>,
+    keep: u64,
 }
 
 impl PageDir {
-    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
+    pub fn new(dir: PathBuf, keep: u64) -> std::io::Result<Self> {
         // Left by a crash between a create and its unlink: never needed again.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir, next: Cell::new(1) })
+        Ok(Self { dir, next: Cell::new(1), keep })
+    }
+
+    /// Bytes of messages a queue keeps in memory before it pages newer ones out.
+    pub fn keep(&self) -> u64 {
+        self.keep
     }
 
     /// A new, empty page file (created on disk only once it has a batch to write).
@@ -58,6 +65,7 @@ impl PageDir {
         self.next.set(n + 1);
         PageFile(Rc::new(RefCell::new(Io {
             path: self.dir.join(format!("{n}.page")),
+            keep: self.keep,
             file: None,
             pending: Vec::new(),
             batches: VecDeque::new(),
@@ -74,6 +82,7 @@ impl PageDir {
 
 struct Io {
     path: PathBuf,
+    keep: u64,
     file: Option<Rc<BufferedFile>>,
     /// Full batches of records waiting for the writer (each at most WRITE_BATCH plus one record,
     /// far below the 2 GiB a single write may take), then the batch being filled. In file order,
@@ -121,6 +130,11 @@ impl PageFile {
                 glommio::spawn_local(self.clone().write_out()).detach();
             }
         }
+    }
+
+    /// Bytes of messages its queue keeps in memory (reads come when it holds less than half).
+    pub fn keep(&self) -> u64 {
+        self.0.borrow().keep
     }
 
     /// Bytes of this run held in memory: appended and not yet written, or being written.
@@ -266,7 +280,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("warren-page-{}", std::process::id()));
         glommio::LocalExecutorBuilder::default()
             .spawn(move || async move {
-                let pages = PageDir::new(dir.clone()).unwrap();
+                let pages = PageDir::new(dir.clone(), 1 << 20).unwrap();
                 let f = pages.file();
                 // Sizes around the batch and chunk limits, one record bigger than a chunk.
                 let sizes: Vec<usize> = (0..3000).map(|i| if i == 1500 { 3 << 20 } else { (i * 37) % 2000 }).collect();

@@ -74,9 +74,20 @@ fn spawn_broker(shards: usize, data: &TempDir, extra: &[String]) -> (SocketAddr,
             sink.lock().unwrap().push(line);
         }
     });
+    // Its first line names the port. Bounded: a broker that never starts fails the test (and shows
+    // what it logged) instead of hanging it.
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read warren's first line");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("warren did not start within 30 s; it logged:\n{}", log.lock().unwrap().join("\n"));
+    };
     let addr = line
         .split_whitespace()
         .nth(3)
