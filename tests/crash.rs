@@ -132,7 +132,7 @@ fn confirmed_messages_survive_sigkill_at_random_moments() {
     // small memory limit, so the backlog pages to disk and recovery pages it again.
     let config = TempDir::new("crash-config");
     let config_file = config.0.join("warren.toml");
-    std::fs::write(&config_file, "segment_bytes = 65536\nmemory_limit = 2097152\n").expect("config");
+    std::fs::write(&config_file, "segment_bytes = 65536\nmemory_limit = 524288\n").expect("config");
     let mut b = start_broker_with(2, &["--config", config_file.to_str().expect("path")]);
     let (mut confirmed, mut consumed) = (Vec::new(), Vec::new());
     let (mut next, mut paged_rounds) = (0u64, 0);

@@ -141,6 +141,7 @@ async fn run_shard(
     listen: String,
     ready: mpsc::Sender<io::Result<SocketAddr>>,
 ) {
+    log::debug!("shard {} starting", ends.me);
     let dir = log_dir(&config, ends.me);
     let recovered = match recovery::recover(&dir) {
         Ok(r) => r,
@@ -174,6 +175,7 @@ async fn run_shard(
         });
     let listener = match bound {
         Ok((l, a)) => {
+            log::debug!("shard {} ready on {a}", shard.id);
             let _ = ready.send(Ok(a));
             l
         }
