@@ -129,8 +129,10 @@ impl MeshEnds {
 
     /// Waits until some batch has arrived, parking the executor if none has. A doorbell is rung
     /// from another thread through glommio's foreign wake-up; in stress runs a wake-up was seen to
-    /// go missing (cause not found), so a parked shard also looks again every PARK_RECHECK: a lost
-    /// wake-up costs at most that much delay, and an idle shard wakes 5 times a second (~0.1% CPU).
+    /// go missing, so a parked shard also looks again every PARK_RECHECK: a lost wake-up costs at
+    /// most that much delay, and an idle shard wakes 5 times a second (~0.1% CPU). One cause was
+    /// found later and fixed in the vendored glommio (vendor/glommio/WARREN.md: the executor
+    /// parked with runnable tasks); the re-check stays as a guard until stress runs show no other.
     pub async fn park(&self) {
         futures_lite::future::or(self.park_until_rung(), glommio::timer::sleep(PARK_RECHECK)).await
     }
