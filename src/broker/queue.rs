@@ -471,50 +471,43 @@ mod tests {
 
     #[test]
     fn paged_messages_come_back_in_order_and_a_purge_logs_the_run() {
-        let dir = std::env::temp_dir().join(format!("warren-queue-page-{}", std::process::id()));
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let pages = PageDir::new(dir.clone(), 1 << 20).unwrap();
-                let mut q = queue();
-                // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
-                for i in 1..=3000u64 {
-                    q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages));
+        crate::store::page::with_page_dir("queue-page", 1 << 20, |pages| async move {
+            let mut q = queue();
+            // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
+            for i in 1..=3000u64 {
+                q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages));
+            }
+            assert_eq!(q.message_count(), 3000);
+            assert!(q.paged_count() > 1500 && q.ready.bytes < 2 << 20, "{} {}", q.paged_count(), q.ready.bytes);
+            // Paged bytes the writer has not put on disk yet still count as memory (a disk
+            // slower than publishers must raise the memory alarm, not grow the heap unseen).
+            assert!(q.bytes() > 3 << 20, "{}", q.bytes());
+            // No longer paging: new messages still go behind the paged ones.
+            q.push(big(3001), |_| 0, None);
+            let (mut seen, mut requeued) = (Vec::new(), false);
+            while seen.len() < 2000 {
+                if let Some((file, serial)) = q.page_in_due() {
+                    q.paged_in(serial, file.read().await);
                 }
-                assert_eq!(q.message_count(), 3000);
-                assert!(q.paged_count() > 1500 && q.ready.bytes < 2 << 20, "{} {}", q.paged_count(), q.ready.bytes);
-                // Paged bytes the writer has not put on disk yet still count as memory (a disk
-                // slower than publishers must raise the memory alarm, not grow the heap unseen).
-                assert!(q.bytes() > 3 << 20, "{}", q.bytes());
-                // No longer paging: new messages still go behind the paged ones.
-                q.push(big(3001), |_| 0, None);
-                let (mut seen, mut requeued) = (Vec::new(), false);
-                while seen.len() < 2000 {
-                    if let Some((file, serial)) = q.page_in_due() {
-                        q.paged_in(serial, file.read().await);
-                    }
-                    let (id, m, _) = q.get(false).unwrap();
-                    seen.push((id, m.body[..8].to_vec()));
-                    if id == 1990 && !requeued {
-                        q.settle(id, Settle::Requeue);
-                        (requeued, _) = (true, seen.pop());
-                    }
+                let (id, m, _) = q.get(false).unwrap();
+                seen.push((id, m.body[..8].to_vec()));
+                if id == 1990 && !requeued {
+                    q.settle(id, Settle::Requeue);
+                    (requeued, _) = (true, seen.pop());
                 }
-                let expect: Vec<_> = (1..=2000u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
-                assert_eq!(seen, expect);
-                // Purge: what is in memory is logged one by one, the paged run as one id range.
-                assert_eq!(q.purge(), 1001);
-                let (ones, runs) = q.take_gone();
-                let paged_from = runs[0].first;
-                assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
-                assert_eq!(runs[0].last, 3001);
-                let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
-                assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
-                assert_eq!((q.message_count(), q.paged_count()), (0, 0));
-                std::fs::remove_dir_all(&dir).unwrap();
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+            }
+            let expect: Vec<_> = (1..=2000u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
+            assert_eq!(seen, expect);
+            // Purge: what is in memory is logged one by one, the paged run as one id range.
+            assert_eq!(q.purge(), 1001);
+            let (ones, runs) = q.take_gone();
+            let paged_from = runs[0].first;
+            assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
+            assert_eq!(runs[0].last, 3001);
+            let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
+            assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
+            assert_eq!((q.message_count(), q.paged_count()), (0, 0));
+        });
     }
 
     #[test]

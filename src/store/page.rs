@@ -262,6 +262,24 @@ fn fatal(path: &std::path::Path, what: &str, e: impl std::fmt::Display) -> ! {
     std::process::abort()
 }
 
+/// Runs a test body on a glommio executor, with a page dir in a fresh temp dir (removed after).
+#[cfg(test)]
+pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
+    tag: &str,
+    keep: u64,
+    body: impl FnOnce(PageDir) -> Fut + Send + 'static,
+) {
+    let dir = std::env::temp_dir().join(format!("warren-{tag}-{}", std::process::id()));
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            body(PageDir::new(dir.clone(), keep).unwrap()).await;
+            std::fs::remove_dir_all(&dir).unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,40 +295,34 @@ mod tests {
 
     #[test]
     fn a_run_reads_back_in_order_from_memory_and_disk() {
-        let dir = std::env::temp_dir().join(format!("warren-page-{}", std::process::id()));
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let pages = PageDir::new(dir.clone(), 1 << 20).unwrap();
-                let f = pages.file();
-                // Sizes around the batch and chunk limits, one record bigger than a chunk.
-                let sizes: Vec<usize> = (0..3000).map(|i| if i == 1500 { 3 << 20 } else { (i * 37) % 2000 }).collect();
-                for (i, &size) in sizes.iter().enumerate() {
-                    f.append(i as u64 + 1, (i % 3) as u32, i % 2 == 0, &msg(i, size));
-                }
-                let mut got = Vec::new();
-                while got.len() < sizes.len() {
-                    let batch = f.read().await;
-                    assert!(!batch.is_empty());
-                    got.extend(batch);
-                }
-                for (i, p) in got.iter().enumerate() {
-                    assert_eq!((p.id, p.seg, p.redelivered), (i as u64 + 1, (i % 3) as u32, i % 2 == 0));
-                    assert_eq!(p.msg.routing_key, format!("k{i}"));
-                    assert_eq!(p.msg.body.len(), sizes[i]);
-                    assert!(p.msg.body.iter().all(|&b| b == (i % 251) as u8));
-                }
-                // A short tail never reaches the disk: it is read straight from memory.
-                f.append(9001, 0, false, &msg(1, 10));
-                f.append(9002, 0, false, &msg(2, 10));
-                assert_eq!(f.in_memory(), 2 * (4 + 8 + 4 + 1 + 2 + 3 + 4 + 3 + 10));
-                let tail: Vec<u64> = f.read().await.iter().map(|p| p.id).collect();
-                assert_eq!((tail, f.in_memory()), (vec![9001, 9002], 0));
-                // Nothing lingers on disk: page files are unlinked once created.
-                assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-                std::fs::remove_dir_all(&dir).unwrap();
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        with_page_dir("page", 1 << 20, |pages| async move {
+            let dir = pages.dir.clone();
+            let f = pages.file();
+            // Sizes around the batch and chunk limits, one record bigger than a chunk.
+            let sizes: Vec<usize> = (0..3000).map(|i| if i == 1500 { 3 << 20 } else { (i * 37) % 2000 }).collect();
+            for (i, &size) in sizes.iter().enumerate() {
+                f.append(i as u64 + 1, (i % 3) as u32, i % 2 == 0, &msg(i, size));
+            }
+            let mut got = Vec::new();
+            while got.len() < sizes.len() {
+                let batch = f.read().await;
+                assert!(!batch.is_empty());
+                got.extend(batch);
+            }
+            for (i, p) in got.iter().enumerate() {
+                assert_eq!((p.id, p.seg, p.redelivered), (i as u64 + 1, (i % 3) as u32, i % 2 == 0));
+                assert_eq!(p.msg.routing_key, format!("k{i}"));
+                assert_eq!(p.msg.body.len(), sizes[i]);
+                assert!(p.msg.body.iter().all(|&b| b == (i % 251) as u8));
+            }
+            // A short tail never reaches the disk: it is read straight from memory.
+            f.append(9001, 0, false, &msg(1, 10));
+            f.append(9002, 0, false, &msg(2, 10));
+            assert_eq!(f.in_memory(), 2 * (4 + 8 + 4 + 1 + 2 + 3 + 4 + 3 + 10));
+            let tail: Vec<u64> = f.read().await.iter().map(|p| p.id).collect();
+            assert_eq!((tail, f.in_memory()), (vec![9001, 9002], 0));
+            // Nothing lingers on disk: page files are unlinked once created.
+            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        });
     }
 }

@@ -156,23 +156,36 @@ def small_segments(tmp_path):
     return b, ch
 
 
+def segment_files(b):
+    return glob.glob(os.path.join(b.data.name, "msgs", "shard-0", "*.seg"))
+
+
+def wait_for_segments(b, at_most, tick=lambda: None, timeout=10):
+    """Waits until the log has at most `at_most` segment files, calling `tick` between looks."""
+    deadline = time.time() + timeout
+    while len(segment_files(b)) > at_most and time.time() < deadline:
+        tick()
+        time.sleep(0.05)
+    assert len(segment_files(b)) <= at_most, segment_files(b)
+
+
+def crash_and_drain(b, queue):
+    """SIGKILL, restart, and what the queue holds after recovery (drained, acked)."""
+    b.halt(signal.SIGKILL)
+    b.start()
+    return drain(b.connect().channel(), queue)
+
+
 def test_acked_segments_are_deleted(tmp_path):
     b, ch = small_segments(tmp_path)
     try:
         publish_confirmed(b, "", [("s", b"z" * 1000)] * 100)
-        segs = lambda: glob.glob(os.path.join(b.data.name, "msgs", "shard-0", "*.seg"))
-        assert len(segs()) >= 20
+        assert len(segment_files(b)) >= 20
         assert len(drain(ch, "s")) == 100
         # The acks reach the log with the next write; a confirmed publish forces one.
         publish_confirmed(b, "", [("s", b"last")])
-        deadline = time.time() + 5
-        while len(segs()) > 2 and time.time() < deadline:
-            time.sleep(0.05)
-        assert len(segs()) <= 2, segs()
-        b.halt(signal.SIGKILL)
-        b.start()
-        ch = b.connect().channel()
-        assert drain(ch, "s") == [(b"last", True)]
+        wait_for_segments(b, 2)
+        assert crash_and_drain(b, "s") == [(b"last", True)]
     finally:
         b.stop()
 
@@ -188,18 +201,15 @@ def test_a_long_unacked_message_does_not_pin_the_log(tmp_path):
         for _ in range(4):
             publish_confirmed(b, "", [("s", b"z" * 1000)] * 20)
             drain(ch, "s")
-        segs = lambda: glob.glob(os.path.join(b.data.name, "msgs", "shard-0", "*.seg"))
-        deadline = time.time() + 10
-        while len(segs()) > 3 and time.time() < deadline:
+
+        def tick():
             publish_confirmed(b, "", [("s", b"tick")])  # acks reach the log with the next write
             drain(ch, "s")
-            time.sleep(0.2)
-        assert len(segs()) <= 3, segs()
+            time.sleep(0.15)
+
+        wait_for_segments(b, 3, tick)
         assert any("compacted log segment" in line for line in b.log)
-        b.halt(signal.SIGKILL)
-        b.start()
-        ch = b.connect().channel()
-        assert drain(ch, "s") == [(b"stuck", True)]
+        assert crash_and_drain(b, "s") == [(b"stuck", True)]
     finally:
         b.stop()
 
