@@ -390,10 +390,10 @@ impl Shard {
         }
     }
 
-    /// Watches the message bytes held by every shard's queues (each 100 ms) and the free space of
-    /// the data dir's disk (each second): pages past half the memory limit, and raises or clears
-    /// the resource alarm that blocks publishers.
-    pub async fn run_memory_monitor(self: Rc<Self>) {
+    /// Watches the message bytes held by every shard's queues (each 100 ms) and, each second, the
+    /// message log (compacting it when due) and the free space of the data dir's disk: pages past
+    /// half the memory limit, and raises or clears the resource alarm that blocks publishers.
+    pub async fn run_monitor(self: Rc<Self>) {
         let mut disk_low = false;
         for tick in 0u64.. {
             if self.stopping.get() {
@@ -414,12 +414,10 @@ impl Shard {
                     if paging { "new messages to disk" } else { "stopped" }
                 );
             }
-            if tick % 10 == 0
-                && let Some(seg) = self.log.compaction_due()
-            {
-                self.compact(seg);
-            }
             if tick % 10 == 0 {
+                if let Some(seg) = self.log.compaction_due() {
+                    self.compact(seg);
+                }
                 let free = disk_free(&self.config.data_dir);
                 let was = std::mem::replace(&mut disk_low, free.is_some_and(|f| f < self.config.disk_free_limit));
                 if disk_low && !was {

@@ -187,7 +187,7 @@ async fn run_shard(
     let log_writer = glommio::spawn_local(shard.clone().run_log());
     let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
     glommio::spawn_local(shard.clone().run_flusher()).detach();
-    glommio::spawn_local(shard.clone().run_memory_monitor()).detach();
+    glommio::spawn_local(shard.clone().run_monitor()).detach();
     if shard.id == 0 {
         let (shard, dir) = (shard.clone(), config.data_dir.clone());
         glommio::spawn_local(async move { crate::admin::serve(shard, &dir).await }).detach();
