@@ -143,8 +143,8 @@ pub struct Queue {
     gone: Vec<(u64, u32)>,
     /// Persisted messages of purged runs, for the log.
     gone_runs: Vec<PurgedRun>,
-    /// Bytes of the messages it holds in memory (ready and unacked), for the memory alarm.
-    bytes: u64,
+    /// Bytes of its unacked deliveries (ready ones are counted in `ready`), for the memory alarm.
+    unacked_bytes: u64,
     run: Option<Run>,
     next_run_serial: u64,
 }
@@ -167,7 +167,7 @@ impl Queue {
             paused: Vec::new(),
             gone: Vec::new(),
             gone_runs: Vec::new(),
-            bytes: 0,
+            unacked_bytes: 0,
             run: None,
             next_run_serial: 1,
         }
@@ -210,7 +210,7 @@ impl Queue {
     fn enqueue(&mut self, q: Queued, pages: Option<&PageDir>) {
         if self.run.is_none()
             && let Some(pages) = pages
-            && self.bytes > pages.keep()
+            && self.ready.bytes + self.unacked_bytes > pages.keep()
         {
             let serial = self.next_run_serial;
             self.next_run_serial += 1;
@@ -234,10 +234,7 @@ impl Queue {
                     *run.segs.entry(q.seg).or_default() += 1;
                 }
             }
-            None => {
-                self.bytes += footprint(&q.msg);
-                self.ready.push_back(q);
-            }
+            None => self.ready.push_back(q),
         }
     }
 
@@ -267,9 +264,7 @@ impl Queue {
                     run.segs.remove(&p.seg);
                 }
             }
-            let msg = Arc::new(p.msg);
-            self.bytes += footprint(&msg);
-            self.ready.push_back(Queued { id: p.id, msg, redelivered: p.redelivered, seg: p.seg });
+            self.ready.push_back(Queued { id: p.id, msg: Arc::new(p.msg), redelivered: p.redelivered, seg: p.seg });
         }
         if run.count == 0 {
             self.run = None;
@@ -284,7 +279,6 @@ impl Queue {
     pub fn purge(&mut self) -> u32 {
         let n = self.message_count();
         for q in self.ready.take_all() {
-            self.bytes -= footprint(&q.msg);
             if q.seg != 0 {
                 self.gone.push((q.id, q.seg));
             }
@@ -299,12 +293,11 @@ impl Queue {
 
     /// Bytes of messages held in memory: ready, unacked, and paged ones not yet on disk.
     pub fn bytes(&self) -> u64 {
-        self.bytes + self.run.as_ref().map_or(0, |r| r.file.in_memory())
+        self.ready.bytes + self.unacked_bytes + self.run.as_ref().map_or(0, |r| r.file.in_memory())
     }
 
     /// A message left the queue for good.
     fn left(&mut self, q: &Queued) {
-        self.bytes -= footprint(&q.msg);
         if q.seg != 0 {
             self.gone.push((q.id, q.seg));
         }
@@ -378,7 +371,7 @@ impl Queue {
         let q = self.ready.pop_front()?;
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
-            self.unacked.insert(q.id, Unacked { consumer: 0, queued: q });
+            self.hold(0, q);
         } else {
             self.left(&q);
         }
@@ -389,6 +382,7 @@ impl Queue {
     /// queue was purged and refilled) are ignored.
     pub fn settle(&mut self, msg_id: u64, action: Settle) {
         let Some(u) = self.unacked.remove(&msg_id) else { return };
+        self.unacked_bytes -= footprint(&u.queued.msg);
         if let Some(c) = self.consumers.iter_mut().find(|c| c.serial == u.consumer) {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
@@ -397,6 +391,12 @@ impl Queue {
             Settle::Requeue => self.requeue(Queued { redelivered: true, ..u.queued }),
             Settle::Return => self.requeue(u.queued),
         }
+    }
+
+    /// A delivery awaits settlement; `consumer` is the serial whose credit it holds (0: basic.get).
+    fn hold(&mut self, consumer: u64, q: Queued) {
+        self.unacked_bytes += footprint(&q.msg);
+        self.unacked.insert(q.id, Unacked { consumer, queued: q });
     }
 
     /// Puts a message back at its original place (RabbitMQ keeps requeued messages near the head,
@@ -429,7 +429,8 @@ impl Queue {
                 no_ack: c.no_ack,
                 msg: q.msg.clone(),
             });
-            self.unacked.insert(q.id, Unacked { consumer: c.serial, queued: q });
+            let serial = c.serial;
+            self.hold(serial, q);
         }
     }
 }

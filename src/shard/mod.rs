@@ -600,7 +600,7 @@ impl Shard {
         }
     }
 
-    fn apply_meta(self: &Rc<Self>, op: &MetaOp) -> Result<()> {
+    fn apply_meta(&self, op: &MetaOp) -> Result<()> {
         match op {
             MetaOp::Access(a) => {
                 self.access.borrow_mut().apply(a)?;
@@ -622,7 +622,7 @@ impl Shard {
 
     /// A vhost was deleted: its connections on this shard are closed (320 CONNECTION_FORCED, as
     /// RabbitMQ does) and the queues this shard owns in it go, with their logged messages.
-    fn vhost_deleted(self: &Rc<Self>, vhost: &str) {
+    fn vhost_deleted(&self, vhost: &str) {
         let conns: Vec<Rc<Conn>> = self
             .conns
             .borrow()
