@@ -224,6 +224,13 @@ impl Source {
         })
     }
 
+    /// Warren's patch: whether the request is still queued or in the kernel (its completion not
+    /// consumed yet). Unlike `result`, this also works for sources whose completion sets no result
+    /// (`LinkRings`).
+    pub(crate) fn in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

@@ -1044,12 +1044,23 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    fn sleep(&mut self, link: &Source, add: bool) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
+        if !add {
+            // Warren's patch: the rings are still linked by a pending poll; just wait.
+            return self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok);
+        }
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1069,31 +1080,23 @@ impl SleepableRing {
                 &mut self.source_map.borrow_mut(),
             );
 
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
-            } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
+            // We have now prepared the SQE that links the two rings. Submitting it and waiting
+            // are one kernel entry (Warren's patch; they were two). The kernel does not wait if
+            // the SQE could not be submitted, and sleeping without the link is unsafe, so a
+            // failed submission is reported as EBUSY.
+            match self.ring.submit_sqes_and_wait(1) {
+                Ok(1) => {
+                    self.in_kernel += 1;
+                    Ok(1)
+                }
+                Ok(_) => {
+                    unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
+                    Err(io::Error::from_raw_os_error(libc::EBUSY))
+                }
+                Err(e) => Err(e)
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                    .or_else(Reactor::intr_ok),
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1222,6 +1225,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // Warren's patch: when the latency timer above was armed, and the pending poll that links the
+    // rings (both kept across `wait` calls instead of cancelled and re-armed every time).
+    latency_preemption_armed_at: Cell<Instant>,
+    link_rings_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1360,8 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_armed_at: Cell::new(Instant::now()),
+            link_rings_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1726,14 +1735,27 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        // Warren's patch: a link poll still pending from an earlier sleep is reused (it was
+        // cancelled and re-added on every sleep: two more SQEs and a kernel entry each time).
+        let link_rings = match self.link_rings_src.take() {
+            Some(src) if src.in_flight() => return self.sleep_linked(ring, src, false),
+            _ => Source::new(
+                IoRequirements::default(),
+                self.link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            ),
+        };
+        self.sleep_linked(ring, link_rings, true)
+    }
+
+    fn sleep_linked(&self, ring: &mut SleepableRing, link: Source, add: bool) -> io::Result<()> {
+        let res = ring.sleep(&link, add).or_else(Self::busy_ok).map(|_| {});
+        if link.in_flight() {
+            self.link_rings_src.set(Some(link));
+        }
+        res
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1820,16 +1842,36 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // Warren's patch: when not about to sleep, a latency timer still pending and armed less
+        // than half its period ago is kept: it fires no later than a new one would, and the
+        // cancel and re-arm cost two SQEs and two kernel entries on every executor loop.
+        let keep_latency_timer = match (self.latency_preemption_timeout_src.take(), preempt_timer()) {
+            (Some(src), Some(preempt))
+                if src.in_flight()
+                    && self.latency_preemption_armed_at.get().elapsed() < preempt / 2 =>
+            {
+                self.latency_preemption_timeout_src.set(Some(src));
+                true
+            }
+            _ => false,
+        };
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. Warren's patch: one still pending is kept (its count started earlier, so
+        // it fires no later than a new one; the cancel and re-arm cost three SQEs and a kernel
+        // entry on every call).
+        match self.throughput_preemption_timeout_src.take() {
+            Some(src) if src.in_flight() => {
+                self.throughput_preemption_timeout_src.set(Some(src))
+            }
+            _ => self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            )),
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1880,8 +1922,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if !keep_latency_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_armed_at.set(Instant::now());
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
