@@ -77,11 +77,12 @@ fn publish(mut out: TcpStream, rate: u64, total: u64, cpu: Option<usize>) {
             continue;
         }
         batch.clear();
-        for _ in sent..due.min(sent + 64) {
+        let n = (due - sent).min(64);
+        for _ in 0..n {
             batch.extend_from_slice(&monotonic_ns().to_be_bytes());
             batch.extend_from_slice(&[0u8; SIZE - 8]);
-            sent += 1;
         }
+        sent += n;
         out.write_all(&batch).expect("publish");
     }
 }

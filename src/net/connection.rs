@@ -396,7 +396,10 @@ impl Conn {
 
     /// The write permission a publish needs, remembered per exchange once granted.
     pub fn permit_publish(&self, exchange: &str) -> Result<()> {
-        if self.may_publish.borrow().iter().any(|x| x == exchange) {
+        // Exchange names are short (at most 255 bytes): an inline byte loop, not a memcmp call
+        // per cached name (that call was ~5% of a shard's time publishing to the default exchange).
+        let same = |x: &String| x.len() == exchange.len() && x.bytes().zip(exchange.bytes()).all(|(a, b)| a == b);
+        if self.may_publish.borrow().iter().any(same) {
             return Ok(());
         }
         self.permit(Perm::Write, Resource::Exchange(exchange))?;

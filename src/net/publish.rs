@@ -123,18 +123,15 @@ impl Conn {
         let n = self.shard.shards();
         // One envelope per destination shard. The default exchange names its one queue by the
         // routing key; otherwise the routed list goes as it is when every queue shares a shard.
-        let mut groups: Vec<(usize, Targets)> = Vec::new();
-        if p.exchange.is_empty() {
-            groups.push((shard_of(&vhost, &p.routing_key, n), Targets::RoutingKey));
+        let groups = if p.exchange.is_empty() {
+            Groups::One(shard_of(&vhost, &p.routing_key, n), Targets::RoutingKey)
         } else {
             let mut queues = Vec::new();
             let props = header.properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
             self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
-            for (dest, named) in group_by_shard(queues, |q| shard_of(&vhost, q, n)) {
-                groups.push((dest, Targets::Named(named)));
-            }
-        }
+            group_by_shard(queues, |q| shard_of(&vhost, q, n))
+        };
         let msg =
             Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
         let targets = groups.len() as u32;
@@ -166,9 +163,13 @@ impl Conn {
             }
             return Ok(());
         }
-        for (dest, queues) in groups {
+        let send = |dest, queues| {
             self.shard
-                .send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), from: self.id, reply });
+                .send(dest, ShardMsg::Publish { vhost: vhost.clone(), queues, msg: msg.clone(), from: self.id, reply })
+        };
+        match groups {
+            Groups::One(dest, queues) => send(dest, queues),
+            Groups::Many(groups) => groups.into_iter().for_each(|(dest, named)| send(dest, Targets::Named(named))),
         }
         Ok(())
     }
@@ -237,11 +238,26 @@ impl Conn {
     }
 }
 
+/// Where a publish goes: one shard (the common case, without a list to allocate) or several.
+enum Groups {
+    One(usize, Targets),
+    Many(Vec<(usize, Vec<Arc<str>>)>),
+}
+
+impl Groups {
+    fn len(&self) -> usize {
+        match self {
+            Groups::One(..) => 1,
+            Groups::Many(g) => g.len(),
+        }
+    }
+}
+
 /// Splits routed queues by owning shard; a list whose queues share one shard is kept whole.
-fn group_by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> Vec<(usize, Vec<Arc<str>>)> {
-    let Some(first) = queues.first().map(&shard) else { return Vec::new() };
+fn group_by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> Groups {
+    let Some(first) = queues.first().map(&shard) else { return Groups::Many(Vec::new()) };
     if queues.iter().all(|q| shard(q) == first) {
-        return vec![(first, queues)];
+        return Groups::One(first, Targets::Named(queues));
     }
     let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
     for q in queues {
@@ -251,5 +267,5 @@ fn group_by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> 
             None => groups.push((s, vec![q])),
         }
     }
-    groups
+    Groups::Many(groups)
 }
