@@ -6,7 +6,8 @@
 //! end-to-end latency, to set beside Warren's and RabbitMQ's figures for the same rate.
 //!
 //! `cargo bench --bench loopback_floor [-- RATE SECONDS]` (default 10000 msg/s for 8 s). The relay
-//! is pinned to the first allowed CPU and the load to the second, like compare-rabbitmq.sh.
+//! is pinned to the first allowed CPU and the load to the second, like compare-rabbitmq.sh, or to
+//! `RELAY_CPU` and `LOAD_CPU`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -116,7 +117,8 @@ fn main() {
     let seconds = args.get(1).copied().unwrap_or(8);
     let total = rate * seconds;
     let cpus = warren::shard::pool::allowed_cpus();
-    let (relay_cpu, load_cpu) = (cpus.first().copied(), cpus.get(1).copied());
+    let cpu = |var: &str, default: Option<usize>| std::env::var(var).ok().and_then(|v| v.parse().ok()).or(default);
+    let (relay_cpu, load_cpu) = (cpu("RELAY_CPU", cpus.first().copied()), cpu("LOAD_CPU", cpus.get(1).copied()));
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");

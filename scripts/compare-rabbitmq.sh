@@ -117,6 +117,16 @@ for name in "${ORDER[@]}"; do
     done
 done
 
+# The floor under the fixed-rate scenario: a blocking relay in place of a broker, same CPUs, same
+# pacing (benches/loopback_floor.rs). No broker can spend less CPU or add less latency here.
+if [[ " ${ORDER[*]} " == *" latency-10k-per-s "* ]]; then
+    wait_idle "$RABBIT_PID"
+    wait_idle "$WARREN_PID"
+    kill -STOP "$RABBIT_PID" "$WARREN_PID"
+    FLOOR=$(RELAY_CPU=${BROKER_CPUS%%,*} LOAD_CPU=${LOAD_CPUS%%,*} cargo bench --quiet --bench loopback_floor -- 10000 "$DURATION" 2>/dev/null | tail -1)
+    kill -CONT "$RABBIT_PID" "$WARREN_PID"
+fi
+
 python3 - "$OUT" <<'PY'
 import json, sys
 rows = {}
@@ -138,4 +148,5 @@ for name, b in rows.items():
     if rl or wl:
         print(f"{name:<28} | {'p99 latency (us)':<22} | {fmt(rl):>12} | {fmt(wl):>12} | {ratio(rl, wl)} lower")
 PY
+[ -n "${FLOOR:-}" ] && echo "$FLOOR"
 echo "results: $OUT" >&2
