@@ -1225,9 +1225,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    // Warren's patch: when the latency timer above was armed, and the pending poll that links the
-    // rings (both kept across `wait` calls instead of cancelled and re-armed every time).
-    latency_preemption_armed_at: Cell<Instant>,
+    // Warren's patch: when the latency timer above was armed as a preempt timer (None while it
+    // holds a user timer, armed before sleeping), and the pending poll that links the rings (both
+    // kept across `wait` calls instead of cancelled and re-armed every time).
+    latency_preemption_armed_at: Cell<Option<Instant>>,
     link_rings_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
@@ -1360,7 +1361,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_armed_at: Cell::new(Instant::now()),
+            latency_preemption_armed_at: Cell::new(None),
             link_rings_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
@@ -1849,7 +1850,10 @@ impl Reactor {
         let keep_latency_timer = match (self.latency_preemption_timeout_src.take(), preempt_timer()) {
             (Some(src), Some(preempt))
                 if src.in_flight()
-                    && self.latency_preemption_armed_at.get().elapsed() < preempt / 2 =>
+                    && self
+                        .latency_preemption_armed_at
+                        .get()
+                        .is_some_and(|at| at.elapsed() < preempt / 2) =>
             {
                 self.latency_preemption_timeout_src.set(Some(src));
                 true
@@ -1895,6 +1899,8 @@ impl Reactor {
             if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                // A user timer, not a preempt timer: never kept as one.
+                self.latency_preemption_armed_at.set(None);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1925,7 +1931,7 @@ impl Reactor {
             if !keep_latency_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_preemption_armed_at.set(Instant::now());
+                self.latency_preemption_armed_at.set(Some(Instant::now()));
             }
             flush_rings!(lat_ring, main_ring)?;
         }
