@@ -1225,10 +1225,11 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    // Warren's patch: when the latency timer above was armed as a preempt timer (None while it
-    // holds a user timer, armed before sleeping), and the pending poll that links the rings (both
-    // kept across `wait` calls instead of cancelled and re-armed every time).
-    latency_preemption_armed_at: Cell<Option<Instant>>,
+    // Warren's patch: the latency ring no longer carries a preempt timer (the executor preempts
+    // by clock), only the user timer armed before sleeping; this is when it expires. It and the
+    // poll that links the rings are kept across `wait` calls while pending, instead of cancelled
+    // and re-armed every time.
+    latency_timer_deadline: Cell<Option<Instant>>,
     link_rings_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
@@ -1361,7 +1362,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_armed_at: Cell::new(None),
+            latency_timer_deadline: Cell::new(None),
             link_rings_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
@@ -1837,26 +1838,23 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        //
-        // Warren's patch: when not about to sleep, a latency timer still pending and armed less
-        // than half its period ago is kept: it fires no later than a new one would, and the
-        // cancel and re-arm cost two SQEs and two kernel entries on every executor loop.
-        let keep_latency_timer = match (self.latency_preemption_timeout_src.take(), preempt_timer()) {
-            (Some(src), Some(preempt))
-                if src.in_flight()
-                    && self
-                        .latency_preemption_armed_at
-                        .get()
-                        .is_some_and(|at| at.elapsed() < preempt / 2) =>
-            {
-                self.latency_preemption_timeout_src.set(Some(src));
-                true
+        // Warren's patch: the latency ring holds at most the user timer armed before an earlier
+        // sleep. Awake, it is kept while pending (if it fires, the executor just processes timers
+        // sooner). Before sleeping, it is kept if it expires when the next user timer is due, or
+        // at most 1 ms earlier; otherwise it is cancelled and the right one armed. glommio
+        // cancelled and re-armed a preempt timer here on every loop, which cost two kernel
+        // entries per wake-up and, through the link poll, a second pass through park.
+        let parking = preempt_timer().is_none();
+        let wanted = user_timer.map(|d| Instant::now() + d);
+        let keep_user_timer = match self.latency_preemption_timeout_src.take() {
+            Some(src) if src.in_flight() => {
+                let keep = !parking
+                    || matches!((wanted, self.latency_timer_deadline.get()),
+                        (Some(w), Some(at)) if at <= w && at + Duration::from_millis(1) >= w);
+                if keep {
+                    self.latency_preemption_timeout_src.set(Some(src));
+                }
+                keep
             }
             _ => false,
         };
@@ -1896,11 +1894,10 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            if let (Some(dur), false) = (user_timer, keep_user_timer) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                // A user timer, not a preempt timer: never kept as one.
-                self.latency_preemption_armed_at.set(None);
+                self.latency_timer_deadline.set(wanted);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1927,12 +1924,8 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            if !keep_latency_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_preemption_armed_at.set(Some(Instant::now()));
-            }
+        if !parking {
+            // Warren's patch: no preempt timer to arm (see above); submit what is queued.
             flush_rings!(lat_ring, main_ring)?;
         }
 
