@@ -240,3 +240,39 @@ async fn shutdown(shard: &Rc<Shard>) {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    // A shard's executor must leave a busy run of tasks for its reactor (timers, socket
+    // completions) every preempt period. glommio did it with a timer re-armed on every loop;
+    // our vendored copy checks the clock instead. Without either, this task yields forever and the
+    // timer never fires.
+    #[test]
+    fn a_busy_shard_still_runs_its_timers() {
+        let fired_after = LocalExecutorBuilder::new(Placement::Unbound)
+            .preempt_timer(PREEMPT_TIMER)
+            .spawn(|| async {
+                let fired = Rc::new(Cell::new(false));
+                let f = fired.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    f.set(true);
+                })
+                .detach();
+                let start = Instant::now();
+                while !fired.get() && start.elapsed() < Duration::from_secs(2) {
+                    futures_lite::future::yield_now().await;
+                }
+                fired.get().then(|| start.elapsed())
+            })
+            .expect("executor")
+            .join()
+            .expect("join");
+        let after = fired_after.expect("the timer never fired while a task kept the shard busy");
+        assert!(after < Duration::from_millis(500), "the timer fired only after {after:?}");
+    }
+}
