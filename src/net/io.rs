@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
@@ -19,6 +20,24 @@ pub fn split(stream: TcpStream) -> (ReadHalf, WriteHalf, RawFd) {
     let fd = stream.as_raw_fd();
     let s = Rc::new(RefCell::new(stream));
     (ReadHalf(s.clone()), WriteHalf(s), fd)
+}
+
+/// Reads what the socket holds right now straight into `buf`'s spare capacity, at most `max`
+/// bytes: `None` if nothing is waiting, at end of stream or on an error (the next awaited read
+/// reports those).
+pub fn recv_now(fd: RawFd, buf: &mut BytesMut, max: usize) -> Option<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: recv(2) writes at most `len` bytes into the region it is given, which is spare
+    // capacity of `buf`'s allocation (valid and writable, no reference to it is made).
+    let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
+    if n <= 0 {
+        return None;
+    }
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Some(n as usize)
 }
 
 /// Shuts both directions of a socket down, waking any task blocked on it.
