@@ -608,6 +608,10 @@ impl Shard {
                 for c in self.conns.borrow().values() {
                     c.forget_permissions();
                 }
+                if let AccessOp::DeleteUser(user) = a {
+                    // RabbitMQ (since 3.7) closes a deleted user's connections.
+                    self.close_conns(|c| *c.st.borrow().user == **user, &format!("user '{user}' is deleted"));
+                }
                 Ok(())
             }
             MetaOp::DeleteVhost { vhost } => {
@@ -623,19 +627,19 @@ impl Shard {
     /// A vhost was deleted: its connections on this shard are closed (320 CONNECTION_FORCED, as
     /// RabbitMQ does) and the queues this shard owns in it go, with their logged messages.
     fn vhost_deleted(&self, vhost: &str) {
-        let conns: Vec<Rc<Conn>> = self
-            .conns
-            .borrow()
-            .values()
-            .filter(|c| c.phase.get() == Phase::Open && *c.st.borrow().vhost == *vhost)
-            .cloned()
-            .collect();
-        for c in conns {
-            c.force_close(&format!("vhost '{vhost}' is deleted"));
-        }
+        self.close_conns(|c| *c.st.borrow().vhost == *vhost, &format!("vhost '{vhost}' is deleted"));
         let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
         for id in ids {
             self.drop_queue(id);
+        }
+    }
+
+    /// Closes this shard's open connections that `pick` selects with 320 CONNECTION_FORCED.
+    fn close_conns(&self, pick: impl Fn(&Conn) -> bool, text: &str) {
+        let conns: Vec<Rc<Conn>> =
+            self.conns.borrow().values().filter(|c| c.phase.get() == Phase::Open && pick(c)).cloned().collect();
+        for c in conns {
+            c.force_close(text);
         }
     }
 

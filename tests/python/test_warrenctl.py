@@ -218,6 +218,22 @@ def test_narrowed_permissions_apply_to_open_connections(broker):
     assert e.value.reply_code == 403
 
 
+def test_delete_user_closes_its_connections(broker):
+    # RabbitMQ 3.7+: a deleted user's open connections are closed with 320 "user '...' is
+    # deleted"; other users' connections stay.
+    ctl(broker, "add_user", "svc", "pw")
+    ctl(broker, "set_permissions", "svc", ".*", ".*", ".*")
+    doomed = [login(broker, "svc", "pw") for _ in range(3)]  # spread over the shards
+    other = broker.connect()
+    ctl(broker, "delete_user", "svc")
+    for c in doomed:
+        code, text = closed_by_broker(c)
+        assert code == 320 and "user 'svc' is deleted" in text
+    other.channel().queue_declare("still-here")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        login(broker, "svc", "pw")
+
+
 def test_rabbitmq_md5_password_hash_imports(broker, tmp_path):
     # RabbitMQ's oldest format: base64(salt ++ md5(salt ++ password)).
     salt = bytes.fromhex("cad5089b")
