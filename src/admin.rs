@@ -53,6 +53,12 @@ pub async fn serve(shard: Rc<Shard>, data_dir: &Path) {
             return;
         }
     };
+    // Whoever may connect may change users and permissions: only the broker's own user (the
+    // file's mode followed the umask, so other local users could connect).
+    if let Err(e) = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)) {
+        log::error!("admin endpoint {}: cannot restrict it to its owner: {e}; not serving it", path.display());
+        return;
+    }
     while let Ok(stream) = listener.accept().await {
         glommio::spawn_local(answer(shard.clone(), stream)).detach();
     }

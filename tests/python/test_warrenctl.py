@@ -218,6 +218,12 @@ def test_narrowed_permissions_apply_to_open_connections(broker):
     assert e.value.reply_code == 403
 
 
+def test_admin_socket_is_for_the_brokers_user_only(broker):
+    ctl(broker, "list_vhosts")  # the socket is up
+    mode = os.stat(os.path.join(broker.data.name, "warren.sock")).st_mode & 0o777
+    assert mode == 0o600, oct(mode)
+
+
 def test_delete_user_closes_its_connections(broker):
     # RabbitMQ 3.7+: a deleted user's open connections are closed with 320 "user '...' is
     # deleted"; other users' connections stay.
