@@ -337,9 +337,7 @@ impl Shard {
                     q.paged_in(serial, msgs);
                 }
                 me.dispatch(id);
-                for wake in me.page_waiters.borrow_mut().remove(&id).unwrap_or_default() {
-                    wake();
-                }
+                me.wake_page_waiters(id);
             })
             .detach();
         }
@@ -364,6 +362,15 @@ impl Shard {
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+    }
+
+    /// Wakes the basic.gets waiting for queue `id`'s page-in (it happened, or the queue is gone).
+    /// The waiters are taken out before any runs, so none runs while the map is borrowed.
+    fn wake_page_waiters(&self, id: QueueId) {
+        let waiters = self.page_waiters.borrow_mut().remove(&id).unwrap_or_default();
+        for wake in waiters {
+            wake();
+        }
     }
 
     /// Puts the messages recovered from this shard's log back into their queues, in order. Messages
@@ -789,9 +796,7 @@ impl Shard {
     fn drop_queue(&self, id: QueueId) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
         // A basic.get waiting for a page-in finds the queue gone.
-        for wake in self.page_waiters.borrow_mut().remove(&id).unwrap_or_default() {
-            wake();
-        }
+        self.wake_page_waiters(id);
         if q.flags.durable {
             self.log.dropped(&q.vhost, &q.name, q.persisted_segments().into_iter());
         }
