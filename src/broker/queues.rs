@@ -17,6 +17,22 @@ pub struct DeclareOk {
     pub consumer_count: u32,
 }
 
+/// A queue that was removed from its shard: what the deleter still has to do.
+pub struct RemovedQueue {
+    pub vhost: String,
+    pub name: String,
+    pub message_count: u32,
+    /// (channel, consumer tag) of the deleting connection's consumers, not yet told.
+    pub own_cancels: Vec<(u16, Arc<str>)>,
+}
+
+impl RemovedQueue {
+    /// The routing change that drops the queue's bindings on every shard.
+    pub fn routes_op(&self) -> crate::broker::routing::MetaOp {
+        crate::broker::routing::MetaOp::QueueDeleted { vhost: self.vhost.clone(), queue: self.name.clone() }
+    }
+}
+
 pub struct QueueTable {
     shard: usize,
     next_serial: u64,
@@ -93,7 +109,11 @@ impl QueueTable {
     ) -> Result<DeclareOk> {
         if let Some(id) = self.lookup(vhost, name) {
             let q = &self.queues[&id];
-            if q.owner.is_some_and(|o| o != conn) {
+            // A passive declare only needs access; a declare must also match the exclusive flag,
+            // even on the owning connection (RabbitMQ's strict check_exclusive_access: 405, not 406).
+            let owner_ok =
+                if passive { q.owner.is_none_or(|o| o == conn) } else { q.owner == flags.exclusive.then_some(conn) };
+            if !owner_ok {
                 return Err(locked(vhost, name));
             }
             if !passive {
@@ -121,11 +141,8 @@ impl QueueTable {
                 "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received {received} but current is {current}"
             ))
         };
-        let bools = [
-            ("durable", flags.durable, q.flags.durable),
-            ("exclusive", flags.exclusive, q.flags.exclusive),
-            ("auto_delete", flags.auto_delete, q.flags.auto_delete),
-        ];
+        let bools =
+            [("durable", flags.durable, q.flags.durable), ("auto_delete", flags.auto_delete, q.flags.auto_delete)];
         for (arg, received, current) in bools {
             if received != current {
                 return Err(inequivalent(arg, format!("'{received}'"), format!("'{current}'")));
@@ -215,5 +232,19 @@ mod tests {
         assert_eq!(t.declare("/", "x", f, false, 8).unwrap_err().code.code(), 405);
         assert_eq!(t.find("/", "x", 8).unwrap_err().code.code(), 405);
         assert_eq!(t.owned_by(7).len(), 1);
+    }
+
+    // Regression: redeclaring with another exclusive flag was 406 (as an inequivalent arg); RabbitMQ
+    // answers 405 RESOURCE_LOCKED, even on the owning connection, and aio-pika's tests expect it.
+    #[test]
+    fn exclusive_flag_mismatch_is_405_even_for_the_owner() {
+        let mut t = QueueTable::new(0);
+        let mut f = flags(false);
+        f.exclusive = true;
+        t.declare("/", "x", f.clone(), false, 7).unwrap();
+        assert_eq!(t.declare("/", "x", flags(false), false, 7).unwrap_err().code.code(), 405);
+        assert!(t.declare("/", "x", flags(false), true, 7).is_ok(), "a passive declare by the owner is fine");
+        t.declare("/", "shared", flags(false), false, 7).unwrap();
+        assert_eq!(t.declare("/", "shared", f, false, 7).unwrap_err().code.code(), 405);
     }
 }

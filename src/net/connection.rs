@@ -273,7 +273,10 @@ impl Conn {
     async fn on_open_frame(self: &Rc<Self>, f: Frame) -> Result<()> {
         match f.kind {
             FrameKind::Heartbeat if f.channel == 0 => Ok(()),
-            FrameKind::Heartbeat => Err(AmqpError::command_invalid("heartbeat frame on a channel other than 0")),
+            // RabbitMQ's reader: a heartbeat anywhere but channel 0 is an unexpected frame (505).
+            FrameKind::Heartbeat => {
+                Err(AmqpError::unexpected_frame(format!("heartbeat frame on channel {}", f.channel)))
+            }
             FrameKind::Method if f.channel == 0 => match Method::decode(f.payload)? {
                 Method::ConnectionClose(_) => {
                     self.send_method(0, &Method::ConnectionCloseOk(conn::CloseOk {}));
@@ -285,10 +288,8 @@ impl Conn {
                     Ok(())
                 }
                 Method::ConnectionCloseOk(_) | Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(()),
-                m => {
-                    Err(AmqpError::command_invalid(format!("method {:?} is not allowed on channel 0", m.id()))
-                        .on(m.id()))
-                }
+                // RabbitMQ's handle_method0: anything else on channel 0 is 504 CHANNEL_ERROR.
+                m => Err(AmqpError::channel_error("unexpected method in connection state running").on(m.id())),
             },
             FrameKind::Method => {
                 let m = Method::decode(f.payload)?;
@@ -310,9 +311,17 @@ impl Conn {
         };
         match (state, m) {
             (None, Method::ChannelOpen(_)) => {
-                let max = self.st.borrow().channel_max;
-                if max != 0 && ch > max {
-                    return Err(AmqpError::not_allowed(format!("channel {ch} exceeds channel_max {max}")).on(id));
+                // channel_max caps how many channels are open, not their numbers (RabbitMQ's reader;
+                // clients pick any number up to 65535).
+                let (max, open) = {
+                    let st = self.st.borrow();
+                    (st.channel_max, st.channels.len())
+                };
+                if max != 0 && open >= max as usize {
+                    return Err(AmqpError::not_allowed(format!(
+                        "number of channels opened ({open}) has reached the negotiated channel_max ({max})"
+                    ))
+                    .on(id));
                 }
                 self.st.borrow_mut().channels.insert(ch, Channel::new());
                 self.send_method(ch, &Method::ChannelOpenOk(chan::OpenOk::default()));

@@ -122,10 +122,14 @@ impl Conn {
             Err(e) => {
                 log::info!("connection {}: login refused ({}): {}", self.id, s.mechanism, e.text);
                 if caps.authentication_failure_close {
+                    // Then wait (bounded) for close-ok: closing at once would reset the socket on
+                    // the client's close-ok, and the reset can discard our close unread (rabbitpy
+                    // reported "connection reset" instead of access refused).
                     self.close_connection(e);
+                } else {
+                    // Without the capability RabbitMQ just closes the socket; we do so at once.
+                    self.phase.set(Phase::Done);
                 }
-                // Without the capability RabbitMQ just closes the socket; we do so at once.
-                self.phase.set(Phase::Done);
                 return Ok(());
             }
         };

@@ -11,7 +11,7 @@ use crate::broker::queues::not_found;
 use crate::broker::routing::{Dest, MetaOp};
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::types::FieldTable;
 use crate::shard::msg::QueueId;
 use crate::shard::placement::shard_of;
@@ -125,8 +125,12 @@ impl Conn {
         let name = self.with_channel(ch, |c| c.queue_name(queue))?;
         self.permit(Perm::Write, Resource::Queue(&name))?;
         self.permit(Perm::Read, Resource::Exchange(&exchange))?;
-        // The queue must exist and be usable by this connection (404, 405).
-        self.with_queue(ch, &name, |_| Ok(())).await?;
+        // The queue must exist and be usable by this connection (404, 405); unbinding from a
+        // queue that is gone is ok, as in RabbitMQ 3.x.
+        match self.with_queue(ch, &name, |_| Ok(())).await {
+            Err(e) if !bind && e.code == ReplyCode::NotFound => return Ok(()),
+            r => r?,
+        };
         let vhost = self.vhost().to_string();
         let dest = Dest::Queue(name.as_str().into());
         let op = if bind {
@@ -167,18 +171,30 @@ impl Conn {
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
         let (conn, if_unused, if_empty) = (self.id, m.if_unused, m.if_empty);
-        let count = self
+        let gone = self
             .shard
             .call(owner, move |s| {
                 // Deleting a queue that does not exist succeeds, as in RabbitMQ 3.x.
-                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok(0) };
+                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok(None) };
                 let id = s.queues.borrow().find(&vhost, &name, conn)?;
                 s.queues.borrow().check_delete(id, if_unused, if_empty)?;
-                Ok(s.delete_queue(id).unwrap_or(0))
+                Ok(s.remove_queue(id, Some(conn)))
             })
             .await??;
+        let Some(gone) = gone else {
+            if !m.nowait {
+                self.send_method(ch, &Method::QueueDeleteOk(queue::DeleteOk { message_count: 0 }));
+            }
+            return Ok(());
+        };
+        // Every shard has dropped the queue's bindings before delete-ok, so a redeclare and bind
+        // that follow cannot lose their binding to a late drop.
+        self.shard.change_routes(gone.routes_op()).await?;
         if !m.nowait {
-            self.send_method(ch, &Method::QueueDeleteOk(queue::DeleteOk { message_count: count }));
+            self.send_method(ch, &Method::QueueDeleteOk(queue::DeleteOk { message_count: gone.message_count }));
+        }
+        for (channel, tag) in gone.own_cancels {
+            self.server_cancel(channel, &tag);
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Byte-level reading and writing of AMQP domains (spec 4.2.5): octets, shorts, longs, long-longs,
-//! packed bits, short and long strings. Reads never panic: a short buffer is a 502 SYNTAX_ERROR.
+//! packed bits, short and long strings. Reads never panic: a short buffer is a 501 FRAME_ERROR, as
+//! RabbitMQ answers arguments it "cannot decode" (e.g. a short-string length that runs past the end).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -24,7 +25,7 @@ impl Reader {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         self.bits = None;
         if self.remaining() < n {
-            return Err(AmqpError::syntax("truncated frame payload"));
+            return Err(AmqpError::frame("cannot decode the frame payload: it ends inside a field"));
         }
         let start = self.pos;
         self.pos += n;
@@ -254,9 +255,9 @@ mod tests {
     }
 
     #[test]
-    fn truncated_input_is_a_syntax_error() {
+    fn truncated_input_is_a_frame_error() {
         let mut r = Reader::new(Bytes::from_static(&[0, 0, 0, 9, 1]));
-        assert_eq!(r.longstr().unwrap_err().code.code(), 502);
+        assert_eq!(r.longstr().unwrap_err().code.code(), 501);
         let mut r = Reader::new(Bytes::from_static(&[1]));
         assert!(r.u16().is_err());
     }

@@ -33,7 +33,9 @@ pub struct Frame {
 }
 
 /// Splits one frame off the front of `buf`; `Ok(None)` until a whole frame is there.
-/// A frame bigger than `frame_max` is a 501 before its payload is read.
+/// A frame bigger than `frame_max` is a 501 before its payload is read. As RabbitMQ does, a payload
+/// may be as large as frame_max itself (8 bytes over): clients such as rabbitpy fill body frames
+/// to frame_max, and RabbitMQ's reader allows exactly that much (its FRAME_SIZE_FUDGE).
 pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
     if buf.len() < 7 {
         return Ok(None);
@@ -47,7 +49,7 @@ pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
     };
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
+    if frame_max != 0 && size > frame_max as usize {
         return Err(AmqpError::frame(format!("type {} frame size {} exceeds frame_max {}", buf[0], size, frame_max)));
     }
     if buf.len() < size + FRAME_OVERHEAD {
@@ -130,6 +132,24 @@ mod tests {
     fn oversized_frame_is_501_before_its_payload_arrives() {
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 1, 0, 0][..]);
         assert_eq!(parse(&mut buf, 4096).unwrap_err().code.code(), 501);
+    }
+
+    // Regression: a body frame whose payload was exactly frame_max bytes (rabbitpy sends them) was
+    // refused with 501; RabbitMQ 3.10 accepts up to frame_max and refuses one byte more.
+    #[test]
+    fn payload_of_frame_max_bytes_is_accepted_one_more_is_501() {
+        let frame = |size: usize| {
+            let mut buf = BytesMut::new();
+            buf.put_u8(FRAME_BODY);
+            buf.put_u16(1);
+            buf.put_u32(size as u32);
+            buf.put_slice(&vec![0u8; size]);
+            buf.put_u8(FRAME_END);
+            buf
+        };
+        let f = parse(&mut frame(4096), 4096).unwrap().unwrap();
+        assert_eq!(f.payload.len(), 4096);
+        assert_eq!(parse(&mut frame(4097), 4096).unwrap_err().code.code(), 501);
     }
 
     #[test]

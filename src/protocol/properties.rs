@@ -203,8 +203,8 @@ mod tests {
     }
 
     #[test]
-    fn truncated_properties_are_502() {
+    fn truncated_properties_are_501() {
         let raw = Bytes::from_static(&[0x80, 0, 5, b'a']);
-        assert_eq!(BasicProperties::decode(&raw).unwrap_err().code.code(), 502);
+        assert_eq!(BasicProperties::decode(&raw).unwrap_err().code.code(), 501);
     }
 }

@@ -283,9 +283,9 @@ mod tests {
     }
 
     #[test]
-    fn truncated_table_is_502() {
+    fn truncated_table_is_501() {
         let bytes = Bytes::from_static(&[0, 0, 0, 9, 1, b'k', b'I', 0]);
-        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().code.code(), 502);
+        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().code.code(), 501);
     }
 
     #[test]

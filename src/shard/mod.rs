@@ -17,7 +17,8 @@ use futures_channel::oneshot;
 
 use crate::broker::access::{Access, AccessOp};
 use crate::broker::definitions::Definitions;
-use crate::broker::queues::QueueTable;
+use crate::broker::queue::Consumer;
+use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::Dest;
 use crate::broker::routing::{MetaOp, RoutingTable};
 use crate::config::Config;
@@ -779,21 +780,42 @@ impl Shard {
         self.defs.run(|| self.definitions().to_json(), || self.stopping.get()).await
     }
 
-    /// Deletes a queue this shard owns: its consumers are told (basic.cancel), its bindings go.
+    /// Deletes a queue this shard owns (auto-delete, its exclusive owner gone, warrenctl): its
+    /// consumers are told (basic.cancel), its bindings go on every shard soon after.
     pub fn delete_queue(self: &Rc<Self>, id: QueueId) -> Option<u32> {
-        let (vhost, name) = self.queues.borrow().get(id).map(|q| (q.vhost.to_string(), q.name.to_string()))?;
-        let count = self.drop_queue(id)?;
-        let me = self.clone();
+        let gone = self.remove_queue(id, None)?;
+        let (me, op) = (self.clone(), gone.routes_op());
         glommio::spawn_local(async move {
-            let _ = me.change_routes(MetaOp::QueueDeleted { vhost, queue: name }).await;
+            let _ = me.change_routes(op).await;
         })
         .detach();
-        Some(count)
+        Some(gone.message_count)
+    }
+
+    /// Removes a queue from this shard for a client's queue.delete: the caller drops its bindings
+    /// everywhere before answering delete-ok, then tells its own connection's consumers (RabbitMQ
+    /// sends delete-ok before their basic.cancel; kombu fails on the other order).
+    pub fn remove_queue(&self, id: QueueId, deleter: Option<ConnId>) -> Option<RemovedQueue> {
+        let (vhost, name) = self.queues.borrow().get(id).map(|q| (q.vhost.to_string(), q.name.to_string()))?;
+        let mut own_cancels = Vec::new();
+        let message_count = self.drop_queue_keeping(id, |c| {
+            let own = Some(c.conn) == deleter;
+            if own {
+                own_cancels.push((c.channel, c.tag.clone()));
+            }
+            !own
+        })?;
+        Some(RemovedQueue { vhost, name, message_count, own_cancels })
     }
 
     /// Removes a queue from this shard (not its bindings): its logged messages are dropped, the
     /// publishers it paused resume, its consumers are told. Returns how many messages it held.
     fn drop_queue(&self, id: QueueId) -> Option<u32> {
+        self.drop_queue_keeping(id, |_| true)
+    }
+
+    /// `drop_queue`, telling only the consumers `tell` picks.
+    fn drop_queue_keeping(&self, id: QueueId, mut tell: impl FnMut(&Consumer) -> bool) -> Option<u32> {
         let q = self.queues.borrow_mut().remove(id)?;
         // A basic.get waiting for a page-in finds the queue gone.
         self.wake_page_waiters(id);
@@ -803,7 +825,7 @@ impl Shard {
         for &conn in &q.paused {
             self.send_flow(conn, id, false);
         }
-        for c in q.consumers() {
+        for c in q.consumers().iter().filter(|c| tell(c)) {
             let (conn, channel, tag) = (c.conn, c.channel, c.tag.clone());
             self.send(
                 shard_of_id(conn),

@@ -126,11 +126,13 @@ impl RoutingTable {
             }
             MetaOp::DeclareExchange { vhost, name, kind, passive, durable, auto_delete, internal, arguments } => {
                 let exchanges = self.exchanges_mut(vhost)?;
-                if *passive {
-                    return exchanges.get(name).map(|_| ()).ok_or_else(|| no_exchange(vhost, name));
-                }
+                // Even a passive declare of the default exchange is refused (RabbitMQ's
+                // check_not_default_exchange comes first).
                 if name.is_empty() {
                     return Err(default_exchange_refused());
+                }
+                if *passive {
+                    return exchanges.get(name).map(|_| ()).ok_or_else(|| no_exchange(vhost, name));
                 }
                 if name.starts_with("amq.") {
                     return Err(AmqpError::access_refused(format!(
@@ -198,7 +200,9 @@ impl RoutingTable {
                 if source.is_empty() || matches!(dest, Dest::Exchange(d) if d.is_empty()) {
                     return Err(default_exchange_refused());
                 }
-                let e = exchanges.get_mut(source).ok_or_else(|| no_exchange(vhost, source))?;
+                // Unbinding what is not there is ok, as in RabbitMQ 3.x (clients unbind in
+                // teardown after auto-delete exchanges are gone).
+                let Some(e) = exchanges.get_mut(source) else { return Ok(()) };
                 e.unbind(&Binding { dest: dest.clone(), key: key.clone(), args: args.clone() });
                 let gone = e.auto_delete && e.bindings.is_empty();
                 if gone {

@@ -183,9 +183,9 @@ mod tests {
     }
 
     #[test]
-    fn truncated_arguments_are_502() {
+    fn truncated_arguments_are_501() {
         let err = Method::decode(Bytes::from_static(&[0, 50, 0, 10, 0])).unwrap_err();
-        assert_eq!(err.code.code(), 502);
+        assert_eq!(err.code.code(), 501);
     }
 
     #[test]
