@@ -290,13 +290,14 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                             json!(s.id),
                             json!(st.channels.len()),
                             json!(c.state()),
+                            json!(c.output_buffer_bytes()),
                         ]
                     })
                     .collect()
             })
             .await?;
             rows.sort_by_key(|r| r[0].as_u64());
-            Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state"], rows))
+            Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state", "buffer_bytes"], rows))
         }
         "list_channels" => {
             let mut rows = every_shard(shard, |s| {

@@ -196,6 +196,25 @@ fn silent_peer_is_disconnected_after_heartbeat_timeout() {
 // Regression: after a refused login Warren sent connection.close 403 and closed the socket at once;
 // the client's close-ok then met a closed socket, and the reset could discard the close unread
 // (rabbitpy saw "connection reset"). The broker now waits for close-ok, as for any close.
+// Regression (issue 20): the broker sent a heartbeat about every second whatever interval was
+// negotiated (54 a minute at 15 s, where RabbitMQ sends 8): it now sends one per half interval
+// in which it sent nothing else.
+#[test]
+fn heartbeats_come_at_the_negotiated_interval() {
+    let b = start_broker(1);
+    let mut r = Raw::handshake(b.addr, 4);
+    let (start, mut beats) = (std::time::Instant::now(), 0);
+    while start.elapsed() < Duration::from_secs(9) {
+        r.send_raw(&[8, 0, 0, 0, 0, 0, 0, 0xCE]);
+        while let Some(f) = r.recv_within(Duration::from_millis(500)) {
+            assert_eq!(f.kind, frame::FrameKind::Heartbeat);
+            beats += 1;
+        }
+    }
+    // One per 2 s (half of 4) over 9 s is 4; the first comes one tick late.
+    assert!((2..=5).contains(&beats), "{beats} heartbeats in 9 s at heartbeat 4");
+}
+
 #[test]
 fn bad_credentials_are_403_and_the_broker_waits_for_close_ok() {
     let b = start_broker(1);

@@ -30,6 +30,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 const READ_CHUNK: usize = 64 * 1024;
+/// The awaited read, made once the socket was drained, fills this much. Most connections are idle
+/// most of the time: they hold this, not READ_CHUNK. A full one means more is waiting, and that is
+/// read straight into the frame buffer.
+const WAIT_CHUNK: usize = 2 * 1024;
+/// Output buffers larger than this are given back once a connection has been idle for a tick.
+const IDLE_BUFFER: usize = 16 * 1024;
+/// How often the watchdog looks at a connection that negotiated no heartbeats (buffers to shrink).
+const IDLE_TICK: Duration = Duration::from_secs(15);
 const FRAMES_PER_TURN: usize = 192;
 /// Longest a connection paused by flow control waits before reading one more batch.
 const FLOW_MAX_PAUSE: Duration = Duration::from_millis(50);
@@ -76,7 +84,13 @@ pub struct Conn {
     pub shard: Rc<Shard>,
     fd: RawFd,
     out: RefCell<BytesMut>,
+    /// The writer's second buffer (it writes one while `out` fills); empty while a write runs.
+    spare: RefCell<BytesMut>,
     writer: Notify,
+    /// Bytes the writer has put on the wire: a heartbeat is sent only when nothing else was.
+    written: Cell<u64>,
+    /// Wakes the watchdog before its tick: the connection started closing.
+    watchdog_wake: Notify,
     /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
     written_no_ack: RefCell<Vec<(QueueId, u64)>>,
     /// Queues that asked this connection to stop publishing for now (flow control).
@@ -101,8 +115,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let peer_loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let (mut rd, mut wr, fd) = io::split(stream);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut buf = BytesMut::new();
+    let mut chunk = vec![0u8; WAIT_CHUNK];
     // The protocol header: anything else is answered with ours and the socket closed (spec 4.2.2).
     let header = futures_lite::future::or(
         async {
@@ -169,8 +183,11 @@ impl Conn {
             may_publish: RefCell::new(Vec::new()),
             shard,
             fd,
-            out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
+            out: RefCell::new(BytesMut::new()),
+            spare: RefCell::new(BytesMut::new()),
             writer: Notify::default(),
+            written: Cell::new(0),
+            watchdog_wake: Notify::default(),
             written_no_ack: RefCell::new(Vec::new()),
             confirms_due: RefCell::new(Vec::new()),
             flow_holds: RefCell::new(Vec::new()),
@@ -231,17 +248,23 @@ impl Conn {
             // through `chunk`, which cost ~5% of a shard flooded with 1 KiB messages). Otherwise,
             // or if the socket turns out empty, the awaited read waits for data.
             let direct = if more { io::recv_now(self.fd, &mut buf, READ_CHUNK) } else { None };
-            let n = match direct {
-                Some(n) => n,
-                None => match rd.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        buf.extend_from_slice(&chunk[..n]);
-                        n
+            more = match direct {
+                Some(n) => n == READ_CHUNK,
+                None => {
+                    if buf.is_empty() {
+                        // Nothing half-read: an idle connection does not keep (or pin, through the
+                        // frames split off it) the buffer a burst grew.
+                        buf = BytesMut::new();
                     }
-                },
+                    match rd.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            n == chunk.len()
+                        }
+                    }
+                }
             };
-            more = n == READ_CHUNK;
             self.last_read.set(Instant::now());
             // A read that is always ready would never give the shard back: let the mesh, the
             // flusher and other connections run between batches.
@@ -398,6 +421,7 @@ impl Conn {
         );
         self.phase.set(Phase::Closing);
         self.closing_since.set(Some(Instant::now()));
+        self.watchdog_wake.notify();
         // A reader paused by flow control must wake to read the close-ok.
         self.flow_resumed.notify();
     }
@@ -511,7 +535,6 @@ impl Conn {
     }
 
     async fn run_writer(self: Rc<Self>, mut wr: WriteHalf) {
-        let mut spare = BytesMut::with_capacity(READ_CHUNK);
         let mut settled = Vec::new();
         let mut confirms = Vec::new();
         loop {
@@ -526,23 +549,47 @@ impl Conn {
                 futures_lite::future::yield_now().await;
                 continue;
             }
+            let mut spare = self.spare.take();
             std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
             std::mem::swap(&mut *self.written_no_ack.borrow_mut(), &mut settled);
             if wr.write_all(&spare).await.is_err() {
                 io::shutdown(self.fd);
                 return;
             }
+            self.written.set(self.written.get() + spare.len() as u64);
             spare.clear();
+            *self.spare.borrow_mut() = spare;
             self.shard.settle(settled.drain(..), Settle::Ack);
         }
     }
 
+    /// Handshake and close deadlines, the silent-peer timeout, heartbeats, and idle buffers.
     async fn run_watchdog(self: Rc<Self>) {
+        // Bytes written as of the last tick, and whether our own heartbeat was queued at it.
+        let (mut seen, mut beat_queued) = (0u64, false);
         loop {
             let hb = self.st.borrow().heartbeat;
-            let tick = if hb > 0 { Duration::from_millis(hb as u64 * 500) } else { Duration::from_secs(1) };
-            glommio::timer::sleep(tick.min(Duration::from_secs(1)).max(Duration::from_millis(100))).await;
+            let tick = match self.phase.get() {
+                // RabbitMQ sends a heartbeat after half the negotiated interval without sending.
+                Phase::Open if hb > 0 => Duration::from_millis(hb as u64 * 500),
+                Phase::Open => IDLE_TICK,
+                _ => Duration::from_secs(1),
+            };
+            futures_lite::future::or(glommio::timer::sleep(tick), self.watchdog_wake.wait()).await;
             let now = Instant::now();
+            if self.phase.get() == Phase::Open {
+                let written = self.written.get();
+                let idle = written - seen <= if beat_queued { frame::HEARTBEAT_SIZE } else { 0 };
+                (seen, beat_queued) = (written, false);
+                if idle {
+                    self.shrink_output_buffers();
+                    if hb > 0 && self.out.borrow().is_empty() {
+                        frame::put_heartbeat(&mut self.out.borrow_mut());
+                        self.writer.notify();
+                        beat_queued = true;
+                    }
+                }
+            }
             match self.phase.get() {
                 Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => {
                     if now - self.started > HANDSHAKE_TIMEOUT {
@@ -560,12 +607,6 @@ impl Conn {
                         io::shutdown(self.fd);
                         return;
                     }
-                    let mut out = self.out.borrow_mut();
-                    if out.is_empty() {
-                        frame::put_heartbeat(&mut out);
-                        drop(out);
-                        self.writer.notify();
-                    }
                 }
                 Phase::Open => {}
                 Phase::Closing => {
@@ -575,6 +616,21 @@ impl Conn {
                     }
                 }
                 Phase::Done => return,
+            }
+        }
+    }
+
+    /// Bytes of memory the output buffers hold (their capacity), for list_connections.
+    pub fn output_buffer_bytes(&self) -> usize {
+        self.out.borrow().capacity() + self.spare.borrow().capacity()
+    }
+
+    /// An idle connection gives back output buffers that a burst grew.
+    fn shrink_output_buffers(&self) {
+        for buf in [&self.out, &self.spare] {
+            let mut buf = buf.borrow_mut();
+            if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
+                *buf = BytesMut::new();
             }
         }
     }

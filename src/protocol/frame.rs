@@ -102,6 +102,9 @@ pub fn put_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: &[
     }
 }
 
+/// A heartbeat frame's length on the wire.
+pub const HEARTBEAT_SIZE: u64 = 8;
+
 pub fn put_heartbeat(buf: &mut BytesMut) {
     buf.put_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
 }

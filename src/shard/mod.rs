@@ -403,6 +403,7 @@ impl Shard {
     /// half the memory limit, and raises or clears the resource alarm that blocks publishers.
     pub async fn run_monitor(self: Rc<Self>) {
         let mut disk_low = false;
+        let mut conns_before = 0;
         for tick in 0u64.. {
             if self.stopping.get() {
                 return;
@@ -423,6 +424,13 @@ impl Shard {
                 );
             }
             if tick % 10 == 0 {
+                let conns = self.conns.borrow().len();
+                if conns < std::mem::replace(&mut conns_before, conns) {
+                    // Connections went away: what they freed sits in this thread's allocator
+                    // caches, which a shard that then parks would never hand back to the OS.
+                    // SAFETY: mi_collect only walks this thread's own mimalloc heap.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                }
                 if let Some(seg) = self.log.compaction_due() {
                     self.compact(seg);
                 }
