@@ -4,6 +4,7 @@
 
 use ahash::AHashMap as HashMap;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,6 +35,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// most of the time: they hold this, not READ_CHUNK. A full one means more is waiting, and that is
 /// read straight into the frame buffer.
 const WAIT_CHUNK: usize = 2 * 1024;
+/// Deliveries are encoded into the output buffer while it holds less than this; past it they wait
+/// as messages (counted by their queues) until the client reads, so a consumer that stops reading
+/// does not get a whole queue encoded into memory no gauge sees.
+const OUT_WINDOW: usize = 1 << 20;
 /// Output buffers larger than this are given back once a connection has been idle for a tick.
 const IDLE_BUFFER: usize = 16 * 1024;
 /// How often the watchdog looks at a connection that negotiated no heartbeats (buffers to shrink).
@@ -91,6 +96,8 @@ pub struct Conn {
     written: Cell<u64>,
     /// Wakes the watchdog before its tick: the connection started closing.
     watchdog_wake: Notify,
+    /// Deliveries tagged while `out` was over OUT_WINDOW, in tag order, waiting to be encoded.
+    backlog: RefCell<VecDeque<(u64, Delivery)>>,
     /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
     written_no_ack: RefCell<Vec<(QueueId, u64)>>,
     /// Queues that asked this connection to stop publishing for now (flow control).
@@ -188,6 +195,7 @@ impl Conn {
             writer: Notify::default(),
             written: Cell::new(0),
             watchdog_wake: Notify::default(),
+            backlog: RefCell::new(VecDeque::new()),
             written_no_ack: RefCell::new(Vec::new()),
             confirms_due: RefCell::new(Vec::new()),
             flow_holds: RefCell::new(Vec::new()),
@@ -540,6 +548,7 @@ impl Conn {
         loop {
             std::mem::swap(&mut *self.confirms_due.borrow_mut(), &mut confirms);
             self.flush_confirms(&mut confirms);
+            self.drain_backlog();
             if self.out.borrow().is_empty() {
                 if self.phase.get() == Phase::Done {
                     return;
@@ -666,6 +675,14 @@ impl Conn {
             ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
         }
         drop(st);
+        if self.out.borrow().len() >= OUT_WINDOW || !self.backlog.borrow().is_empty() {
+            self.backlog.borrow_mut().push_back((tag, d));
+            return;
+        }
+        self.write_delivery(tag, d);
+    }
+
+    fn write_delivery(&self, tag: u64, d: Delivery) {
         let frame_max = self.st.borrow().frame_max;
         let mut out = self.out.borrow_mut();
         frame::put_method_with(&mut out, d.channel, |buf| {
@@ -676,6 +693,27 @@ impl Conn {
         self.writer.notify();
         if d.no_ack {
             self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
+        }
+    }
+
+    /// Encodes waiting deliveries while the output buffer has room. One whose channel closed
+    /// meanwhile is not written: its queue got it back with the channel's unacked deliveries, or
+    /// (no-ack) gets it back here.
+    fn drain_backlog(&self) {
+        while self.out.borrow().len() < OUT_WINDOW {
+            let Some((tag, d)) = self.backlog.borrow_mut().pop_front() else { return };
+            let live = self.phase.get() == Phase::Open
+                && self
+                    .st
+                    .borrow()
+                    .channels
+                    .get(&d.channel)
+                    .is_some_and(|c| c.state == ChannelState::Open && (d.no_ack || c.unacked.contains_key(&tag)));
+            if live {
+                self.write_delivery(tag, d);
+            } else if d.no_ack {
+                self.bounce(d);
+            }
         }
     }
 
@@ -749,6 +787,11 @@ impl Conn {
         }
         let written = std::mem::take(&mut *self.written_no_ack.borrow_mut());
         self.shard.settle(written, Settle::Ack);
+        // The channels' unacked deliveries were requeued above; no-ack ones never written go back.
+        let waiting = std::mem::take(&mut *self.backlog.borrow_mut());
+        for (_, d) in waiting.into_iter().filter(|(_, d)| d.no_ack) {
+            self.bounce(d);
+        }
         self.shard.conns.borrow_mut().remove(&self.id);
         self.writer.notify();
     }

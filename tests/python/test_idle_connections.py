@@ -37,3 +37,27 @@ def test_output_buffers_shrink_once_the_connection_is_idle(broker):
     [idle] = buffer_bytes(broker)
     assert idle <= 32 << 10, f"an idle connection still holds {idle} bytes of output buffers"
     assert c.is_open
+
+
+# Regression (issue 14): a consumer that stopped reading, with no prefetch limit, got its whole queue
+# encoded into its connection's output buffer, memory that no gauge saw. The buffer now stops
+# taking deliveries past a window; the rest waits as messages until the client reads again.
+def test_a_consumer_that_stops_reading_holds_a_bounded_output_buffer(broker):
+    slow = broker.connect()
+    sch = slow.channel()
+    sch.queue_declare("stalled")
+    got = []
+    sch.basic_consume("stalled", lambda ch_, m, p, body: got.append(body), auto_ack=True)
+    pub = broker.connect()
+    pch = pub.channel()
+    pch.confirm_delivery()
+    count = 40
+    for i in range(count):
+        pch.basic_publish("", "stalled", i.to_bytes(4, "big") * (MIB // 4))
+    # The slow consumer has read nothing since it subscribed; the kernel holds a few MiB for it.
+    held = max(buffer_bytes(broker))
+    assert held <= 4 * MIB, f"the stalled consumer's output buffers hold {held} bytes"
+    while len(got) < count:
+        slow.process_data_events(time_limit=1)
+    assert [b[:4] for b in got] == [i.to_bytes(4, "big") for i in range(count)]
+    assert all(len(b) == MIB for b in got)
