@@ -1,7 +1,8 @@
 //! The memory alarm: how many bytes of messages the queues of all shards hold, against a limit.
 //! Each shard counts its own queues and publishes the figure in its own cache line a few times a
 //! second; each shard sums the slots to decide, so no lock and no per-message sharing is needed.
-//! Above the limit, connections that publish are blocked (RabbitMQ's memory alarm).
+//! Above the limit, connections that publish are blocked (RabbitMQ's memory alarm). Beside it, one
+//! bit per shard says that shard's message log cannot write (a full disk): the disk alarm.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,11 +13,27 @@ struct Slot(AtomicU64);
 pub struct MemoryGauge {
     slots: Vec<Slot>,
     pub limit: u64,
+    log_stalled: Slot,
 }
 
 impl MemoryGauge {
     pub fn new(shards: usize, limit: u64) -> Self {
-        Self { slots: (0..shards).map(|_| Slot::default()).collect(), limit }
+        Self { slots: (0..shards).map(|_| Slot::default()).collect(), limit, log_stalled: Slot::default() }
+    }
+
+    /// Shard `shard`'s message log is (or is no longer) waiting to write after a failed write.
+    pub fn set_log_stalled(&self, shard: usize, stalled: bool) {
+        let bit = 1u64 << (shard % 64);
+        if stalled {
+            self.log_stalled.0.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.log_stalled.0.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any shard's message log cannot write.
+    pub fn any_log_stalled(&self) -> bool {
+        self.log_stalled.0.load(Ordering::Relaxed) != 0
     }
 
     pub fn publish(&self, shard: usize, bytes: u64) {
@@ -45,6 +62,12 @@ mod tests {
         g.publish(0, 10);
         g.publish(2, 95);
         assert_eq!(g.total(), 105);
+        g.set_log_stalled(2, true);
+        g.set_log_stalled(1, true);
+        g.set_log_stalled(2, false);
+        assert!(g.any_log_stalled());
+        g.set_log_stalled(1, false);
+        assert!(!g.any_log_stalled());
         assert!(default_limit() > 0);
     }
 }

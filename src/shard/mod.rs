@@ -413,6 +413,7 @@ impl Shard {
                 queues.iter().map(|q| q.bytes()).sum()
             };
             self.memory.publish(self.id, mine);
+            self.memory.set_log_stalled(self.id, self.log.stalled());
             let (total, limit) = (self.memory.total(), self.memory.limit);
             // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out.
             let paging = total > limit / 2;
@@ -448,7 +449,7 @@ impl Shard {
             }
             let reason = if total > limit {
                 Some(LOW_ON_MEMORY)
-            } else if disk_low {
+            } else if disk_low || self.memory.any_log_stalled() {
                 Some(LOW_ON_DISK)
             } else {
                 None

@@ -48,7 +48,12 @@ pub struct MessageLog<W> {
     /// The first segment this run appends to; every older one is complete on disk.
     first_seg: u32,
     pub fsyncs: Cell<u64>,
+    /// The last write failed (a full disk): nothing after it is confirmed until a retry succeeds.
+    stalled: Cell<bool>,
 }
+
+/// How long a log that could not write waits before it tries again.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl<W> MessageLog<W> {
     /// A log continuing in `dir` after recovery: `live` holds the recovered messages per segment,
@@ -77,6 +82,7 @@ impl<W> MessageLog<W> {
             wake: Notify::default(),
             first_seg: next_seg,
             fsyncs: Cell::new(0),
+            stalled: Cell::new(false),
         }
     }
 
@@ -198,6 +204,11 @@ impl<W> MessageLog<W> {
         self.wake.notify();
     }
 
+    /// Whether the log is waiting to write again after a failed write (the disk alarm holds then).
+    pub fn stalled(&self) -> bool {
+        self.stalled.get()
+    }
+
     /// Segment files in use (for tests and stats).
     pub fn segments(&self) -> usize {
         self.state.borrow().live.len()
@@ -210,7 +221,7 @@ impl<W> MessageLog<W> {
         loop {
             let below = file.as_ref().map_or(self.first_seg, |(s, _, _)| *s);
             self.delete_dead(below);
-            let (chunks, waiters) = {
+            let (mut chunks, waiters) = {
                 let mut st = self.state.borrow_mut();
                 (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiting))
             };
@@ -225,27 +236,29 @@ impl<W> MessageLog<W> {
                 self.wake.wait().await;
                 continue;
             }
-            for (seg, buf) in chunks {
-                if file.as_ref().is_none_or(|(s, _, _)| *s != seg) {
-                    if let Some((_, old, _)) = file.take() {
-                        old.fdatasync().await.unwrap_or_else(|e| self.fatal("fsync", e));
-                        let _ = old.close().await;
-                    }
-                    let path = segment_path(&self.dir, seg);
-                    let f = BufferedFile::create(&path).await.unwrap_or_else(|e| self.fatal("create", e));
-                    // The new name must survive a power cut as well as the data behind it.
-                    std::fs::File::open(&self.dir)
-                        .and_then(|d| d.sync_all())
-                        .unwrap_or_else(|e| self.fatal("sync dir", e));
-                    file = Some((seg, f, 0));
+            if let Err(e) = self.write(&mut file, &mut chunks).await {
+                // Nothing after the failed write is on disk, so nobody waiting is answered: what
+                // is left goes back in front of what came meanwhile, publishers are blocked
+                // (the disk alarm), and the same bytes are written at the same place again.
+                if !self.stalled.replace(true) {
+                    log::error!("message log {}: {e}; confirms withheld until it can write again", self.dir.display());
                 }
-                let (_, f, pos) = file.as_mut().expect("opened above");
-                let len = buf.len();
-                let n = f.write_at(buf, *pos).await.unwrap_or_else(|e| self.fatal("write", e));
-                if n < len {
-                    self.fatal("write", format!("wrote {n} of {len} bytes (disk full?)"));
+                {
+                    let mut st = self.state.borrow_mut();
+                    chunks.append(&mut st.pending);
+                    st.pending = chunks;
+                    let mut waiting = waiters;
+                    waiting.append(&mut st.waiting);
+                    st.waiting = waiting;
                 }
-                *pos += n as u64;
+                if stopping() {
+                    return;
+                }
+                glommio::timer::sleep(RETRY).await;
+                continue;
+            }
+            if self.stalled.replace(false) {
+                log::warn!("message log {}: writing again", self.dir.display());
             }
             if !waiters.is_empty()
                 && let Some((_, f, _)) = &file
@@ -257,9 +270,48 @@ impl<W> MessageLog<W> {
         }
     }
 
-    /// A log that cannot write must not go on: after a failed write or fsync nothing says what is
-    /// on disk (PostgreSQL's rule). Stop at once; what was confirmed is on disk, and the rest was
-    /// never confirmed.
+    /// Writes `chunks` in order, each removed once it is wholly written. A failed write leaves the
+    /// file and position as they were, so writing the same chunk again puts it where it belongs.
+    async fn write(
+        &self,
+        file: &mut Option<(u32, BufferedFile, u64)>,
+        chunks: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), String> {
+        let mut done = 0;
+        let result = async {
+            for (seg, buf) in chunks.iter() {
+                if file.as_ref().is_none_or(|(s, _, _)| s != seg) {
+                    if let Some((_, old, _)) = file.take() {
+                        old.fdatasync().await.unwrap_or_else(|e| self.fatal("fsync", e));
+                        let _ = old.close().await;
+                    }
+                    let path = segment_path(&self.dir, *seg);
+                    let f = BufferedFile::create(&path).await.map_err(|e| format!("create {}: {e}", path.display()))?;
+                    // The new name must survive a power cut as well as the data behind it.
+                    std::fs::File::open(&self.dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| format!("sync {}: {e}", self.dir.display()))?;
+                    *file = Some((*seg, f, 0));
+                }
+                let Some((_, f, pos)) = file.as_mut() else { unreachable!("opened above") };
+                // glommio takes the buffer; the copy is what a retry writes if this fails.
+                let n = f.write_at(buf.clone(), *pos).await.map_err(|e| format!("write: {e}"))?;
+                if n < buf.len() {
+                    return Err(format!("write: wrote {n} of {} bytes (disk full?)", buf.len()));
+                }
+                *pos += n as u64;
+                done += 1;
+            }
+            Ok(())
+        }
+        .await;
+        chunks.drain(..done);
+        result
+    }
+
+    /// A log whose fsync failed must not go on: after a failed fsync nothing says what is on disk
+    /// (PostgreSQL's rule). Stop at once; what was confirmed is on disk, and the rest was never
+    /// confirmed. (A failed write, such as a full disk, is retried instead: see `run`.)
     fn fatal(&self, what: &str, e: impl std::fmt::Display) -> ! {
         log::error!("message log {}: {what} failed: {e}; stopping", self.dir.display());
         std::process::abort()

@@ -18,8 +18,8 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
 
 
 class Broker:
-    def __init__(self, shards=2, extra=()):
-        self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-")
+    def __init__(self, shards=2, extra=(), data_dir=None):
+        self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-", dir=data_dir)
         self.shards, self.extra = shards, list(extra)
         self.conns = []
         self.start()

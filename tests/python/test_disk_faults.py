@@ -1,0 +1,114 @@
+"""A full disk under the message log (issue 14): publishers are blocked and confirms withheld, the
+broker keeps running, and once space returns it goes on; no confirmed message is lost to a kill -9.
+The disk is a small tmpfs mounted for the test (needs root, as CI runs; skipped otherwise)."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pika
+import pytest
+
+from conftest import Broker
+
+FS_BYTES = 32 << 20
+BODY = 16 << 10
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES}", "tmpfs", str(mnt)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def wait(predicate, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def fill(path, leave):
+    """Writes a file that leaves about `leave` bytes free on its filesystem."""
+    st = os.statvfs(path.parent)
+    size = max(0, st.f_bavail * st.f_frsize - leave)
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+
+
+class Publisher(threading.Thread):
+    """Publishes numbered persistent messages with confirms, one at a time, until told to stop."""
+
+    def __init__(self, broker):
+        super().__init__(daemon=True)
+        self.conn = pika.BlockingConnection(broker.params())
+        self.ch = self.conn.channel()
+        self.ch.confirm_delivery()
+        self.ch.queue_declare("full", durable=True)
+        self.confirmed = []
+        self.stop = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            i = 0
+            while not self.stop.is_set() and i < 20_000:
+                self.ch.basic_publish("", "full", i.to_bytes(8, "big") * (BODY // 8), PERSISTENT)
+                self.confirmed.append(i)
+                i += 1
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+def test_full_disk_blocks_publishers_withholds_confirms_and_recovers(small_disk):
+    config = small_disk.parent / "warren.toml"
+    # The free-space check would block publishers only once the disk is completely full (0 < 1).
+    config.write_text("disk_free_limit = 1\n")
+    b = Broker(shards=2, extra=["--config", str(config)], data_dir=str(small_disk))
+    try:
+        filler = small_disk / "filler"
+        fill(filler, leave=6 << 20)
+        pub = Publisher(b)
+        pub.start()
+        assert wait(lambda: any("confirms withheld" in line for line in b.log)), "the log never hit the full disk"
+        stuck = len(pub.confirmed)
+        time.sleep(1)
+        assert len(pub.confirmed) == stuck, "a confirm came while the log could not write"
+        assert b.proc.poll() is None, "the broker died on a full disk"
+        assert pub.error is None, pub.error
+        # A consumer still gets messages while publishers are blocked.
+        reader = b.connect().channel()
+        method, _, body = reader.basic_get("full")
+        assert method is not None and body[:8] == (0).to_bytes(8, "big")
+        reader.basic_nack(method.delivery_tag, requeue=True)
+
+        filler.unlink()
+        assert wait(lambda: len(pub.confirmed) > stuck + 50), "publishing did not resume once space returned"
+        assert any("writing again" in line for line in b.log)
+        pub.stop.set()
+        pub.join(timeout=20)
+        assert pub.error is None, pub.error
+        confirmed = set(pub.confirmed)
+
+        b.halt(signal.SIGKILL)
+        b.start()
+        ch = b.connect().channel()
+        got = set()
+        while True:
+            method, _, body = ch.basic_get("full", auto_ack=True)
+            if method is None:
+                break
+            got.add(int.from_bytes(body[:8], "big"))
+        assert confirmed <= got, f"{len(confirmed - got)} confirmed messages lost, e.g. {sorted(confirmed - got)[:5]}"
+    finally:
+        b.stop()
