@@ -214,6 +214,13 @@ impl Queue {
         {
             let serial = self.next_run_serial;
             self.next_run_serial += 1;
+            log::info!(
+                "queue '{}' in vhost '{}': paging messages to disk from id {} on ({} bytes stay in memory)",
+                self.name,
+                self.vhost,
+                q.id,
+                self.ready.bytes + self.unacked_bytes
+            );
             let run = Run {
                 file: pages.file(),
                 serial,

@@ -1,6 +1,10 @@
-//! Reading a shard's message log back at start: every segment in order, each up to its first torn
-//! or corrupt record (the rest is logged, cut off, and never stops the start), replaying messages,
-//! acks and queue drops into what each durable queue still holds.
+//! Reading a shard's message log back at start: every segment in order, replaying messages, acks
+//! and queue drops into what each durable queue still holds.
+//!
+//! Only the newest segment can end in a torn write: the writer fsyncs a segment before it starts
+//! the next one. So a bad record in the newest segment is a crash's torn tail, cut off with a
+//! warning; a bad record in any older one is damage to data that was confirmed, and recovery stops
+//! with an error naming the file and offset instead of dropping what follows it.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -33,18 +37,37 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     segs.sort_unstable();
     let mut queues = QueueMessages::default();
     let mut written: BTreeMap<u32, u64> = segs.iter().map(|&s| (s, 0)).collect();
+    let newest = segs.last().copied();
     for &seg in &segs {
         let path = segment_path(dir, seg);
         let data = std::fs::read(&path)?;
         let (records, good) = record::read_all(&data);
         if good < data.len() {
+            if Some(seg) != newest {
+                // Segments are checked oldest first, so nothing on disk has been changed yet.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: corrupt record at byte offset {good} of {} in a segment older than the newest \
+                         (it was fsynced before the next one began, so this is not a torn write); \
+                         refusing to start rather than drop the {} bytes from there on",
+                        path.display(),
+                        data.len(),
+                        data.len() - good
+                    ),
+                ));
+            }
             log::warn!(
-                "{}: dropped a torn or corrupt tail of {} bytes after {} good records; keeping everything before it",
+                "{}: dropped a torn tail of {} bytes at byte offset {good} after {} good records; keeping everything before it",
                 path.display(),
                 data.len() - good,
                 records.len()
             );
-            std::fs::OpenOptions::new().write(true).open(&path)?.set_len(good as u64)?;
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            file.set_len(good as u64)?;
+            // The next run appends to a newer segment, after which this one must not end torn
+            // again: the cut has to be on disk before that.
+            file.sync_all()?;
         }
         for r in records {
             match r {
@@ -132,6 +155,58 @@ mod tests {
         assert_eq!(r.live, BTreeMap::from([(1, 1), (2, 2)]));
         assert_eq!(r.next_seg, 3);
         assert_eq!(std::fs::metadata(segment_path(&dir, 2)).unwrap().len(), whole as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_in_the_newest_segment_is_cut_and_the_records_before_it_kept() {
+        let dir = tempdir("torn-newest");
+        let mut one = Vec::new();
+        record::put_message(&mut one, "/", "q", 1, &msg(b"m1"));
+        let mut two = Vec::new();
+        record::put_message(&mut two, "/", "q", 2, &msg(b"m2"));
+        record::put_message(&mut two, "/", "q", 3, &msg(b"m3"));
+        let whole = two.len();
+        record::put_message(&mut two, "/", "q", 4, &msg(b"torn by a crash"));
+        two.truncate(two.len() - 5);
+        std::fs::write(segment_path(&dir, 1), &one).unwrap();
+        std::fs::write(segment_path(&dir, 2), &two).unwrap();
+
+        let r = recover(&dir).unwrap();
+        let ids: Vec<u64> = r.queues[&("/".to_string(), "q".to_string())].keys().copied().collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(std::fs::metadata(segment_path(&dir, 1)).unwrap().len(), one.len() as u64);
+        assert_eq!(std::fs::metadata(segment_path(&dir, 2)).unwrap().len(), whole as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // Bug: recovery cut every segment at its first bad record, so a flipped bit in an older
+    // (fsynced, confirmed) segment silently dropped every message after it and started anyway.
+    #[test]
+    fn a_corrupt_record_in_an_older_segment_stops_recovery_and_changes_nothing() {
+        let dir = tempdir("corrupt-older");
+        let mut one = Vec::new();
+        record::put_message(&mut one, "/", "q", 1, &msg(b"m1"));
+        let second = one.len();
+        record::put_message(&mut one, "/", "q", 2, &msg(b"m2"));
+        record::put_message(&mut one, "/", "q", 3, &msg(b"m3"));
+        one[second + record::HEADER + 5] ^= 0x01;
+        let mut two = Vec::new();
+        record::put_message(&mut two, "/", "q", 4, &msg(b"m4"));
+        record::put_message(&mut two, "/", "q", 5, &msg(b"torn"));
+        two.truncate(two.len() - 3);
+        std::fs::write(segment_path(&dir, 1), &one).unwrap();
+        std::fs::write(segment_path(&dir, 2), &two).unwrap();
+
+        let Err(e) = recover(&dir) else { panic!("recovery went on past a corrupt record in an older segment") };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let text = e.to_string();
+        let path = segment_path(&dir, 1);
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains(&format!("byte offset {second} ")), "{text}");
+        // Neither the damaged segment nor the newest one's torn tail was touched.
+        assert_eq!(std::fs::read(&path).unwrap(), one);
+        assert_eq!(std::fs::read(segment_path(&dir, 2)).unwrap(), two);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,12 +4,14 @@ SIGKILL; transient ones do not; a torn log tail loses only what came after the t
 import glob
 import os
 import signal
+import struct
+import subprocess
 import time
 
 import pika
 import pytest
 
-from conftest import Broker
+from conftest import BINARY, Broker
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -143,7 +145,50 @@ def test_a_torn_log_tail_loses_only_what_follows_it(durable_broker):
     ch = b.connect().channel()
     got = [m for m, _ in drain(ch, "t")]
     assert got == [f"m{i}".encode() * 50 for i in range(19)]
-    assert any("torn or corrupt tail" in line for line in b.log), b.log[-20:]
+    assert any("dropped a torn tail" in line for line in b.log), b.log[-20:]
+
+
+def test_a_corrupt_record_in_an_older_segment_stops_the_start_and_keeps_the_file(tmp_path):
+    """Bug: recovery cut every segment at its first bad record, so a flipped byte in an older,
+    fsynced segment silently lost the confirmed messages after it and the broker started anyway.
+    Only the newest segment can end torn; damage before it must stop the start."""
+    config = tmp_path / "warren.toml"
+    config.write_text("segment_bytes = 4096\n")
+    b = Broker(shards=2, extra=["--config", str(config)])
+    try:
+        names = [f"c{i}" for i in range(8)]
+        for n in names:
+            b.connect().channel().queue_declare(n, durable=True)
+        publish_confirmed(b, "", [(n, b"z" * 1000) for _ in range(8) for n in names])
+        b.halt(signal.SIGTERM)
+        # Shard 1 starts after shard 0 is up: its failure must still stop the whole broker.
+        segs = sorted(glob.glob(os.path.join(b.data.name, "msgs", "shard-1", "*.seg")))
+        assert len(segs) >= 3, segs
+        oldest = segs[0]
+        data = bytearray(open(oldest, "rb").read())
+        second = 8 + struct.unpack_from("<I", data, 0)[0]  # where the second record starts
+        assert second < len(data)
+        data[second + 8 + 20] ^= 0x01  # inside its payload: its CRC no longer matches
+        with open(oldest, "wb") as f:
+            f.write(data)
+        proc = subprocess.Popen(
+            [BINARY, "--listen", "127.0.0.1:0", "--shards", "2", "--data-dir", b.data.name, "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RUST_LOG": "warren=info"},
+        )
+        started = proc.stdout.readline()  # the listening line, or "" once it exits
+        if started:
+            proc.kill()
+        _, stderr = proc.communicate(timeout=30)
+        assert not started, f"the broker started on a corrupt log: {started!r}"
+        assert proc.returncode == 1, (proc.returncode, stderr)
+        assert "panicked" not in stderr, stderr
+        assert f"{oldest}: corrupt record at byte offset {second} " in stderr, stderr
+        assert open(oldest, "rb").read() == bytes(data)
+    finally:
+        b.stop()
 
 
 def small_segments(tmp_path):
