@@ -59,6 +59,8 @@ pub struct Config {
     /// Free disk space (bytes) under which connections that publish are blocked, as RabbitMQ's
     /// disk_free_limit (default 50 MB).
     pub disk_free_limit: u64,
+    /// Log lines as "text" (default) or "json" (one object a line).
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             memory_limit: 0,
             disk_free_limit: DEFAULT_DISK_FREE_LIMIT,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }
@@ -132,5 +135,7 @@ mod tests {
         assert!(Config::parse("shardz = 2").is_err());
         assert!(Config::parse("frame_max = 100").is_err());
         assert_eq!(Config::parse("shards = 3").unwrap().shards, 3);
+        assert_eq!(Config::parse("log_format = \"json\"").unwrap().log_format, crate::logging::LogFormat::Json);
+        assert!(Config::parse("log_format = \"xml\"").is_err());
     }
 }

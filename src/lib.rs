@@ -1,7 +1,7 @@
 //! Warren: a thread-per-core AMQP 0-9-1 broker.
 //!
 //! - `protocol/`: frames, methods, field tables, properties; pure codec.
-//! - `config`: the TOML file and CLI overrides.
+//! - `config`: the TOML file and CLI overrides; `logging`: the log line format.
 //! - `shard/`: executors pinned per core, queue placement, the mesh between shards.
 //! - `broker/`: exchanges, routing tables, queues and consumers, owned per shard.
 //! - `net/`: listeners, connections and channels speaking to clients.
@@ -14,6 +14,7 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod data_dir;
+pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod shard;

@@ -13,7 +13,7 @@ use warren::shard::pool;
 #[derive(Parser, Debug)]
 #[command(name = "warren", version, about = "A thread-per-core AMQP 0-9-1 broker")]
 struct Args {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML); without it /etc/warren/warren.toml if that exists, else defaults.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:5672 (port 0 picks a free port).
@@ -33,8 +33,10 @@ struct Args {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Where a packaged install keeps its config (see config/warren.service).
+const SYSTEM_CONFIG: &str = "/etc/warren/warren.toml";
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // A shard that panicked would leave the others routing into a void: stop the whole broker
     // loudly instead (after the default hook has printed the panic).
     let default_hook = std::panic::take_hook();
@@ -44,7 +46,9 @@ fn main() -> ExitCode {
         std::process::abort();
     }));
     let args = Args::parse();
-    let mut config = match &args.config {
+    let system = PathBuf::from(SYSTEM_CONFIG);
+    let path = args.config.clone().or_else(|| system.exists().then_some(system));
+    let mut config = match &path {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
@@ -66,6 +70,10 @@ fn main() -> ExitCode {
     if let Err(e) = config.validate() {
         eprintln!("warren: {e}");
         return ExitCode::FAILURE;
+    }
+    warren::logging::init(config.log_format);
+    if let Some(p) = &path {
+        log::info!("config: {}", p.display());
     }
     let _lock = match warren::data_dir::lock(&config.data_dir) {
         Ok(l) => l,

@@ -76,8 +76,29 @@ fn raise_memlock() {
     }
 }
 
+/// Each connection is a file descriptor: raise the soft limit to the hard one (a shell's default
+/// soft limit, often 1024, would refuse connections long before the broker is busy).
+fn raise_nofile() {
+    // SAFETY: plain getrlimit/setrlimit on a stack struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let soft = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                lim.rlim_cur = soft;
+            }
+        }
+        log::info!("file descriptor limit: {} (soft limit was {soft}, hard limit {})", lim.rlim_cur, lim.rlim_max);
+    }
+}
+
 pub fn start(config: Config) -> io::Result<Running> {
     raise_memlock();
+    raise_nofile();
     let allowed = allowed_cpus();
     let cpus = if config.cpus.is_empty() { allowed.clone() } else { config.cpus.clone() };
     let n = if config.shards == 0 { allowed.len().max(1) } else { config.shards };
