@@ -65,7 +65,7 @@ fn main() {
         let label = if exchange.is_empty() { "default" } else { exchange };
         common::bench(&format!("route via {label} exchange"), 1_000_000, || {
             out.clear();
-            t.route("/", exchange, key, h, &mut out).unwrap();
+            t.route("/", exchange, key.as_bytes(), h, &mut out).unwrap();
             black_box(out.len());
         });
     }

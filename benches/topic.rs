@@ -26,7 +26,7 @@ fn main() {
         let mut k = 0;
         common::bench(&format!("topic match, {n} bindings"), 200_000, || {
             out.clear();
-            t.matches(&keys[k % keys.len()], &mut out);
+            t.matches(keys[k % keys.len()].as_bytes(), &mut out);
             black_box(out.len());
             k += 1;
         });

@@ -9,7 +9,7 @@ use warren::protocol::Method;
 use warren::protocol::frame::{put_content, put_method};
 use warren::protocol::methods::{basic, confirm, queue};
 
-fn publish_many(r: &mut Raw, ch: u16, exchange: &str, key: &str, n: usize, mandatory: bool) {
+fn publish_many(r: &mut Raw, ch: u16, exchange: &'static str, key: &'static str, n: usize, mandatory: bool) {
     let mut out = BytesMut::new();
     for i in 0..n {
         let p = basic::Publish { exchange: exchange.into(), routing_key: key.into(), mandatory, ..Default::default() };

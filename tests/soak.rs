@@ -76,7 +76,11 @@ fn publisher(addr: SocketAddr, p: u64, ledger: Arc<Mutex<Ledger>>, stop: Arc<Ato
             sent += 1;
             let id = (p << 32) | sent;
             let q = format!("soak-{}", id % QUEUES);
-            put_method(&mut out, 1, &Method::BasicPublish(basic::Publish { routing_key: q, ..Default::default() }));
+            put_method(
+                &mut out,
+                1,
+                &Method::BasicPublish(basic::Publish { routing_key: q.try_into().unwrap(), ..Default::default() }),
+            );
             put_content(&mut out, 1, &[0x10, 0, 2], &id.to_be_bytes(), 131072);
         }
         c.stream.write_all(&out).unwrap();

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::protocol::shortstr::ShortStr;
 use crate::protocol::types::{FieldTable, FieldValue};
 
 use super::access::{Access, PasswordHash, Permission, User};
@@ -214,8 +215,10 @@ pub fn field_value(v: &Value) -> FieldValue {
     }
 }
 
+/// A JSON object as a field table; a name longer than a short string can hold has no place in it
+/// (AMQP cannot declare one) and is left out.
 pub fn field_table(o: &serde_json::Map<String, Value>) -> FieldTable {
-    FieldTable(o.iter().map(|(k, v)| (k.clone(), field_value(v))).collect())
+    FieldTable(o.iter().filter_map(|(k, v)| Some((ShortStr::try_from(k.clone()).ok()?, field_value(v)))).collect())
 }
 
 /// A field-table value as JSON, the way RabbitMQ exports arguments.
@@ -236,8 +239,10 @@ pub fn json_value(v: &FieldValue) -> Value {
     }
 }
 
+/// JSON names are text: a table name that is not UTF-8 comes out with U+FFFD for its other bytes,
+/// as long strings do in `json_value`.
 pub fn json_table(t: &FieldTable) -> serde_json::Map<String, Value> {
-    t.0.iter().map(|(k, v)| (k.clone(), json_value(v))).collect()
+    t.0.iter().map(|(k, v)| (k.to_string(), json_value(v))).collect()
 }
 
 #[cfg(test)]

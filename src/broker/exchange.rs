@@ -1,5 +1,6 @@
 //! An exchange and its bindings, indexed for its type: direct by key, fanout as a list, topic as a
-//! trie, headers as a list of argument tables.
+//! trie, headers as a list of argument tables. Binding keys are text (RabbitMQ refuses others); a
+//! routing key is the publisher's bytes and matches only a binding key with the very same bytes.
 
 use ahash::AHashMap as HashMap;
 
@@ -47,7 +48,7 @@ pub struct Binding {
 
 #[derive(Debug)]
 enum Index {
-    Direct(HashMap<String, Vec<Dest>>),
+    Direct(HashMap<Box<[u8]>, Vec<Dest>>),
     Fanout(Vec<Dest>),
     Topic(TopicTrie),
     /// Headers bindings are matched one by one, as in RabbitMQ.
@@ -90,7 +91,7 @@ impl Exchange {
             return;
         }
         match &mut self.index {
-            Index::Direct(m) => m.entry(b.key.clone()).or_default().push(b.dest.clone()),
+            Index::Direct(m) => m.entry(b.key.as_bytes().into()).or_default().push(b.dest.clone()),
             Index::Fanout(v) => v.push(b.dest.clone()),
             Index::Topic(t) => t.add(&b.key, b.dest.clone()),
             Index::Headers => {}
@@ -122,11 +123,11 @@ impl Exchange {
         match &mut self.index {
             Index::Direct(m) => {
                 if !still(&self.bindings, &|x| x.key == b.key)
-                    && let Some(v) = m.get_mut(&b.key)
+                    && let Some(v) = m.get_mut(b.key.as_bytes())
                 {
                     v.retain(|d| d != &b.dest);
                     if v.is_empty() {
-                        m.remove(&b.key);
+                        m.remove(b.key.as_bytes());
                     }
                 }
             }
@@ -144,10 +145,9 @@ impl Exchange {
         }
     }
 
-    /// Appends the destinations a message with this key and headers goes to (repeats possible).
     /// Calls `f` with every destination a message with this key and headers goes to (repeats
     /// possible), without collecting them first.
-    pub fn route(&self, key: &str, headers: Option<&FieldTable>, f: &mut dyn FnMut(&Dest)) {
+    pub fn route(&self, key: &[u8], headers: Option<&FieldTable>, f: &mut dyn FnMut(&Dest)) {
         match &self.index {
             Index::Direct(m) => {
                 if let Some(v) = m.get(key) {

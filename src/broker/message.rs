@@ -4,11 +4,13 @@
 use bytes::Bytes;
 
 use crate::protocol::properties::{BasicProperties, delivery_mode};
+use crate::protocol::shortstr::ShortStr;
 
 #[derive(Debug)]
 pub struct Message {
-    pub exchange: String,
-    pub routing_key: String,
+    /// Exchange and routing key as published: bytes, delivered and stored as they came.
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
     /// Property flags and list exactly as published; forwarded to consumers untouched.
     pub properties: Bytes,
     pub body: Bytes,

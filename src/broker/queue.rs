@@ -449,7 +449,7 @@ mod tests {
 
     fn msg(body: &'static str) -> Arc<Message> {
         Arc::new(Message {
-            exchange: String::new(),
+            exchange: "".into(),
             routing_key: "q".into(),
             properties: Bytes::from_static(&[0, 0]),
             body: Bytes::from_static(body.as_bytes()),
@@ -470,7 +470,7 @@ mod tests {
 
     fn big(i: u64) -> Arc<Message> {
         Arc::new(Message {
-            exchange: String::new(),
+            exchange: "".into(),
             routing_key: "q".into(),
             properties: Bytes::from_static(&[0, 0]),
             body: Bytes::from(i.to_le_bytes().repeat(128)),

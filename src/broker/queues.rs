@@ -136,7 +136,7 @@ impl QueueTable {
 
     fn check_equivalent(q: &Queue, flags: &QueueFlags) -> Result<()> {
         let (vhost, name) = (&q.vhost, &q.name);
-        let inequivalent = |arg: &str, received: String, current: String| {
+        let inequivalent = |arg: &dyn std::fmt::Display, received: String, current: String| {
             AmqpError::precondition(format!(
                 "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received {received} but current is {current}"
             ))
@@ -145,11 +145,11 @@ impl QueueTable {
             [("durable", flags.durable, q.flags.durable), ("auto_delete", flags.auto_delete, q.flags.auto_delete)];
         for (arg, received, current) in bools {
             if received != current {
-                return Err(inequivalent(arg, format!("'{received}'"), format!("'{current}'")));
+                return Err(inequivalent(&arg, format!("'{received}'"), format!("'{current}'")));
             }
         }
         let keys = flags.arguments.0.iter().chain(q.flags.arguments.0.iter()).map(|(k, _)| k);
-        for key in keys.filter(|k| k.starts_with("x-")) {
+        for key in keys.filter(|k| k.starts_with(b"x-")) {
             let (received, current) = (flags.arguments.get(key), q.flags.arguments.get(key));
             let same = match (received, current) {
                 (Some(a), Some(b)) => a == b || (a.as_i128().is_some() && a.as_i128() == b.as_i128()),

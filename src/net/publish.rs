@@ -118,18 +118,27 @@ impl Conn {
         header: ContentHeader,
         body: Bytes,
     ) -> Result<()> {
-        self.permit_publish(&p.exchange)?;
         let vhost = self.st.borrow().vhost.clone();
+        // Exchange names are text. RabbitMQ checks no UTF-8 in a publish: other bytes name no
+        // exchange, and the answer is its 404.
+        let Some(exchange) = p.exchange.as_str() else {
+            return Err(AmqpError::not_found(format!("no exchange '{}' in vhost '{vhost}'", p.exchange)));
+        };
+        self.permit_publish(exchange)?;
         let n = self.shard.shards();
         // One envelope per destination shard. The default exchange names its one queue by the
         // routing key; otherwise the routed list goes as it is when every queue shares a shard.
-        let groups = if p.exchange.is_empty() {
-            Groups::One(shard_of(&vhost, &p.routing_key, n), Targets::RoutingKey)
+        let groups = if exchange.is_empty() {
+            match p.routing_key.as_str() {
+                Some(queue) => Groups::One(shard_of(&vhost, queue, n), Targets::RoutingKey),
+                // Queue names are text: a key that is not names no queue.
+                None => Groups::Many(Vec::new()),
+            }
         } else {
             let mut queues = Vec::new();
             let props = header.properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
-            self.shard.routes.borrow().route(&vhost, &p.exchange, &p.routing_key, &headers, &mut queues)?;
+            self.shard.routes.borrow().route(&vhost, exchange, &p.routing_key, &headers, &mut queues)?;
             group_by_shard(queues, |q| shard_of(&vhost, q, n))
         };
         let msg =

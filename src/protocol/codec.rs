@@ -1,10 +1,16 @@
 //! Byte-level reading and writing of AMQP domains (spec 4.2.5): octets, shorts, longs, long-longs,
 //! packed bits, short and long strings. Reads never panic: a short buffer is a 501 FRAME_ERROR, as
 //! RabbitMQ answers arguments it "cannot decode" (e.g. a short-string length that runs past the end).
+//!
+//! Short strings come two ways, as in RabbitMQ: a `ShortStr` field (routing keys and exchange of
+//! the content methods, basic properties, table keys) is the peer's bytes; a `String` field (every
+//! other method argument: names, binding keys, consumer tags) must be UTF-8, else 501
+//! "Malformed UTF-8 in shortstr", a connection error.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::reply::{AmqpError, Result};
+use super::shortstr::ShortStr;
 
 /// A cursor over one frame payload. Consecutive `bit` fields share octets, as the spec packs them.
 pub struct Reader {
@@ -65,10 +71,19 @@ impl Reader {
         Ok(self.buf.slice(self.pos - n..self.pos))
     }
 
-    pub fn shortstr(&mut self) -> Result<String> {
+    /// A short string as sent, sharing the payload's memory.
+    pub fn shortstr(&mut self) -> Result<ShortStr> {
         let n = self.u8()? as usize;
-        let raw = self.take(n)?;
-        Ok(String::from_utf8_lossy(raw).into_owned())
+        ShortStr::from_bytes(self.bytes(n)?).map_err(AmqpError::frame)
+    }
+
+    /// A short string that must be text (a name, a binding key, a consumer tag).
+    pub fn shortstr_utf8(&mut self) -> Result<String> {
+        let n = self.u8()? as usize;
+        match std::str::from_utf8(self.take(n)?) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(AmqpError::frame("Malformed UTF-8 in shortstr")),
+        }
     }
 
     pub fn longstr(&mut self) -> Result<Bytes> {
@@ -123,8 +138,15 @@ impl<'a> Writer<'a> {
         self.bits = Some((at, next + 1));
     }
 
-    /// Writes a short string, cut at 255 bytes (on a char boundary) as the domain allows no more.
-    pub fn shortstr(&mut self, s: &str) {
+    /// Writes a short string's bytes; the type guarantees they fit.
+    pub fn shortstr(&mut self, s: &ShortStr) {
+        self.u8(s.len() as u8);
+        self.buf.put_slice(s);
+    }
+
+    /// Writes text as a short string, cut at 255 bytes on a char boundary (the domain allows no
+    /// more): only the broker's own texts can be longer, such as a reply text naming a long queue.
+    pub fn shortstr_utf8(&mut self, s: &str) {
         let mut n = s.len().min(255);
         while !s.is_char_boundary(n) {
             n -= 1;
@@ -205,6 +227,14 @@ impl Field for bool {
 }
 impl Field for String {
     fn read(r: &mut Reader) -> Result<Self> {
+        r.shortstr_utf8()
+    }
+    fn write(&self, w: &mut Writer) {
+        w.shortstr_utf8(self)
+    }
+}
+impl Field for ShortStr {
+    fn read(r: &mut Reader) -> Result<Self> {
         r.shortstr()
     }
     fn write(&self, w: &mut Writer) {
@@ -252,6 +282,25 @@ mod tests {
         assert_eq!(r.u8().unwrap(), 7);
         assert!(r.bit().unwrap());
         assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn short_strings_keep_their_bytes_and_text_must_be_utf8() {
+        let mut raw = vec![b'a'; 253];
+        raw.extend([0xFF, 0xFF]);
+        let mut buf = BytesMut::new();
+        buf.put_u8(255);
+        buf.put_slice(&raw);
+        let buf = buf.freeze();
+        let key = Reader::new(buf.clone()).shortstr().unwrap();
+        assert_eq!(key.as_bytes(), &raw[..]);
+        let mut out = BytesMut::new();
+        Writer::new(&mut out).shortstr(&key);
+        assert_eq!(out, buf);
+        let err = Reader::new(buf).shortstr_utf8().unwrap_err();
+        assert_eq!(err.code.code(), 501);
+        assert_eq!(err.text, "FRAME_ERROR - Malformed UTF-8 in shortstr");
+        assert_eq!(Reader::new(Bytes::from_static(b"\x02\xc3\xa9")).shortstr_utf8().unwrap(), "\u{e9}");
     }
 
     #[test]

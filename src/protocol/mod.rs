@@ -5,7 +5,9 @@ pub mod frame;
 pub mod methods;
 pub mod properties;
 pub mod reply;
+pub mod shortstr;
 pub mod types;
 
 pub use methods::Method;
 pub use reply::{AmqpError, ReplyCode};
+pub use shortstr::ShortStr;

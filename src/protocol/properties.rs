@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::codec::{Field, Reader, Writer};
 use super::reply::{AmqpError, Result};
+use super::shortstr::ShortStr;
 use super::types::FieldTable;
 
 /// A decoded content header frame payload.
@@ -27,23 +28,24 @@ impl ContentHeader {
     }
 }
 
-/// The basic class's properties, in flag order (bit 15 first).
+/// The basic class's properties, in flag order (bit 15 first). The short strings are bytes: RabbitMQ
+/// does not check them for UTF-8 and passes them on as sent.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BasicProperties {
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
+    pub content_type: Option<ShortStr>,
+    pub content_encoding: Option<ShortStr>,
     pub headers: Option<FieldTable>,
     pub delivery_mode: Option<u8>,
     pub priority: Option<u8>,
-    pub correlation_id: Option<String>,
-    pub reply_to: Option<String>,
-    pub expiration: Option<String>,
-    pub message_id: Option<String>,
+    pub correlation_id: Option<ShortStr>,
+    pub reply_to: Option<ShortStr>,
+    pub expiration: Option<ShortStr>,
+    pub message_id: Option<ShortStr>,
     pub timestamp: Option<u64>,
-    pub kind: Option<String>,
-    pub user_id: Option<String>,
-    pub app_id: Option<String>,
-    pub cluster_id: Option<String>,
+    pub kind: Option<ShortStr>,
+    pub user_id: Option<ShortStr>,
+    pub app_id: Option<ShortStr>,
+    pub cluster_id: Option<ShortStr>,
 }
 
 fn read_opt<T: Field>(flags: u16, bit: u16, r: &mut Reader) -> Result<Option<T>> {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::codec::{Field, Reader, Writer};
 use super::reply::{AmqpError, Result};
+use super::shortstr::ShortStr;
 
 /// Tables and arrays nested deeper than this are refused with 502.
 pub const MAX_DEPTH: usize = 32;
@@ -31,18 +32,21 @@ pub enum FieldValue {
 }
 
 /// An ordered list of (name, value); order is kept so that encoding round-trips byte for byte.
+/// Names are the peer's bytes, as RabbitMQ keeps them (headers matching compares them as such).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FieldTable(pub Vec<(String, FieldValue)>);
+pub struct FieldTable(pub Vec<(ShortStr, FieldValue)>);
 
 impl FieldTable {
-    pub fn get(&self, key: &str) -> Option<&FieldValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&FieldValue> {
+        let key = key.as_ref();
+        self.0.iter().find(|(k, _)| k.as_bytes() == key).map(|(_, v)| v)
     }
 
-    pub fn insert(&mut self, key: &str, value: FieldValue) {
-        match self.0.iter_mut().find(|(k, _)| k == key) {
+    pub fn insert(&mut self, key: impl Into<ShortStr>, value: FieldValue) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
+            None => self.0.push((key, value)),
         }
     }
 
@@ -51,14 +55,14 @@ impl FieldTable {
     }
 
     /// The value as a string, for arguments such as `x-match` or `alternate-exchange`.
-    pub fn get_str(&self, key: &str) -> Option<String> {
+    pub fn get_str(&self, key: impl AsRef<[u8]>) -> Option<String> {
         match self.get(key)? {
             FieldValue::LongStr(b) | FieldValue::ByteArray(b) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
         }
     }
 
-    pub fn get_bool(&self, key: &str) -> Option<bool> {
+    pub fn get_bool(&self, key: impl AsRef<[u8]>) -> Option<bool> {
         match self.get(key)? {
             FieldValue::Bool(b) => Some(*b),
             _ => None,
@@ -273,6 +277,21 @@ mod tests {
         let back = FieldTable::read(&mut Reader::new(bytes.clone())).unwrap();
         assert_eq!(back, t);
         assert_eq!(encode(&back), bytes);
+    }
+
+    #[test]
+    fn keys_are_bytes_not_text() {
+        // Regression: keys were decoded lossily, so b"k\xff" and b"k\xfe" both became "k\u{FFFD}".
+        let entries: &[u8] = &[2, b'k', 0xFF, b'V', 2, b'k', 0xFE, b'V', 1, 0xC3, b'V'];
+        let mut raw = (entries.len() as u32).to_be_bytes().to_vec();
+        raw.extend_from_slice(entries);
+        let bytes = Bytes::from(raw);
+        let t = FieldTable::read(&mut Reader::new(bytes.clone())).unwrap();
+        assert_eq!(t.0.len(), 3);
+        assert_eq!(t.0[0].0.as_bytes(), b"k\xff");
+        assert_eq!(t.0[1].0.as_bytes(), b"k\xfe");
+        assert!(t.get(b"k\xfe").is_some() && t.get("k").is_none());
+        assert_eq!(encode(&t), bytes);
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub enum Targets {
 impl Targets {
     pub fn names<'a>(&'a self, msg: &'a Message) -> impl Iterator<Item = &'a str> {
         let (key, named): (Option<&str>, &[Arc<str>]) = match self {
-            Targets::RoutingKey => (Some(msg.routing_key.as_str()), &[]),
+            // Queue names are text: a key that is not names no queue.
+            Targets::RoutingKey => (msg.routing_key.as_str(), &[]),
             Targets::Named(v) => (None, v),
         };
         key.into_iter().chain(named.iter().map(|q| &**q))

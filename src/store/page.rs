@@ -21,7 +21,7 @@ use glommio::io::{BufferedFile, OpenOptions};
 use crate::broker::message::Message;
 use crate::shard::notify::Notify;
 
-use super::record::{Fields, put_short};
+use super::record::{Fields, put_shortstr};
 
 /// Appended records are written once this many bytes gathered (less stays in memory only).
 const WRITE_BATCH: usize = 256 << 10;
@@ -114,8 +114,8 @@ impl PageFile {
         out.put_u64_le(id);
         out.put_u32_le(seg);
         out.put_u8(redelivered as u8);
-        put_short(out, &msg.exchange);
-        put_short(out, &msg.routing_key);
+        put_shortstr(out, &msg.exchange);
+        put_shortstr(out, &msg.routing_key);
         out.put_u32_le(msg.properties.len() as u32);
         out.put_slice(&msg.properties);
         out.put_slice(&msg.body);
@@ -250,7 +250,7 @@ fn parse(data: &[u8]) -> (Vec<PagedMessage>, usize) {
 fn decode(rec: &[u8]) -> Option<PagedMessage> {
     let mut f = Fields(rec);
     let (id, seg, redelivered) = (f.u64()?, f.u32()?, f.u8()? != 0);
-    let (exchange, routing_key, properties) = (f.short()?, f.short()?, f.long()?);
+    let (exchange, routing_key, properties) = (f.shortstr()?, f.shortstr()?, f.long()?);
     let body = Bytes::copy_from_slice(f.0);
     Some(PagedMessage { id, seg, redelivered, msg: Message { exchange, routing_key, properties, body } })
 }
@@ -283,11 +283,21 @@ pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::shortstr::ShortStr;
+
+    /// Every third key ends in 0xFF, which is not UTF-8: page files keep keys as bytes.
+    fn key(i: usize) -> Vec<u8> {
+        let mut k = format!("k{i}").into_bytes();
+        if i.is_multiple_of(3) {
+            k.push(0xFF);
+        }
+        k
+    }
 
     fn msg(i: usize, size: usize) -> Message {
         Message {
             exchange: "x".into(),
-            routing_key: format!("k{i}"),
+            routing_key: ShortStr::copy_from_slice(&key(i)).unwrap(),
             properties: Bytes::from_static(&[0x10, 0, 2]),
             body: Bytes::from(vec![(i % 251) as u8; size]),
         }
@@ -311,7 +321,7 @@ mod tests {
             }
             for (i, p) in got.iter().enumerate() {
                 assert_eq!((p.id, p.seg, p.redelivered), (i as u64 + 1, (i % 3) as u32, i % 2 == 0));
-                assert_eq!(p.msg.routing_key, format!("k{i}"));
+                assert_eq!(p.msg.routing_key.as_bytes(), key(i));
                 assert_eq!(p.msg.body.len(), sizes[i]);
                 assert!(p.msg.body.iter().all(|&b| b == (i % 251) as u8));
             }

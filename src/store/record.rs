@@ -6,10 +6,15 @@
 //!
 //! A record whose length runs past the end of the file or whose CRC does not match ends the
 //! readable part of a segment: it is where a crash tore the tail.
+//!
+//! A short field is a u8 length and that many bytes. Names (vhost, queue) are UTF-8 text; a message's
+//! exchange and routing key are bytes as published (`ShortStr`, at most 255 by its type), read back
+//! whatever they hold, so no record this module writes is one it refuses to read.
 
 use bytes::{BufMut, Bytes};
 
 use crate::broker::message::Message;
+use crate::protocol::shortstr::ShortStr;
 
 pub const HEADER: usize = 8;
 
@@ -26,8 +31,8 @@ pub enum Record {
         vhost: String,
         queue: String,
         id: u64,
-        exchange: String,
-        routing_key: String,
+        exchange: ShortStr,
+        routing_key: ShortStr,
         properties: Bytes,
         body: Bytes,
     },
@@ -41,10 +46,19 @@ pub enum Record {
 }
 
 pub(crate) fn put_short(out: &mut Vec<u8>, s: &str) {
-    // Names are AMQP short strings (at most 255 bytes) everywhere they come from.
-    let b = &s.as_bytes()[..s.len().min(255)];
-    out.put_u8(b.len() as u8);
-    out.put_slice(b);
+    // Names are AMQP short strings (at most 255 bytes) everywhere they come from; were one longer,
+    // cutting it on a char boundary still leaves text `Fields::short` reads.
+    let mut n = s.len().min(ShortStr::MAX_LEN);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    out.put_u8(n as u8);
+    out.put_slice(&s.as_bytes()[..n]);
+}
+
+pub(crate) fn put_shortstr(out: &mut Vec<u8>, s: &ShortStr) {
+    out.put_u8(s.len() as u8);
+    out.put_slice(s);
 }
 
 fn framed(out: &mut Vec<u8>, kind: u8, fields: impl FnOnce(&mut Vec<u8>)) {
@@ -63,8 +77,8 @@ pub fn put_message(out: &mut Vec<u8>, vhost: &str, queue: &str, id: u64, msg: &M
         put_short(out, vhost);
         put_short(out, queue);
         out.put_u64_le(id);
-        put_short(out, &msg.exchange);
-        put_short(out, &msg.routing_key);
+        put_shortstr(out, &msg.exchange);
+        put_shortstr(out, &msg.routing_key);
         out.put_u32_le(msg.properties.len() as u32);
         out.put_slice(&msg.properties);
         out.put_u32_le(msg.body.len() as u32);
@@ -121,6 +135,11 @@ impl<'a> Fields<'a> {
         let n = self.u8()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
+    /// Any bytes: a u8 length cannot exceed what a `ShortStr` holds.
+    pub fn shortstr(&mut self) -> Option<ShortStr> {
+        let n = self.u8()? as usize;
+        ShortStr::copy_from_slice(self.take(n)?).ok()
+    }
     pub fn long(&mut self) -> Option<Bytes> {
         let n = self.u32()? as usize;
         Some(Bytes::copy_from_slice(self.take(n)?))
@@ -134,8 +153,8 @@ fn decode(payload: &[u8]) -> Option<Record> {
             vhost: f.short()?,
             queue: f.short()?,
             id: f.u64()?,
-            exchange: f.short()?,
-            routing_key: f.short()?,
+            exchange: f.shortstr()?,
+            routing_key: f.shortstr()?,
             properties: f.long()?,
             body: f.long()?,
         },
@@ -224,6 +243,41 @@ mod tests {
             assert_eq!(good, ends[whole]);
             assert_eq!(recs[..], full[..whole]);
         }
+    }
+
+    #[test]
+    fn a_message_with_a_255_byte_key_that_is_not_utf8_round_trips() {
+        // Regression (issue 14): the key was a lossily decoded String (each 0xFF became a 3-byte
+        // U+FFFD), cut here at byte 255 inside a character; the decoder refused the record, and
+        // recovery took it for a torn tail and truncated the segment, confirmed messages with it.
+        let mut key = vec![b'a'; 253];
+        key.extend([0xFF, 0xFF]);
+        let key = ShortStr::copy_from_slice(&key).unwrap();
+        let exchange = ShortStr::copy_from_slice(&[0xC3; 255]).unwrap();
+        let m = Message {
+            exchange: exchange.clone(),
+            routing_key: key.clone(),
+            properties: Bytes::from_static(&[0x10, 0, 2]),
+            body: Bytes::from_static(b"body"),
+        };
+        let mut data = Vec::new();
+        put_message(&mut data, "/", "q", 7, &m);
+        put_ack(&mut data, "/", "q", &[7]);
+        let (recs, good) = read_all(&data);
+        assert_eq!(good, data.len());
+        assert_eq!(recs.len(), 2);
+        let Record::Message { exchange: e, routing_key: k, id: 7, .. } = &recs[0] else { panic!("{:?}", recs[0]) };
+        assert_eq!((e, k), (&exchange, &key));
+    }
+
+    #[test]
+    fn a_name_longer_than_255_bytes_is_cut_on_a_char_boundary() {
+        let mut data = Vec::new();
+        let long = "é".repeat(200);
+        put_drop(&mut data, "/", &long);
+        let (recs, good) = read_all(&data);
+        assert_eq!(good, data.len());
+        assert_eq!(recs, vec![Record::Drop { vhost: "/".into(), queue: "é".repeat(127) }]);
     }
 
     #[test]

@@ -111,7 +111,7 @@ mod tests {
 
     fn msg(body: &'static [u8]) -> Message {
         Message {
-            exchange: String::new(),
+            exchange: "".into(),
             routing_key: "q".into(),
             properties: Bytes::from_static(&[0x10, 0, 2]),
             body: Bytes::from_static(body),

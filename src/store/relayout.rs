@@ -111,7 +111,7 @@ mod tests {
 
     fn msg(body: &str) -> Message {
         Message {
-            exchange: String::new(),
+            exchange: "".into(),
             routing_key: "q".into(),
             properties: Bytes::from_static(&[0x10, 0, 2]),
             body: Bytes::copy_from_slice(body.as_bytes()),

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use warren::client::SyncClient;
-use warren::protocol::Method;
 use warren::protocol::frame::{put_content, put_method};
 use warren::protocol::methods::{basic, confirm};
 use warren::protocol::properties::BasicProperties;
 use warren::protocol::types::{FieldTable, FieldValue};
+use warren::protocol::{Method, ShortStr};
 
 use crate::stats::Counters;
 use crate::{Args, topology};
@@ -88,6 +88,11 @@ impl Producer {
             out.clear();
             for _ in 0..batch {
                 let (exchange, routing_key) = topology::target(args, index, sent);
+                let (Ok(exchange), Ok(routing_key)) = (ShortStr::try_from(exchange), ShortStr::try_from(routing_key))
+                else {
+                    eprintln!("producer {index}: the exchange or routing key is longer than 255 bytes");
+                    return;
+                };
                 let now = crate::stats::monotonic_ns();
                 body[..8].copy_from_slice(&now.to_be_bytes());
                 put_method(

@@ -1,7 +1,9 @@
 //! The headers exchange's match (RabbitMQ): `x-match` = all (default), any, all-with-x, any-with-x.
 //! Binding keys starting `x-` are ignored by all/any; a void binding value matches on presence;
-//! values compare as RabbitMQ's Erlang `==` does (numbers by value, strings by bytes).
+//! values compare as RabbitMQ's Erlang `==` does (numbers by value, strings by bytes). Keys are
+//! bytes too: a header matches a binding argument only with the very same key bytes.
 
+use crate::protocol::shortstr::ShortStr;
 use crate::protocol::types::{FieldTable, FieldValue};
 
 fn number(v: &FieldValue) -> Option<f64> {
@@ -37,8 +39,8 @@ pub fn headers_match(binding: &FieldTable, headers: Option<&FieldTable>) -> bool
     };
     let empty = FieldTable::default();
     let headers = headers.unwrap_or(&empty);
-    let mut considered = binding.0.iter().filter(|(k, _)| k != "x-match" && (with_x || !k.starts_with("x-")));
-    let one = |(k, v): &(String, FieldValue)| match headers.get(k) {
+    let mut considered = binding.0.iter().filter(|(k, _)| *k != "x-match" && (with_x || !k.starts_with(b"x-")));
+    let one = |(k, v): &(ShortStr, FieldValue)| match headers.get(k) {
         None => false,
         Some(_) if matches!(v, FieldValue::Void) => true,
         Some(h) => values_equal(v, h),
@@ -51,7 +53,7 @@ mod tests {
     use super::*;
 
     fn table(entries: &[(&str, FieldValue)]) -> FieldTable {
-        FieldTable(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        FieldTable(entries.iter().map(|(k, v)| (ShortStr::copy_from_slice(k.as_bytes()).unwrap(), v.clone())).collect())
     }
 
     #[test]
@@ -81,5 +83,16 @@ mod tests {
             assert_eq!(headers_match(&binding, Some(&msg)), want, "{binding:?}");
         }
         assert!(!headers_match(&table(&[("a", s("1"))]), None));
+    }
+
+    #[test]
+    fn keys_compare_as_bytes() {
+        // Regression: keys were decoded lossily, so b"k\xff" and b"k\xfe" were both "k\u{FFFD}".
+        let key = |b: &[u8]| ShortStr::copy_from_slice(b).unwrap();
+        let msg = FieldTable(vec![(key(b"k\xff"), FieldValue::str("1"))]);
+        let binding = |k: &[u8]| FieldTable(vec![(key(k), FieldValue::str("1"))]);
+        assert!(headers_match(&binding(b"k\xff"), Some(&msg)));
+        assert!(!headers_match(&binding(b"k\xfe"), Some(&msg)));
+        assert!(!headers_match(&binding("k\u{FFFD}".as_bytes()), Some(&msg)));
     }
 }

@@ -240,12 +240,13 @@ impl RoutingTable {
     }
 
     /// The queues a publish reaches, each once, following exchange-to-exchange bindings and
-    /// alternate exchanges. 404 if the exchange does not exist; 403 if it is internal.
+    /// alternate exchanges. 404 if the exchange does not exist; 403 if it is internal. The key is
+    /// the publisher's bytes: it matches binding keys byte for byte.
     pub fn route(
         &self,
         vhost: &str,
         exchange: &str,
-        key: &str,
+        key: &[u8],
         headers: &dyn Fn() -> Option<FieldTable>,
         out: &mut Vec<Arc<str>>,
     ) -> Result<()> {
@@ -257,7 +258,10 @@ impl RoutingTable {
             )));
         }
         if exchange.is_empty() {
-            out.push(key.into());
+            // Queue names are text: a key that is not names no queue.
+            if let Ok(queue) = std::str::from_utf8(key) {
+                out.push(queue.into());
+            }
             return Ok(());
         }
         // Nothing here allocates unless exchange-to-exchange bindings are followed.
@@ -346,7 +350,7 @@ mod tests {
 
     fn route(t: &RoutingTable, exchange: &str, key: &str) -> Vec<Arc<str>> {
         let mut out = Vec::new();
-        t.route("/", exchange, key, &|| None, &mut out).unwrap();
+        t.route("/", exchange, key.as_bytes(), &|| None, &mut out).unwrap();
         out
     }
 

@@ -1,5 +1,7 @@
 //! Topic bindings as a trie over dot-separated words: `*` is exactly one word, `#` zero or more.
-//! Matching walks the key's words, so its cost does not grow with the number of bindings.
+//! Matching walks the key's words, so its cost does not grow with the number of bindings. A routing
+//! key is bytes (it need not be UTF-8): it splits at the byte '.' and its words compare as bytes,
+//! so a key with bytes no pattern word has reaches only `*` and `#`.
 
 use ahash::AHashMap as HashMap;
 
@@ -12,7 +14,7 @@ pub struct TopicTrie {
 
 #[derive(Default, Debug)]
 struct Node {
-    words: HashMap<String, Node>,
+    words: HashMap<Box<[u8]>, Node>,
     star: Option<Box<Node>>,
     hash: Option<Box<Node>>,
     dests: Vec<Dest>,
@@ -25,8 +27,25 @@ impl Node {
 }
 
 /// RabbitMQ splits on '.', keeping empty words ("a..b" has three), and treats "" as no words.
-fn words(key: &str) -> Vec<&str> {
-    if key.is_empty() { Vec::new() } else { key.split('.').collect() }
+fn words(pattern: &str) -> Vec<&[u8]> {
+    let mut rest = key_words(pattern.as_bytes());
+    std::iter::from_fn(|| {
+        let (first, tail) = first_word(rest?);
+        rest = tail;
+        Some(first)
+    })
+    .collect()
+}
+
+/// The words of a key still to match: `None` when none are left, else the rest of the key, which
+/// holds at least one (possibly empty) word. Matching walks this without collecting the words.
+fn key_words(key: &[u8]) -> Option<&[u8]> {
+    (!key.is_empty()).then_some(key)
+}
+
+fn first_word(rest: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let mut parts = rest.splitn(2, |&b| b == b'.');
+    (parts.next().unwrap_or_default(), parts.next())
 }
 
 impl TopicTrie {
@@ -34,9 +53,9 @@ impl TopicTrie {
         let mut node = &mut self.root;
         for w in words(pattern) {
             node = match w {
-                "*" => node.star.get_or_insert_with(Default::default),
-                "#" => node.hash.get_or_insert_with(Default::default),
-                w => node.words.entry(w.to_string()).or_default(),
+                b"*" => node.star.get_or_insert_with(Default::default),
+                b"#" => node.hash.get_or_insert_with(Default::default),
+                w => node.words.entry(w.into()).or_default(),
             };
         }
         if !node.dests.contains(&dest) {
@@ -45,22 +64,22 @@ impl TopicTrie {
     }
 
     pub fn remove(&mut self, pattern: &str, dest: &Dest) {
-        fn go(node: &mut Node, ws: &[&str], dest: &Dest) {
+        fn go(node: &mut Node, ws: &[&[u8]], dest: &Dest) {
             let Some((first, rest)) = ws.split_first() else {
                 node.dests.retain(|d| d != dest);
                 return;
             };
             let child = match *first {
-                "*" => node.star.as_deref_mut(),
-                "#" => node.hash.as_deref_mut(),
+                b"*" => node.star.as_deref_mut(),
+                b"#" => node.hash.as_deref_mut(),
                 w => node.words.get_mut(w),
             };
             let Some(child) = child else { return };
             go(child, rest, dest);
             if child.is_empty() {
                 match *first {
-                    "*" => node.star = None,
-                    "#" => node.hash = None,
+                    b"*" => node.star = None,
+                    b"#" => node.hash = None,
                     w => {
                         node.words.remove(w);
                     }
@@ -71,35 +90,41 @@ impl TopicTrie {
     }
 
     /// Appends every destination whose pattern matches `key` (possibly with repeats).
-    pub fn matches(&self, key: &str, out: &mut Vec<Dest>) {
+    pub fn matches(&self, key: &[u8], out: &mut Vec<Dest>) {
         self.for_each_match(key, &mut |d| out.push(d.clone()));
     }
 
     /// Calls `f` with every destination whose pattern matches `key` (possibly with repeats).
-    pub fn for_each_match(&self, key: &str, f: &mut dyn FnMut(&Dest)) {
-        fn walk(node: &Node, ws: &[&str], f: &mut dyn FnMut(&Dest)) {
+    /// Allocates nothing.
+    pub fn for_each_match(&self, key: &[u8], f: &mut dyn FnMut(&Dest)) {
+        fn walk(node: &Node, rest: Option<&[u8]>, f: &mut dyn FnMut(&Dest)) {
             if let Some(h) = &node.hash {
-                for skip in 0..=ws.len() {
-                    walk(h, &ws[skip..], f);
+                // `#` takes zero or more words: go on from every suffix, the empty one included.
+                let mut skipped = rest;
+                loop {
+                    walk(h, skipped, f);
+                    let Some(r) = skipped else { break };
+                    skipped = first_word(r).1;
                 }
             }
-            let Some((first, rest)) = ws.split_first() else {
+            let Some(r) = rest else {
                 node.dests.iter().for_each(&mut *f);
                 return;
             };
-            if let Some(child) = node.words.get(*first) {
-                walk(child, rest, f);
+            let (first, tail) = first_word(r);
+            if let Some(child) = node.words.get(first) {
+                walk(child, tail, f);
             }
             if let Some(star) = &node.star {
-                walk(star, rest, f);
+                walk(star, tail, f);
             }
         }
-        walk(&self.root, &words(key), f);
+        walk(&self.root, key_words(key), f);
     }
 }
 
 /// True when `pattern` matches `key`: the table-driven tests and the bench use it.
-pub fn pattern_matches(pattern: &str, key: &str) -> bool {
+pub fn pattern_matches(pattern: &str, key: &[u8]) -> bool {
     let mut t = TopicTrie::default();
     t.add(pattern, Dest::Queue("q".into()));
     let mut out = Vec::new();
@@ -149,6 +174,26 @@ mod tests {
             ("*.*", "a.b.c", false),
         ];
         for (pattern, key, want) in cases {
+            assert_eq!(pattern_matches(pattern, key.as_bytes()), want, "{pattern:?} vs {key:?}");
+        }
+    }
+
+    #[test]
+    fn keys_that_are_not_utf8_match_as_bytes() {
+        // Regression: keys were decoded lossily, so every invalid byte became U+FFFD and two
+        // different keys could match the same binding.
+        let replacement = "a.\u{FFFD}.c";
+        let cases: [(&str, &[u8], bool); 8] = [
+            ("a.*.c", b"a.\xff.c", true),
+            ("a.#", b"a.\xff\xfe", true),
+            ("#", b"\xff", true),
+            ("*.\u{FFFD}", b"\xff.\xff", false),
+            (replacement, b"a.\xff.c", false),
+            (replacement, replacement.as_bytes(), true),
+            ("a.*", b"a.\xff.c", false),
+            ("*.*.*", b"\xff.\xfe.\xfd", true),
+        ];
+        for (pattern, key, want) in cases {
             assert_eq!(pattern_matches(pattern, key), want, "{pattern:?} vs {key:?}");
         }
     }
@@ -161,7 +206,7 @@ mod tests {
         t.add("x.#", b.clone());
         t.remove("x.*", &a);
         let mut out = Vec::new();
-        t.matches("x.y", &mut out);
+        t.matches(b"x.y", &mut out);
         assert_eq!(out, vec![b.clone()]);
         t.remove("x.#", &b);
         assert!(t.root.is_empty());

@@ -1,5 +1,9 @@
 //! Class `basic` (60), with RabbitMQ's basic.nack.
+//!
+//! The content methods' exchange and routing key are `ShortStr`: RabbitMQ takes a publish's routing
+//! key as bytes (it checks UTF-8 only for methods without content) and hands back exactly those.
 
+use crate::protocol::shortstr::ShortStr;
 use crate::protocol::types::FieldTable;
 
 method!(Qos { prefetch_size: u32, prefetch_count: u16, global: bool });
@@ -17,11 +21,17 @@ method!(Consume {
 method!(ConsumeOk { consumer_tag: String });
 method!(Cancel { consumer_tag: String, nowait: bool });
 method!(CancelOk { consumer_tag: String });
-method!(Publish { ticket: u16, exchange: String, routing_key: String, mandatory: bool, immediate: bool });
-method!(Return { reply_code: u16, reply_text: String, exchange: String, routing_key: String });
-method!(Deliver { consumer_tag: String, delivery_tag: u64, redelivered: bool, exchange: String, routing_key: String });
+method!(Publish { ticket: u16, exchange: ShortStr, routing_key: ShortStr, mandatory: bool, immediate: bool });
+method!(Return { reply_code: u16, reply_text: String, exchange: ShortStr, routing_key: ShortStr });
+method!(Deliver {
+    consumer_tag: String,
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: ShortStr,
+    routing_key: ShortStr,
+});
 method!(Get { ticket: u16, queue: String, no_ack: bool });
-method!(GetOk { delivery_tag: u64, redelivered: bool, exchange: String, routing_key: String, message_count: u32 });
+method!(GetOk { delivery_tag: u64, redelivered: bool, exchange: ShortStr, routing_key: ShortStr, message_count: u32 });
 method!(GetEmpty { cluster_id: String });
 method!(Ack { delivery_tag: u64, multiple: bool });
 method!(Reject { delivery_tag: u64, requeue: bool });
@@ -31,20 +41,20 @@ method!(RecoverOk {});
 method!(Nack { delivery_tag: u64, multiple: bool, requeue: bool });
 
 /// basic.deliver written from borrowed fields. This is the per-delivery hot path: building a
-/// `Deliver` would cost three string allocations a message.
+/// `Deliver` would cost a string allocation a message.
 pub fn encode_deliver(
     buf: &mut bytes::BytesMut,
     consumer_tag: &str,
     delivery_tag: u64,
     redelivered: bool,
-    exchange: &str,
-    routing_key: &str,
+    exchange: &ShortStr,
+    routing_key: &ShortStr,
 ) {
     use bytes::BufMut;
     buf.put_u16(60);
     buf.put_u16(60);
     let mut w = crate::protocol::codec::Writer::new(buf);
-    w.shortstr(consumer_tag);
+    w.shortstr_utf8(consumer_tag);
     w.u64(delivery_tag);
     w.bit(redelivered);
     w.shortstr(exchange);

@@ -189,6 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn publish_keeps_a_key_that_is_not_utf8_and_names_must_be_utf8() {
+        // Regression (issue 14): short strings were decoded lossily; a routing key of 253 'a' and
+        // two 0xFF grew to 759 bytes of text and came out of the broker as another key.
+        let mut key = vec![b'a'; 253];
+        key.extend([0xFF, 0xFF]);
+        let mut frame = vec![0, 60, 0, 40, 0, 0, 0, 255];
+        frame.extend(&key);
+        frame.push(0);
+        let Method::BasicPublish(p) = Method::decode(Bytes::from(frame.clone())).unwrap() else { panic!() };
+        assert_eq!(p.routing_key.as_bytes(), &key[..]);
+        let mut again = BytesMut::new();
+        Method::BasicPublish(p).encode(&mut again);
+        assert_eq!(again, frame);
+        // queue.declare of b"q\xff": RabbitMQ's FRAME_ERROR for a name that is not UTF-8.
+        let declare = Bytes::from_static(&[0, 50, 0, 10, 0, 0, 2, b'q', 0xFF, 0, 0, 0, 0, 0]);
+        let err = Method::decode(declare).unwrap_err();
+        assert_eq!((err.code.code(), err.text.as_str()), (501, "FRAME_ERROR - Malformed UTF-8 in shortstr"));
+    }
+
+    #[test]
     fn bits_of_queue_declare_pack_into_one_octet() {
         let m = Method::QueueDeclare(queue::Declare {
             queue: "q".into(),
