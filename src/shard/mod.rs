@@ -435,7 +435,9 @@ impl Shard {
                 if let Some(seg) = self.log.compaction_due() {
                     self.compact(seg);
                 }
-                let free = disk_free(&self.config.data_dir);
+                // statvfs may block (a slow or remote filesystem): not on the shard's thread.
+                let dir = self.config.data_dir.clone();
+                let free = glommio::executor().spawn_blocking(move || disk_free(&dir)).await;
                 let was = std::mem::replace(&mut disk_low, free.is_some_and(|f| f < self.config.disk_free_limit));
                 if disk_low && !was {
                     log::warn!(

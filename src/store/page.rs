@@ -169,8 +169,12 @@ impl PageFile {
                         .buffered_open(&path)
                         .await
                         .unwrap_or_else(|e| fatal(&path, "create", e));
-                    // Unlinked at once: the open handle is all that needs it.
-                    std::fs::remove_file(&path).unwrap_or_else(|e| fatal(&path, "unlink", e));
+                    // Unlinked at once (on the blocking thread): the open handle is all that needs it.
+                    let p = path.clone();
+                    glommio::executor()
+                        .spawn_blocking(move || std::fs::remove_file(&p))
+                        .await
+                        .unwrap_or_else(|e| fatal(&path, "unlink", e));
                     let f = Rc::new(f);
                     self.0.borrow_mut().file = Some(f.clone());
                     f
