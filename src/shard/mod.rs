@@ -245,7 +245,7 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
-                let pages = self.paging.get().then_some(&self.pages);
+                let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
@@ -414,9 +414,13 @@ impl Shard {
             };
             self.memory.publish(self.id, mine);
             self.memory.set_log_stalled(self.id, self.log.stalled());
+            self.memory.set_paging_failed(self.id, self.pages.failed());
             let (total, limit) = (self.memory.total(), self.memory.limit);
-            // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out.
-            let paging = total > limit / 2;
+            // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out
+            // (unless a page file could not be written: then nothing new pages on this shard).
+            let paging = total > limit / 2 && !self.pages.failed();
+            // Where paging failed, memory is bounded by the alarm from where paging began.
+            let high = if self.memory.any_paging_failed() { limit / 2 } else { limit };
             if paging != self.paging.replace(paging) {
                 log::info!(
                     "shard {}: queues hold {total} bytes of messages (limit {limit}): paging {}",
@@ -449,7 +453,7 @@ impl Shard {
                     );
                 }
             }
-            let reason = if total > limit {
+            let reason = if total > high {
                 Some(LOW_ON_MEMORY)
             } else if disk_low || self.memory.any_log_stalled() {
                 Some(LOW_ON_DISK)
@@ -459,8 +463,9 @@ impl Shard {
             if reason != self.alarm.replace(reason) {
                 match reason {
                     Some(r) => log::warn!(
-                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {limit}): publishers blocked",
-                        self.id
+                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {high}{}): publishers blocked",
+                        self.id,
+                        if high < limit { ", half the memory limit since paging failed" } else { "" }
                     ),
                     None => log::warn!("resource alarm cleared on shard {}: {total} bytes of messages held", self.id),
                 }
