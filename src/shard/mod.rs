@@ -697,26 +697,38 @@ impl Shard {
         }
     }
 
-    /// Tells the coordinator about a new durable queue and waits until the definitions file has it.
+    /// Tells the coordinator about a new durable queue and waits until the definitions file has it
+    /// (541 INTERNAL_ERROR if the save failed: the queue stays, and the save is tried again).
     pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
+        let what = format!("queue '{}' in vhost '{}'", def.name, def.vhost);
         let v = self
             .call(0, move |c| {
                 c.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
                 c.defs.changed()
             })
             .await?;
-        self.definitions_saved(v).await
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the definition of {what}: {e}")))
     }
 
-    /// Waits until the coordinator's definitions file covers version `v`.
+    /// Waits until the coordinator's definitions file covers version `v`; 541 INTERNAL_ERROR if a
+    /// save that would have covered it failed (RabbitMQ's answer when it cannot store a change).
     pub async fn definitions_saved(&self, v: u64) -> Result<()> {
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the durable definitions: {e}")))
+    }
+
+    /// `definitions_saved`, with the save's own error.
+    async fn definitions_saved_or(&self, v: u64) -> Result<std::result::Result<(), String>> {
         let (tx, rx) = oneshot::channel();
         let origin = self.id;
         self.send(
             0,
             ShardMsg::Run(Box::new(move |c| {
                 let c2 = c.clone();
-                c.defs.when_saved(v, Box::new(move || c2.reply(origin, tx, ())));
+                c.defs.when_saved(v, Box::new(move |r| c2.reply(origin, tx, r)));
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))

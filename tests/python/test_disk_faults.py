@@ -168,3 +168,46 @@ def test_a_page_file_on_a_full_disk_stops_paging_and_blocks_publishers_without_l
         assert b.proc.poll() is None
     finally:
         b.stop()
+
+
+def test_a_durable_declare_on_a_full_disk_is_answered_541_and_works_once_space_returns(small_disk):
+    """Bug: a definitions save that failed (a full disk) was retried every second forever, and the
+    client that declared a durable queue waited for its declare-ok as long. Now it hears 541
+    INTERNAL_ERROR at once; once space returns, the declare succeeds and survives a kill -9."""
+    config = small_disk.parent / "warren.toml"
+    config.write_text("disk_free_limit = 0\n")
+    b = Broker(shards=2, extra=["--config", str(config)], data_dir=str(small_disk))
+    try:
+        filler = small_disk / "filler"
+        fill(filler, leave=0)
+        ch = b.connect().channel()
+        answer = {}
+
+        def declare():
+            try:
+                ch.queue_declare("kept", durable=True)
+                answer["ok"] = True
+            except Exception as e:  # checked below
+                answer["error"] = e
+
+        t = threading.Thread(target=declare, daemon=True)
+        t.start()
+        t.join(timeout=10)
+        assert not t.is_alive(), "a durable queue.declare on a full disk got no answer"
+        error = answer.get("error")
+        assert isinstance(error, pika.exceptions.ConnectionClosedByBroker), answer
+        assert error.reply_code == 541, error
+        assert "INTERNAL_ERROR - cannot save the definition of queue 'kept'" in error.reply_text, error
+        assert b.proc.poll() is None
+
+        filler.unlink()
+        ch = b.connect().channel()
+        ch.queue_declare("kept", durable=True)  # the queue stayed; its definition is saved now
+        ch.queue_declare("new", durable=True)
+        b.halt(signal.SIGKILL)
+        b.start()
+        ch = b.connect().channel()
+        ch.queue_declare("kept", passive=True)
+        ch.queue_declare("new", passive=True)
+    finally:
+        b.stop()
