@@ -137,6 +137,9 @@ pub struct Queue {
     next_serial: u64,
     /// Set once a consumer has attached: auto-delete applies only after that (RabbitMQ).
     pub had_consumer: bool,
+    /// A durable queue whose definition could not be saved when it was declared: the next
+    /// declare saves it again before its declare-ok.
+    pub definition_unsaved: bool,
     /// Publishing connections told to pause while this queue's backlog drains (flow control).
     pub paused: Vec<ConnId>,
     /// Persisted messages that left the queue since the owner last asked: (id, segment).
@@ -164,6 +167,7 @@ impl Queue {
             next_msg_id: 1,
             next_serial: 1,
             had_consumer: false,
+            definition_unsaved: false,
             paused: Vec::new(),
             gone: Vec::new(),
             gone_runs: Vec::new(),

@@ -51,18 +51,33 @@ impl Conn {
             auto_delete: m.auto_delete,
             arguments: json_table(&flags.arguments),
         });
-        let (ok, created) = self
+        let (ok, created, unsaved) = self
             .shard
             .call(owner, move |s| {
-                let existed = s.queues.borrow().lookup(&vhost, &n).is_some();
-                s.queues.borrow_mut().declare(&vhost, &n, flags, passive, conn).map(|ok| (ok, !existed))
+                let mut queues = s.queues.borrow_mut();
+                let existed = queues.lookup(&vhost, &n).is_some();
+                let ok = queues.declare(&vhost, &n, flags, passive, conn)?;
+                let unsaved = queues.get(ok.id).is_some_and(|q| q.definition_unsaved);
+                Ok::<_, AmqpError>((ok, !existed, unsaved))
             })
             .await??;
-        // A new durable queue is in the definitions file before the client hears declare-ok.
+        // A new durable queue is in the definitions file before the client hears declare-ok; so is
+        // one whose first save failed (the client then heard an error, and the queue stayed).
         if let Some(def) = durable
-            && created
+            && (created || unsaved)
         {
-            self.shard.durable_queue_declared(def).await?;
+            let saved = self.shard.durable_queue_declared(def).await;
+            let (id, failed) = (ok.id, saved.is_err());
+            if failed != unsaved {
+                self.shard
+                    .call(owner, move |s| {
+                        if let Some(q) = s.queues.borrow_mut().get_mut(id) {
+                            q.definition_unsaved = failed;
+                        }
+                    })
+                    .await?;
+            }
+            saved?;
         }
         {
             let mut st = self.st.borrow_mut();

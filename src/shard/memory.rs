@@ -2,7 +2,9 @@
 //! Each shard counts its own queues and publishes the figure in its own cache line a few times a
 //! second; each shard sums the slots to decide, so no lock and no per-message sharing is needed.
 //! Above the limit, connections that publish are blocked (RabbitMQ's memory alarm). Beside it, one
-//! bit per shard says that shard's message log cannot write (a full disk): the disk alarm.
+//! bit per shard says that shard's message log cannot write (a full disk): the disk alarm; and
+//! one bit per shard that its page files could not be written, so it no longer pages: then the
+//! memory alarm holds from half the limit, where paging would have begun.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,21 +16,41 @@ pub struct MemoryGauge {
     slots: Vec<Slot>,
     pub limit: u64,
     log_stalled: Slot,
+    paging_failed: Slot,
+}
+
+fn set_bit(slot: &Slot, shard: usize, on: bool) {
+    let bit = 1u64 << (shard % 64);
+    if on {
+        slot.0.fetch_or(bit, Ordering::Relaxed);
+    } else {
+        slot.0.fetch_and(!bit, Ordering::Relaxed);
+    }
 }
 
 impl MemoryGauge {
     pub fn new(shards: usize, limit: u64) -> Self {
-        Self { slots: (0..shards).map(|_| Slot::default()).collect(), limit, log_stalled: Slot::default() }
+        Self {
+            slots: (0..shards).map(|_| Slot::default()).collect(),
+            limit,
+            log_stalled: Slot::default(),
+            paging_failed: Slot::default(),
+        }
     }
 
     /// Shard `shard`'s message log is (or is no longer) waiting to write after a failed write.
     pub fn set_log_stalled(&self, shard: usize, stalled: bool) {
-        let bit = 1u64 << (shard % 64);
-        if stalled {
-            self.log_stalled.0.fetch_or(bit, Ordering::Relaxed);
-        } else {
-            self.log_stalled.0.fetch_and(!bit, Ordering::Relaxed);
-        }
+        set_bit(&self.log_stalled, shard, stalled);
+    }
+
+    /// Shard `shard` stopped paging because a page file could not be written.
+    pub fn set_paging_failed(&self, shard: usize, failed: bool) {
+        set_bit(&self.paging_failed, shard, failed);
+    }
+
+    /// Whether any shard stopped paging after a failed page file write.
+    pub fn any_paging_failed(&self) -> bool {
+        self.paging_failed.0.load(Ordering::Relaxed) != 0
     }
 
     /// Whether any shard's message log cannot write.
@@ -68,6 +90,8 @@ mod tests {
         assert!(g.any_log_stalled());
         g.set_log_stalled(1, false);
         assert!(!g.any_log_stalled());
+        g.set_paging_failed(1, true);
+        assert!(g.any_paging_failed() && !g.any_log_stalled());
         assert!(default_limit() > 0);
     }
 }

@@ -245,7 +245,7 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
-                let pages = self.paging.get().then_some(&self.pages);
+                let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
@@ -414,9 +414,13 @@ impl Shard {
             };
             self.memory.publish(self.id, mine);
             self.memory.set_log_stalled(self.id, self.log.stalled());
+            self.memory.set_paging_failed(self.id, self.pages.failed());
             let (total, limit) = (self.memory.total(), self.memory.limit);
-            // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out.
-            let paging = total > limit / 2;
+            // RabbitMQ's paging ratio: past half the limit, queues page their newest messages out
+            // (unless a page file could not be written: then nothing new pages on this shard).
+            let paging = total > limit / 2 && !self.pages.failed();
+            // Where paging failed, memory is bounded by the alarm from where paging began.
+            let high = if self.memory.any_paging_failed() { limit / 2 } else { limit };
             if paging != self.paging.replace(paging) {
                 log::info!(
                     "shard {}: queues hold {total} bytes of messages (limit {limit}): paging {}",
@@ -435,7 +439,9 @@ impl Shard {
                 if let Some(seg) = self.log.compaction_due() {
                     self.compact(seg);
                 }
-                let free = disk_free(&self.config.data_dir);
+                // statvfs may block (a slow or remote filesystem): not on the shard's thread.
+                let dir = self.config.data_dir.clone();
+                let free = glommio::executor().spawn_blocking(move || disk_free(&dir)).await;
                 let was = std::mem::replace(&mut disk_low, free.is_some_and(|f| f < self.config.disk_free_limit));
                 if disk_low && !was {
                     log::warn!(
@@ -447,7 +453,7 @@ impl Shard {
                     );
                 }
             }
-            let reason = if total > limit {
+            let reason = if total > high {
                 Some(LOW_ON_MEMORY)
             } else if disk_low || self.memory.any_log_stalled() {
                 Some(LOW_ON_DISK)
@@ -457,8 +463,9 @@ impl Shard {
             if reason != self.alarm.replace(reason) {
                 match reason {
                     Some(r) => log::warn!(
-                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {limit}): publishers blocked",
-                        self.id
+                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {high}{}): publishers blocked",
+                        self.id,
+                        if high < limit { ", half the memory limit since paging failed" } else { "" }
                     ),
                     None => log::warn!("resource alarm cleared on shard {}: {total} bytes of messages held", self.id),
                 }
@@ -690,26 +697,38 @@ impl Shard {
         }
     }
 
-    /// Tells the coordinator about a new durable queue and waits until the definitions file has it.
+    /// Tells the coordinator about a new durable queue and waits until the definitions file has it
+    /// (541 INTERNAL_ERROR if the save failed: the queue stays, and the save is tried again).
     pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
+        let what = format!("queue '{}' in vhost '{}'", def.name, def.vhost);
         let v = self
             .call(0, move |c| {
                 c.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
                 c.defs.changed()
             })
             .await?;
-        self.definitions_saved(v).await
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the definition of {what}: {e}")))
     }
 
-    /// Waits until the coordinator's definitions file covers version `v`.
+    /// Waits until the coordinator's definitions file covers version `v`; 541 INTERNAL_ERROR if a
+    /// save that would have covered it failed (RabbitMQ's answer when it cannot store a change).
     pub async fn definitions_saved(&self, v: u64) -> Result<()> {
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the durable definitions: {e}")))
+    }
+
+    /// `definitions_saved`, with the save's own error.
+    async fn definitions_saved_or(&self, v: u64) -> Result<std::result::Result<(), String>> {
         let (tx, rx) = oneshot::channel();
         let origin = self.id;
         self.send(
             0,
             ShardMsg::Run(Box::new(move |c| {
                 let c2 = c.clone();
-                c.defs.when_saved(v, Box::new(move || c2.reply(origin, tx, ())));
+                c.defs.when_saved(v, Box::new(move |r| c2.reply(origin, tx, r)));
             })),
         );
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))

@@ -3,7 +3,9 @@
 //! The coordinator shard owns the file: every change to something durable bumps a version, one
 //! task rewrites the whole file atomically (temp file, fsync, rename, fsync of the directory) off
 //! the shard's thread, and whoever made the change waits for a save that covers it before the
-//! client hears `-ok`.
+//! client hears `-ok`. A save that fails (a full disk) answers those waiting with the error, so
+//! their clients hear it instead of waiting; the change stays in memory and the save is tried
+//! again each second until it succeeds.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -15,7 +17,11 @@ use crate::shard::notify::Notify;
 
 pub const FILE_NAME: &str = "definitions.json";
 
-type Waiter = Box<dyn FnOnce()>;
+/// Told whether a save covering its change reached the disk (else why not).
+type Waiter = Box<dyn FnOnce(Result<(), String>)>;
+
+/// How long a save that failed waits before it is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct DurableDefinitions {
     path: PathBuf,
@@ -47,10 +53,11 @@ impl DurableDefinitions {
         v
     }
 
-    /// Runs `f` once a save covering version `v` is on disk.
+    /// Runs `f` once a save covering version `v` is on disk, or with the error of the next save
+    /// that was tried and failed.
     pub fn when_saved(&self, v: u64, f: Waiter) {
         if self.saved.get() >= v {
-            f();
+            f(Ok(()));
         } else {
             self.waiters.borrow_mut().push((v, f));
         }
@@ -60,8 +67,10 @@ impl DurableDefinitions {
         self.wake.notify();
     }
 
-    /// The saver: writes `snapshot()` whenever the version moved, until `stopping()` and saved.
+    /// The saver: writes `snapshot()` whenever the version moved, until `stopping()` and saved
+    /// (or a save failed while stopping: the change was never confirmed to anyone).
     pub async fn run(&self, snapshot: impl Fn() -> String, stopping: impl Fn() -> bool) {
+        let mut failing = false;
         loop {
             let v = self.version.get();
             if v == self.saved.get() {
@@ -72,13 +81,24 @@ impl DurableDefinitions {
                 continue;
             }
             let (path, text) = (self.path.clone(), snapshot());
-            if let Err(e) = glommio::executor().spawn_blocking(move || write_atomic(&path, text.as_bytes())).await {
-                // Nobody is told `-ok` for a change that is not on disk: report, then try again.
-                log::error!("cannot save {}: {e}; retrying in 1 s", self.path.display());
-                glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-            self.saved.set(v);
+            let result = glommio::executor().spawn_blocking(move || write_atomic(&path, text.as_bytes())).await;
+            let result = match result {
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        log::warn!("saved {} again", self.path.display());
+                    }
+                    self.saved.set(v);
+                    Ok(())
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        log::error!("cannot save {}: {e}; retrying each second", self.path.display());
+                    }
+                    Err(e.to_string())
+                }
+            };
+            // Whoever waits for a change this save covered hears how it went: `-ok` only for a
+            // change on disk, an error (not an endless wait) for one that is not.
             let due: Vec<Waiter> = {
                 let mut waiters = self.waiters.borrow_mut();
                 let (due, keep): (Vec<_>, Vec<_>) = waiters.drain(..).partition(|(w, _)| *w <= v);
@@ -86,7 +106,14 @@ impl DurableDefinitions {
                 due.into_iter().map(|(_, f)| f).collect()
             };
             for f in due {
-                f();
+                f(result.clone());
+            }
+            if result.is_err() {
+                if stopping() {
+                    log::error!("stopping with changes to {} unsaved", self.path.display());
+                    return;
+                }
+                glommio::timer::sleep(RETRY).await;
             }
         }
     }
@@ -95,9 +122,15 @@ impl DurableDefinitions {
 /// Replaces `path` with `data` so that a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk gets back what the half-written copy took.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;

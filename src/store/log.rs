@@ -2,12 +2,16 @@
 //! to numbered segment files in the shard's own directory. Records are encoded on the shard as
 //! queues change; one writer task writes whatever has gathered, then fsyncs once for every publish
 //! waiting on it (group commit) and hands the waiters back. A segment is deleted once no queue
-//! holds a message from it and every older segment is gone (acks in it may name their messages).
+//! holds a message from it and every older segment is gone (acks in it may name their messages),
+//! and only after an fsync covering the records that made it dead (an ack, a copy written forward
+//! by compaction). The directory sync of a new segment and the unlink of a dead one are blocking
+//! calls: they run on the executor's blocking thread, never on the shard's own.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use glommio::Task;
 use glommio::io::BufferedFile;
 
 use crate::broker::message::Message;
@@ -176,28 +180,38 @@ impl<W> MessageLog<W> {
         self.wake.notify();
     }
 
-    /// Deletes the segments no queue needs: the oldest ones with no live message, below the one
-    /// being written.
-    fn delete_dead(&self, below: u32) {
-        loop {
-            let seg = {
-                let mut st = self.state.borrow_mut();
-                match st.live.first_key_value() {
-                    Some((&seg, &0)) if seg < below => {
-                        st.live.pop_first();
-                        st.written.remove(&seg);
-                        seg
-                    }
-                    _ => return,
-                }
-            };
-            let path = segment_path(&self.dir, seg);
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                log::warn!("cannot delete {}: {e}", path.display());
-            }
+    /// Takes the segments no queue needs off the books, oldest first, into `dead`: the oldest ones
+    /// with no live message, below the one being written. Whatever made them dead was appended
+    /// before this call, so it is in the next write; they are deleted after that write's fsync.
+    fn take_dead(&self, below: u32, dead: &mut Vec<u32>) {
+        let mut st = self.state.borrow_mut();
+        while let Some((&seg, &0)) = st.live.first_key_value()
+            && seg < below
+        {
+            st.live.pop_first();
+            st.written.remove(&seg);
+            dead.push(seg);
         }
+    }
+
+    /// Deletes segments `dead` (oldest first) on the blocking thread, after the deletions started
+    /// before (`prev`) are done: an older segment is gone before a newer one goes, since acks in a
+    /// newer one may name messages of an older one.
+    fn delete_later(&self, prev: Option<Task<()>>, dead: Vec<u32>) -> Task<()> {
+        let paths: Vec<PathBuf> = dead.into_iter().map(|seg| segment_path(&self.dir, seg)).collect();
+        glommio::spawn_local(async move {
+            if let Some(prev) = prev {
+                prev.await;
+            }
+            for path in paths {
+                let p = path.clone();
+                if let Err(e) = glommio::executor().spawn_blocking(move || std::fs::remove_file(&p)).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    log::warn!("cannot delete {}: {e}", path.display());
+                }
+            }
+        })
     }
 
     pub fn wake(&self) {
@@ -218,18 +232,25 @@ impl<W> MessageLog<W> {
     /// waiters each fsync covered.
     pub async fn run(&self, stopping: impl Fn() -> bool, mut synced: impl FnMut(Vec<W>)) {
         let mut file: Option<(u32, BufferedFile, u64)> = None;
+        // Segments taken off the books, to delete once the next fsync covers what made them dead;
+        // and the task deleting the ones before them.
+        let mut dead = Vec::new();
+        let mut deleting: Option<Task<()>> = None;
         loop {
             let below = file.as_ref().map_or(self.first_seg, |(s, _, _)| *s);
-            self.delete_dead(below);
+            self.take_dead(below, &mut dead);
             let (mut chunks, waiters) = {
                 let mut st = self.state.borrow_mut();
                 (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiting))
             };
-            if chunks.is_empty() && waiters.is_empty() {
+            if chunks.is_empty() && waiters.is_empty() && dead.is_empty() {
                 if stopping() {
                     if let Some((_, f, _)) = file.take() {
                         let _ = f.fdatasync().await;
                         let _ = f.close().await;
+                    }
+                    if let Some(t) = deleting.take() {
+                        t.await;
                     }
                     return;
                 }
@@ -240,6 +261,7 @@ impl<W> MessageLog<W> {
                 // Nothing after the failed write is on disk, so nobody waiting is answered: what
                 // is left goes back in front of what came meanwhile, publishers are blocked
                 // (the disk alarm), and the same bytes are written at the same place again.
+                // The dead segments wait too: what made them dead may be in what is left.
                 if !self.stalled.replace(true) {
                     log::error!("message log {}: {e}; confirms withheld until it can write again", self.dir.display());
                 }
@@ -252,6 +274,9 @@ impl<W> MessageLog<W> {
                     st.waiting = waiting;
                 }
                 if stopping() {
+                    if let Some(t) = deleting.take() {
+                        t.await;
+                    }
                     return;
                 }
                 glommio::timer::sleep(RETRY).await;
@@ -260,13 +285,16 @@ impl<W> MessageLog<W> {
             if self.stalled.replace(false) {
                 log::warn!("message log {}: writing again", self.dir.display());
             }
-            if !waiters.is_empty()
+            if (!waiters.is_empty() || !dead.is_empty())
                 && let Some((_, f, _)) = &file
             {
                 f.fdatasync().await.unwrap_or_else(|e| self.fatal("fsync", e));
                 self.fsyncs.set(self.fsyncs.get() + 1);
             }
             synced(waiters);
+            if !dead.is_empty() {
+                deleting = Some(self.delete_later(deleting.take(), std::mem::take(&mut dead)));
+            }
         }
     }
 
@@ -287,9 +315,12 @@ impl<W> MessageLog<W> {
                     }
                     let path = segment_path(&self.dir, *seg);
                     let f = BufferedFile::create(&path).await.map_err(|e| format!("create {}: {e}", path.display()))?;
-                    // The new name must survive a power cut as well as the data behind it.
-                    std::fs::File::open(&self.dir)
-                        .and_then(|d| d.sync_all())
+                    // The new name must survive a power cut as well as the data behind it: the
+                    // directory is synced before anything in the segment can be confirmed.
+                    let dir = self.dir.clone();
+                    glommio::executor()
+                        .spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
+                        .await
                         .map_err(|e| format!("sync {}: {e}", self.dir.display()))?;
                     *file = Some((*seg, f, 0));
                 }
@@ -315,5 +346,79 @@ impl<W> MessageLog<W> {
     fn fatal(&self, what: &str, e: impl std::fmt::Display) -> ! {
         log::error!("message log {}: {what} failed: {e}; stopping", self.dir.display());
         std::process::abort()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    fn seg_files(dir: &Path) -> Vec<u32> {
+        let mut segs: Vec<u32> =
+            std::fs::read_dir(dir).unwrap().filter_map(|e| segment_number(e.unwrap().file_name().to_str()?)).collect();
+        segs.sort();
+        segs
+    }
+
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[test]
+    fn segments_rotate_and_dead_ones_go_after_an_fsync_covering_their_acks() {
+        let dir = std::env::temp_dir().join(format!("warren-log-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.clone();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let log: Rc<MessageLog<u64>> =
+                    Rc::new(MessageLog::new(d.clone(), 4096, BTreeMap::new(), BTreeMap::new(), 1));
+                let (stop, synced) = (Rc::new(Cell::new(false)), Rc::new(RefCell::new(Vec::new())));
+                let writer = glommio::spawn_local({
+                    let (log, stop, synced) = (log.clone(), stop.clone(), synced.clone());
+                    async move { log.run(|| stop.get(), |done| synced.borrow_mut().extend(done)).await }
+                });
+                let msg = Message {
+                    exchange: "".into(),
+                    routing_key: "q".into(),
+                    properties: Bytes::from_static(&[0x10, 0, 2]),
+                    body: Bytes::from(vec![7u8; 1000]),
+                };
+                // About four messages a segment: 40 messages rotate through ten segments.
+                let mut held = Vec::new();
+                for id in 1..=40 {
+                    held.push((id, log.message("/", "q", id, &msg)));
+                    log.after_sync(id);
+                }
+                until("every publish is synced", || synced.borrow().len() == 40).await;
+                let segs: Vec<u32> = held.iter().map(|&(_, s)| s).collect();
+                assert!(segs.last() > segs.first().map(|s| s + 8).as_ref(), "{segs:?}");
+                // Confirmed records are in files whose names were synced: every segment is there.
+                let on_disk = seg_files(&d);
+                assert!(segs.iter().all(|s| on_disk.contains(s)), "{segs:?} {on_disk:?}");
+
+                // Every message leaves: the acks are appended to the newest segment, and the older
+                // segments go, but only after an fsync that covers those acks (nobody waits on it).
+                let fsyncs = log.fsyncs.get();
+                log.gone("/", "q", &held);
+                until("the dead segments are deleted", || seg_files(&d).len() == 1).await;
+                assert!(log.fsyncs.get() > fsyncs, "segments were deleted before their acks were synced");
+                assert_eq!(log.segments(), 1);
+                stop.set(true);
+                log.wake();
+                writer.await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,6 +5,10 @@
 //! each is unlinked as soon as it is created (persistent messages are in the message log too), and
 //! the space of what was read back is given back to the filesystem as reading goes.
 //!
+//! A page file that cannot be created or written (a full disk) does not stop the broker: the batch
+//! that failed and everything after it stay in memory, where reads find them, and the shard stops
+//! paging altogether (`PageDir::failed`); the memory alarm then bounds what queues hold.
+//!
 //! ```text
 //! u32 length of what follows | u64 id | u32 log segment | u8 redelivered | short exchange
 //! | short routing key | u32 properties length | properties | body
@@ -44,6 +48,8 @@ pub struct PageDir {
     dir: PathBuf,
     next: Cell<u64>,
     keep: u64,
+    /// A page file of this shard could not be written: none writes any more.
+    failed: Rc<Cell<bool>>,
 }
 
 impl PageDir {
@@ -51,12 +57,17 @@ impl PageDir {
         // Left by a crash between a create and its unlink: never needed again.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir, next: Cell::new(1), keep })
+        Ok(Self { dir, next: Cell::new(1), keep, failed: Rc::new(Cell::new(false)) })
     }
 
     /// Bytes of messages a queue keeps in memory before it pages newer ones out.
     pub fn keep(&self) -> u64 {
         self.keep
+    }
+
+    /// Whether a page file write failed, so that paging stopped on this shard.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
     }
 
     /// A new, empty page file (created on disk only once it has a batch to write).
@@ -76,6 +87,7 @@ impl PageDir {
             read_pos: 0,
             punched: 0,
             write_done: Rc::new(Notify::default()),
+            failed: self.failed.clone(),
         })))
     }
 }
@@ -99,6 +111,8 @@ struct Io {
     /// File space below this offset was given back.
     punched: u64,
     write_done: Rc<Notify>,
+    /// Shared by the shard's page files: set, no batch is written any more (they stay in memory).
+    failed: Rc<Cell<bool>>,
 }
 
 /// One run of a queue's paged-out messages (cheap to clone: a handle).
@@ -125,7 +139,7 @@ impl PageFile {
             let full = std::mem::take(&mut io.pending);
             io.batched += full.len();
             io.batches.push_back(full);
-            if !std::mem::replace(&mut io.writing, true) {
+            if !io.failed.get() && !std::mem::replace(&mut io.writing, true) {
                 drop(io);
                 glommio::spawn_local(self.clone().write_out()).detach();
             }
@@ -143,12 +157,14 @@ impl PageFile {
         (io.pending.len() + io.batched + io.in_write) as u64
     }
 
-    /// Writes the full batches, one after another, until none is left.
+    /// Writes the full batches, one after another, until none is left (or writing failed: then
+    /// the batches stay in memory and are read from there).
     async fn write_out(self) {
         loop {
             let (buf, pos, file) = {
                 let mut io = self.0.borrow_mut();
-                let Some(buf) = io.batches.pop_front() else {
+                let next = if io.failed.get() { None } else { io.batches.pop_front() };
+                let Some(buf) = next else {
                     io.writing = false;
                     io.write_done.notify();
                     return;
@@ -157,33 +173,82 @@ impl PageFile {
                 io.in_write = buf.len();
                 (buf, io.written, io.file.clone())
             };
-            let file = match file {
-                Some(f) => f,
-                None => {
-                    let path = self.0.borrow().path.clone();
-                    let f = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .buffered_open(&path)
-                        .await
-                        .unwrap_or_else(|e| fatal(&path, "create", e));
-                    // Unlinked at once: the open handle is all that needs it.
-                    std::fs::remove_file(&path).unwrap_or_else(|e| fatal(&path, "unlink", e));
-                    let f = Rc::new(f);
-                    self.0.borrow_mut().file = Some(f.clone());
-                    f
-                }
-            };
-            let len = buf.len();
-            let n = file.write_at(buf, pos).await.unwrap_or_else(|e| fatal(&self.0.borrow().path, "write", e));
-            if n < len {
-                fatal(&self.0.borrow().path, "write", format!("wrote {n} of {len} bytes (disk full?)"));
-            }
+            let result = self.write_batch(file, &buf, pos).await;
             let mut io = self.0.borrow_mut();
-            io.written += len as u64;
             io.in_write = 0;
+            match result {
+                Ok(()) => io.written += buf.len() as u64,
+                Err(e) => {
+                    // Nothing at or after `written` counts as on disk (a short write's bytes are
+                    // never read): the batch goes back in front, in memory, counted as such.
+                    io.batched += buf.len();
+                    io.batches.push_front(buf);
+                    if !io.failed.replace(true) {
+                        log::error!(
+                            "page file {}: {e}; paging stopped on this shard: what was not written stays in \
+                             memory, and the memory alarm blocks publishers from half the memory limit",
+                            io.path.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one batch at `pos`, creating (and unlinking) the file first if it has none yet.
+    async fn write_batch(&self, file: Option<Rc<BufferedFile>>, buf: &[u8], pos: u64) -> Result<(), String> {
+        let file = match file {
+            Some(f) => f,
+            None => {
+                let path = self.0.borrow().path.clone();
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .buffered_open(&path)
+                    .await
+                    .map_err(|e| format!("create: {e}"))?;
+                // Unlinked at once (on the blocking thread): the open handle is all that needs it.
+                // A name left behind costs only space, and the next start clears the directory.
+                let p = path.clone();
+                if let Err(e) = glommio::executor().spawn_blocking(move || std::fs::remove_file(&p)).await {
+                    log::warn!("page file {}: unlink failed: {e}; it stays until the next start", path.display());
+                }
+                let f = Rc::new(f);
+                self.0.borrow_mut().file = Some(f.clone());
+                f
+            }
+        };
+        // glommio takes the buffer; the batch itself stays here in case the write fails.
+        let n = file.write_at(buf.to_vec(), pos).await.map_err(|e| format!("write: {e}"))?;
+        if n < buf.len() {
+            return Err(format!("write: wrote {n} of {} bytes (disk full?)", buf.len()));
+        }
+        Ok(())
+    }
+
+    /// Reads `size` bytes at `pos`, trying again each second while the read fails. Those bytes
+    /// are the only copy of their messages (of transient ones at least), so the run waits for
+    /// them rather than skip them; only this queue's page-in waits, the broker goes on.
+    async fn read_at(&self, file: &BufferedFile, pos: u64, size: usize) -> glommio::io::ReadResult {
+        let mut tries = 0u64;
+        loop {
+            match file.read_at(pos, size).await {
+                Ok(data) => {
+                    if tries > 0 {
+                        log::warn!("page file {}: read at {pos} succeeded again", self.0.borrow().path.display());
+                    }
+                    return data;
+                }
+                Err(e) if tries.is_multiple_of(60) => log::error!(
+                    "page file {}: read at {pos} failed: {e}; its queue waits for it, retrying each second",
+                    self.0.borrow().path.display()
+                ),
+                Err(_) => {}
+            }
+            tries += 1;
+            glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
 
@@ -198,8 +263,7 @@ impl PageFile {
                 let file = file.expect("bytes were written, so the file exists");
                 let mut size = READ_CHUNK.min(written - pos) as usize;
                 let (msgs, used) = loop {
-                    let data =
-                        file.read_at(pos, size).await.unwrap_or_else(|e| fatal(&self.0.borrow().path, "read", e));
+                    let data = self.read_at(&file, pos, size).await;
                     let (msgs, used) = parse(&data);
                     if used > 0 {
                         break (msgs, used);
@@ -223,13 +287,19 @@ impl PageFile {
                 done.wait().await;
                 continue;
             }
-            // Everything left is still in memory (the writer is idle, so no batch waits): take it
-            // without touching the disk.
+            // Everything left is still in memory (the writer is idle, so no batch waits unless
+            // writing failed): take the next batch, or the one being filled, without the disk.
             let mut io = self.0.borrow_mut();
-            let pending = std::mem::take(&mut io.pending);
-            io.written += pending.len() as u64;
+            let next = match io.batches.pop_front() {
+                Some(batch) => {
+                    io.batched -= batch.len();
+                    batch
+                }
+                None => std::mem::take(&mut io.pending),
+            };
+            io.written += next.len() as u64;
             io.read_pos = io.written;
-            return parse(&pending).0;
+            return parse(&next).0;
         }
     }
 }
@@ -253,13 +323,6 @@ fn decode(rec: &[u8]) -> Option<PagedMessage> {
     let (exchange, routing_key, properties) = (f.shortstr()?, f.shortstr()?, f.long()?);
     let body = Bytes::copy_from_slice(f.0);
     Some(PagedMessage { id, seg, redelivered, msg: Message { exchange, routing_key, properties, body } })
-}
-
-/// A page file that cannot be written or read holds messages that exist nowhere else: stop, as
-/// the message log does.
-fn fatal(path: &std::path::Path, what: &str, e: impl std::fmt::Display) -> ! {
-    log::error!("page file {}: {what} failed: {e}; stopping", path.display());
-    std::process::abort()
 }
 
 /// Runs a test body on a glommio executor, with a page dir in a fresh temp dir (removed after).
@@ -333,6 +396,30 @@ mod tests {
             assert_eq!((tail, f.in_memory()), (vec![9001, 9002], 0));
             // Nothing lingers on disk: page files are unlinked once created.
             assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        });
+    }
+
+    #[test]
+    fn after_a_failed_write_batches_stay_in_memory_and_read_back_in_order() {
+        with_page_dir("page-failed", 1 << 20, |pages| async move {
+            let f = pages.file();
+            for i in 0..500 {
+                f.append(i as u64 + 1, 0, false, &msg(i, 1000));
+            }
+            // As after a write that failed: no batch is written any more, not even this file's.
+            pages.failed.set(true);
+            for i in 500..2000 {
+                f.append(i as u64 + 1, 0, false, &msg(i, 1000));
+            }
+            assert!(f.in_memory() > 1 << 20, "{}", f.in_memory());
+            let mut got = Vec::new();
+            while got.len() < 2000 {
+                let batch = f.read().await;
+                assert!(!batch.is_empty());
+                got.extend(batch.into_iter().map(|p| p.id));
+            }
+            assert_eq!(got, (1..=2000).collect::<Vec<u64>>());
+            assert_eq!(f.in_memory(), 0);
         });
     }
 }
