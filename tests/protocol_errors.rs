@@ -431,3 +431,29 @@ fn unknown_exchange_type_is_503() {
     assert_eq!(r.expect_connection_close().0, 503);
     still_serves(&b);
 }
+
+// Regression (found by tests/fuzz_connection.rs): a mandatory publish that could not be routed,
+// followed at once by a connection error, got its basic.return (and its confirm) written after
+// the broker's connection.close: the receipt came back from the queue's shard after the close.
+// Nothing may follow connection.close.
+#[test]
+fn nothing_follows_the_brokers_connection_close() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::ConfirmSelect(warren::protocol::methods::confirm::Select { nowait: false }));
+    assert!(matches!(r.recv_method(), (1, Method::ConfirmSelectOk(_))));
+    let mut out = BytesMut::new();
+    let publish = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(publish));
+    frame::put_content(&mut out, 1, &[0, 0], b"", 131_072);
+    // Channel 9 is not open: 504, in the same read as the publish.
+    frame::put_method(&mut out, 9, &Method::BasicQos(basic::Qos::default()));
+    r.send_raw(&out);
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 504, "{text}");
+    let after = r.recv_within(Duration::from_millis(500));
+    assert!(after.is_none(), "the broker sent {after:?} after its connection.close");
+    r.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
+    assert!(r.closed_within(Duration::from_secs(2)));
+}

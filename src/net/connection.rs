@@ -527,13 +527,25 @@ impl Conn {
         self.writer.notify();
     }
 
+    /// Whether connection.close or close-ok was sent: after them nothing but close-ok is written
+    /// (replies, returns and confirms that come back from other shards later are dropped).
+    pub fn closed(&self) -> bool {
+        matches!(self.phase.get(), Phase::Closing | Phase::Done)
+    }
+
     pub fn send_method(&self, ch: u16, m: &Method) {
+        if self.closed() && !matches!(m, Method::ConnectionCloseOk(_)) {
+            return;
+        }
         frame::put_method(&mut self.out.borrow_mut(), ch, m);
         self.writer.notify();
     }
 
     /// A method followed by a message's header and body.
     pub fn send_content(&self, ch: u16, m: &Method, properties: &[u8], body: &[u8]) {
+        if self.closed() {
+            return;
+        }
         let frame_max = self.st.borrow().frame_max;
         let mut out = self.out.borrow_mut();
         frame::put_method(&mut out, ch, m);

@@ -214,6 +214,10 @@ impl Conn {
 
     /// Writes one basic.ack per channel whose confirmed prefix grew since the last one.
     pub fn flush_confirms(&self, channels: &mut Vec<u16>) {
+        if self.closed() {
+            channels.clear();
+            return;
+        }
         for ch in channels.drain(..) {
             let ack = self.with_channel(ch, |c| {
                 let Some(cf) = c.confirms.as_mut() else { return Ok(None) };
