@@ -457,3 +457,38 @@ fn nothing_follows_the_brokers_connection_close() {
     r.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
     assert!(r.closed_within(Duration::from_secs(2)));
 }
+
+// Regression (found by tests/fuzz_connection.rs): after a framing error the broker closed the
+// socket with the client's later bytes unread, so the kernel sent a reset instead of a FIN, and a
+// reset throws away what the broker's kernel had not sent yet: a client that was still sending
+// and reading slowly lost the end of a basic.return and the connection.close 501 saying why (it
+// saw "connection reset by peer").
+#[test]
+fn a_client_still_sending_after_a_frame_error_gets_the_close() {
+    let b = start_broker(1);
+    // The client's receive window is small: most of what the broker writes waits in its kernel.
+    let mut r = Raw::handshake_with_receive_buffer(b.addr, 4096);
+    r.open_channel(1);
+    let mut out = BytesMut::new();
+    // A mandatory message nobody takes: its 12 KiB come back as basic.return, and wait there.
+    let publish = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(publish));
+    frame::put_content(&mut out, 1, &[0, 0], &vec![7u8; 12 << 10], 131_072);
+    r.send_raw(&out);
+    std::thread::sleep(Duration::from_millis(200));
+    // Then a heartbeat whose end octet is wrong, and 1 MiB more (in the same write, so that it is
+    // waiting unread when the broker stops at the bad frame).
+    let mut out = vec![8, 0, 0, 0, 0, 0, 0, 0xAB];
+    out.extend_from_slice(&vec![0u8; 1 << 20]);
+    let mut writer = r.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut writer, &out);
+    });
+    // Read only once the broker is done with the connection.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 501, "{text}");
+    drop(r);
+    sending.join().unwrap();
+    still_serves(&b);
+}

@@ -30,6 +30,9 @@ use super::io::{self, WriteHalf};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a closed connection's socket is still read (and what arrives dropped) before it is
+/// closed, so that the peer gets a FIN after our last frame instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 /// The awaited read, made once the socket was drained, fills this much. Most connections are idle
 /// most of the time: they hold this, not READ_CHUNK. A full one means more is waiting, and that is
@@ -147,7 +150,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if &buf[..8] != PROTOCOL_HEADER {
         let _ = wr.write_all(PROTOCOL_HEADER).await;
         let _ = wr.flush().await;
-        io::shutdown(fd);
+        linger(&mut rd, fd).await;
         return;
     }
     buf.advance(8);
@@ -165,8 +168,26 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     })
     .await;
     drop(watchdog);
-    io::shutdown(fd);
+    linger(&mut rd, fd).await;
     log::debug!("connection {} closed", c.id);
+}
+
+/// Closes a socket the way that keeps our last frames: FIN after them, then what the peer still
+/// sends is read and dropped until it closes too (at most LINGER). Closing with unread input
+/// would send a reset, and a reset makes the peer's kernel throw away what it has not delivered
+/// yet, our connection.close among it: a client still sending never learnt why it was closed.
+async fn linger(rd: &mut io::ReadHalf, fd: RawFd) {
+    io::shutdown_write(fd);
+    let mut sink = vec![0u8; WAIT_CHUNK];
+    let drain = async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    futures_lite::future::or(drain, glommio::timer::sleep(LINGER)).await;
+    io::shutdown(fd);
 }
 
 impl Conn {
