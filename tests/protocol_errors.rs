@@ -492,3 +492,48 @@ fn a_client_still_sending_after_a_frame_error_gets_the_close() {
     sending.join().unwrap();
     still_serves(&b);
 }
+
+// Regression (found by tests/fuzz_connection.rs): a publisher confirm that became due while the
+// writer was busy was written at its next turn, after a channel.close the reader had queued
+// meanwhile: the client got basic.ack on a channel the broker had closed.
+#[test]
+fn no_confirm_follows_the_brokers_channel_close() {
+    let b = start_broker(2);
+    // A small receive window, and an 8 MiB basic.return the client does not read yet: the
+    // broker's writer stays busy while the reader goes on.
+    let mut r = Raw::handshake_with_receive_buffer(b.addr, 4096);
+    r.open_channel(1);
+    r.send(1, Method::QueueDeclare(queue::Declare { queue: "confirmed".into(), ..Default::default() }));
+    assert!(matches!(r.recv_method(), (1, Method::QueueDeclareOk(_))));
+    r.send(1, Method::ConfirmSelect(warren::protocol::methods::confirm::Select { nowait: false }));
+    assert!(matches!(r.recv_method(), (1, Method::ConfirmSelectOk(_))));
+    let mut out = BytesMut::new();
+    let unroutable = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(unroutable));
+    frame::put_content(&mut out, 1, &[0, 0], &vec![7u8; 8 << 20], 131_072);
+    r.send_raw(&out);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut out = BytesMut::new();
+    let routed = basic::Publish { routing_key: "confirmed".into(), ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(routed));
+    frame::put_content(&mut out, 1, &[0, 0], b"x", 131_072);
+    r.send_raw(&out);
+    // The second publish is confirmed (the ack waits for the writer), then an unknown delivery
+    // tag closes the channel (406).
+    std::thread::sleep(Duration::from_millis(300));
+    r.send(1, Method::BasicAck(basic::Ack { delivery_tag: 99, multiple: false }));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed = false;
+    while let Some(f) = r.recv_within(Duration::from_millis(500)) {
+        if f.kind != frame::FrameKind::Method {
+            continue;
+        }
+        let m = Method::decode(f.payload).unwrap();
+        assert!(!closed, "the broker sent {m:?} on channel {} after closing channel 1", f.channel);
+        if let Method::ChannelClose(c) = m {
+            assert_eq!(c.reply_code, 406, "{c:?}");
+            closed = true;
+        }
+    }
+    assert!(closed, "no channel.close");
+}
