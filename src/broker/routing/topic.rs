@@ -77,24 +77,44 @@ impl TopicTrie {
 
     /// Calls `f` with every destination whose pattern matches `key` (possibly with repeats).
     pub fn for_each_match(&self, key: &str, f: &mut dyn FnMut(&Dest)) {
-        fn walk(node: &Node, ws: &[&str], f: &mut dyn FnMut(&Dest)) {
-            if let Some(h) = &node.hash {
-                for skip in 0..=ws.len() {
-                    walk(h, &ws[skip..], f);
+        let ws = words(key);
+        Walk { ws: &ws, f, seen: None }.node(&self.root, 0, false);
+    }
+}
+
+/// One match: the key's words, the callback, and which (`#` node, word) pairs were expanded.
+struct Walk<'w, 'f> {
+    ws: &'w [&'w str],
+    f: &'f mut dyn FnMut(&Dest),
+    /// A `#` below another `#` can be reached at the same word along many paths (as many as
+    /// ways to split the words between them: exponential in the number of `#`s, so that one
+    /// binding such as "#.#.*.#.#..." stalled the shard on a long key). Each is expanded once.
+    /// Allocated only for such nested `#`s: single-`#` patterns never need it.
+    seen: Option<ahash::AHashSet<(*const Node, usize)>>,
+}
+
+impl Walk<'_, '_> {
+    fn node(&mut self, node: &Node, at: usize, under_hash: bool) {
+        if let Some(h) = node.hash.as_deref() {
+            for skip in at..=self.ws.len() {
+                // Expansions of one `#` never nest, and each runs to the last word: once (h, skip)
+                // was expanded, so was every later word.
+                if under_hash && !self.seen.get_or_insert_with(Default::default).insert((h as *const Node, skip)) {
+                    break;
                 }
-            }
-            let Some((first, rest)) = ws.split_first() else {
-                node.dests.iter().for_each(&mut *f);
-                return;
-            };
-            if let Some(child) = node.words.get(*first) {
-                walk(child, rest, f);
-            }
-            if let Some(star) = &node.star {
-                walk(star, rest, f);
+                self.node(h, skip, true);
             }
         }
-        walk(&self.root, &words(key), f);
+        let Some(first) = self.ws.get(at) else {
+            node.dests.iter().for_each(&mut *self.f);
+            return;
+        };
+        if let Some(child) = node.words.get(*first) {
+            self.node(child, at + 1, under_hash);
+        }
+        if let Some(star) = &node.star {
+            self.node(star, at + 1, under_hash);
+        }
     }
 }
 
@@ -151,6 +171,29 @@ mod tests {
         for (pattern, key, want) in cases {
             assert_eq!(pattern_matches(pattern, key), want, "{pattern:?} vs {key:?}");
         }
+    }
+
+    // Regression (found by tests/fuzz_connection.rs): matching tried every way to split the key's
+    // words between the `#`s of a pattern, so one binding of "#.#.*.#" repeated 30 times and a
+    // publish with a long routing key kept a shard busy for good (every connection on it hung).
+    #[test]
+    fn many_hashes_match_in_polynomial_time() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut t = TopicTrie::default();
+            t.add(&"#.#.*.#".repeat(30).replace("##", "#.#"), Dest::Queue("q".into()));
+            t.add(&["#"; 60].join("."), Dest::Queue("all".into()));
+            let key = vec!["a"; 120].join(".");
+            let mut out = Vec::new();
+            t.matches(&key, &mut out);
+            out.sort_by_key(|d| format!("{d:?}"));
+            out.dedup();
+            let _ = done.send(out);
+        });
+        let out = finished.recv_timeout(std::time::Duration::from_secs(10)).expect("matching did not finish in 10 s");
+        assert_eq!(out, vec![Dest::Queue("all".into()), Dest::Queue("q".into())]);
+        assert!(pattern_matches("#.*.#.*.#", "a.b"));
+        assert!(!pattern_matches("#.*.#.*.#.*", "a.b"));
     }
 
     #[test]
