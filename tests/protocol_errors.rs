@@ -537,3 +537,35 @@ fn no_confirm_follows_the_brokers_channel_close() {
     }
     assert!(closed, "no channel.close");
 }
+
+// Regression (found by tests/fuzz_connection.rs): a connection the broker was closing (it had
+// sent connection.close and waited for close-ok) kept its consumers at their queues; each
+// delivery to them came straight back and was dispatched again, and on one shard that loop never
+// gave the shard back: every connection on it hung, and the broker could not stop.
+#[test]
+fn a_consumer_whose_connection_is_closing_gets_no_more_deliveries() {
+    let b = start_broker(1);
+    let mut consumer = Raw::handshake(b.addr, 0);
+    consumer.open_channel(1);
+    consumer.send(1, Method::QueueDeclare(queue::Declare { queue: "orphaned".into(), ..Default::default() }));
+    assert!(matches!(consumer.recv_method(), (1, Method::QueueDeclareOk(_))));
+    let consume = basic::Consume { queue: "orphaned".into(), consumer_tag: "c".into(), ..Default::default() };
+    consumer.send(1, Method::BasicConsume(consume));
+    assert!(matches!(consumer.recv_method(), (1, Method::BasicConsumeOk(_))));
+    // Channel 9 is not open: 504, and the broker waits for a close-ok that does not come yet.
+    consumer.send(9, Method::BasicQos(basic::Qos::default()));
+    assert_eq!(consumer.expect_connection_close().0, 504);
+    let mut publisher = Raw::handshake(b.addr, 0);
+    publisher.open_channel(1);
+    publisher.send(1, Method::BasicPublish(basic::Publish { routing_key: "orphaned".into(), ..Default::default() }));
+    publisher.send_raw(&[2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xCE]);
+    // The message waits for another consumer, and the shard still answers.
+    publisher.send(
+        1,
+        Method::QueueDeclare(queue::Declare { queue: "orphaned".into(), passive: true, ..Default::default() }),
+    );
+    let (_, m) = publisher.recv_method();
+    let Method::QueueDeclareOk(ok) = m else { panic!("expected declare-ok, got {m:?}") };
+    assert_eq!((ok.message_count, ok.consumer_count), (1, 0));
+    consumer.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
+}

@@ -449,6 +449,13 @@ impl Conn {
             }),
         );
         self.phase.set(Phase::Closing);
+        // Its consumers leave their queues now, not when the socket ends: a delivery to a closing
+        // connection comes straight back, and a queue on this shard would dispatch it to the same
+        // consumer again, in a loop that never gives the shard back.
+        let channels: Vec<u16> = self.st.borrow().channels.keys().copied().collect();
+        for ch in channels {
+            self.release_channel(ch);
+        }
         self.closing_since.set(Some(Instant::now()));
         self.watchdog_wake.notify();
         // A reader paused by flow control must wake to read the close-ok.
