@@ -431,3 +431,141 @@ fn unknown_exchange_type_is_503() {
     assert_eq!(r.expect_connection_close().0, 503);
     still_serves(&b);
 }
+
+// Regression (found by tests/fuzz_connection.rs): a mandatory publish that could not be routed,
+// followed at once by a connection error, got its basic.return (and its confirm) written after
+// the broker's connection.close: the receipt came back from the queue's shard after the close.
+// Nothing may follow connection.close.
+#[test]
+fn nothing_follows_the_brokers_connection_close() {
+    let b = start_broker(2);
+    let mut r = Raw::handshake(b.addr, 0);
+    r.open_channel(1);
+    r.send(1, Method::ConfirmSelect(warren::protocol::methods::confirm::Select { nowait: false }));
+    assert!(matches!(r.recv_method(), (1, Method::ConfirmSelectOk(_))));
+    let mut out = BytesMut::new();
+    let publish = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(publish));
+    frame::put_content(&mut out, 1, &[0, 0], b"", 131_072);
+    // Channel 9 is not open: 504, in the same read as the publish.
+    frame::put_method(&mut out, 9, &Method::BasicQos(basic::Qos::default()));
+    r.send_raw(&out);
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 504, "{text}");
+    let after = r.recv_within(Duration::from_millis(500));
+    assert!(after.is_none(), "the broker sent {after:?} after its connection.close");
+    r.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
+    assert!(r.closed_within(Duration::from_secs(2)));
+}
+
+// Regression (found by tests/fuzz_connection.rs): after a framing error the broker closed the
+// socket with the client's later bytes unread, so the kernel sent a reset instead of a FIN, and a
+// reset throws away what the broker's kernel had not sent yet: a client that was still sending
+// and reading slowly lost the end of a basic.return and the connection.close 501 saying why (it
+// saw "connection reset by peer").
+#[test]
+fn a_client_still_sending_after_a_frame_error_gets_the_close() {
+    let b = start_broker(1);
+    // The client's receive window is small: most of what the broker writes waits in its kernel.
+    let mut r = Raw::handshake_with_receive_buffer(b.addr, 4096);
+    r.open_channel(1);
+    let mut out = BytesMut::new();
+    // A mandatory message nobody takes: its 12 KiB come back as basic.return, and wait there.
+    let publish = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(publish));
+    frame::put_content(&mut out, 1, &[0, 0], &vec![7u8; 12 << 10], 131_072);
+    r.send_raw(&out);
+    std::thread::sleep(Duration::from_millis(200));
+    // Then a heartbeat whose end octet is wrong, and 1 MiB more (in the same write, so that it is
+    // waiting unread when the broker stops at the bad frame).
+    let mut out = vec![8, 0, 0, 0, 0, 0, 0, 0xAB];
+    out.extend_from_slice(&vec![0u8; 1 << 20]);
+    let mut writer = r.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut writer, &out);
+    });
+    // Read only once the broker is done with the connection.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, text, _, _) = r.expect_connection_close();
+    assert_eq!(code, 501, "{text}");
+    drop(r);
+    sending.join().unwrap();
+    still_serves(&b);
+}
+
+// Regression (found by tests/fuzz_connection.rs): a publisher confirm that became due while the
+// writer was busy was written at its next turn, after a channel.close the reader had queued
+// meanwhile: the client got basic.ack on a channel the broker had closed.
+#[test]
+fn no_confirm_follows_the_brokers_channel_close() {
+    let b = start_broker(2);
+    // A small receive window, and an 8 MiB basic.return the client does not read yet: the
+    // broker's writer stays busy while the reader goes on.
+    let mut r = Raw::handshake_with_receive_buffer(b.addr, 4096);
+    r.open_channel(1);
+    r.send(1, Method::QueueDeclare(queue::Declare { queue: "confirmed".into(), ..Default::default() }));
+    assert!(matches!(r.recv_method(), (1, Method::QueueDeclareOk(_))));
+    r.send(1, Method::ConfirmSelect(warren::protocol::methods::confirm::Select { nowait: false }));
+    assert!(matches!(r.recv_method(), (1, Method::ConfirmSelectOk(_))));
+    let mut out = BytesMut::new();
+    let unroutable = basic::Publish { routing_key: "nowhere".into(), mandatory: true, ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(unroutable));
+    frame::put_content(&mut out, 1, &[0, 0], &vec![7u8; 8 << 20], 131_072);
+    r.send_raw(&out);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut out = BytesMut::new();
+    let routed = basic::Publish { routing_key: "confirmed".into(), ..Default::default() };
+    frame::put_method(&mut out, 1, &Method::BasicPublish(routed));
+    frame::put_content(&mut out, 1, &[0, 0], b"x", 131_072);
+    r.send_raw(&out);
+    // The second publish is confirmed (the ack waits for the writer), then an unknown delivery
+    // tag closes the channel (406).
+    std::thread::sleep(Duration::from_millis(300));
+    r.send(1, Method::BasicAck(basic::Ack { delivery_tag: 99, multiple: false }));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed = false;
+    while let Some(f) = r.recv_within(Duration::from_millis(500)) {
+        if f.kind != frame::FrameKind::Method {
+            continue;
+        }
+        let m = Method::decode(f.payload).unwrap();
+        assert!(!closed, "the broker sent {m:?} on channel {} after closing channel 1", f.channel);
+        if let Method::ChannelClose(c) = m {
+            assert_eq!(c.reply_code, 406, "{c:?}");
+            closed = true;
+        }
+    }
+    assert!(closed, "no channel.close");
+}
+
+// Regression (found by tests/fuzz_connection.rs): a connection the broker was closing (it had
+// sent connection.close and waited for close-ok) kept its consumers at their queues; each
+// delivery to them came straight back and was dispatched again, and on one shard that loop never
+// gave the shard back: every connection on it hung, and the broker could not stop.
+#[test]
+fn a_consumer_whose_connection_is_closing_gets_no_more_deliveries() {
+    let b = start_broker(1);
+    let mut consumer = Raw::handshake(b.addr, 0);
+    consumer.open_channel(1);
+    consumer.send(1, Method::QueueDeclare(queue::Declare { queue: "orphaned".into(), ..Default::default() }));
+    assert!(matches!(consumer.recv_method(), (1, Method::QueueDeclareOk(_))));
+    let consume = basic::Consume { queue: "orphaned".into(), consumer_tag: "c".into(), ..Default::default() };
+    consumer.send(1, Method::BasicConsume(consume));
+    assert!(matches!(consumer.recv_method(), (1, Method::BasicConsumeOk(_))));
+    // Channel 9 is not open: 504, and the broker waits for a close-ok that does not come yet.
+    consumer.send(9, Method::BasicQos(basic::Qos::default()));
+    assert_eq!(consumer.expect_connection_close().0, 504);
+    let mut publisher = Raw::handshake(b.addr, 0);
+    publisher.open_channel(1);
+    publisher.send(1, Method::BasicPublish(basic::Publish { routing_key: "orphaned".into(), ..Default::default() }));
+    publisher.send_raw(&[2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xCE]);
+    // The message waits for another consumer, and the shard still answers.
+    publisher.send(
+        1,
+        Method::QueueDeclare(queue::Declare { queue: "orphaned".into(), passive: true, ..Default::default() }),
+    );
+    let (_, m) = publisher.recv_method();
+    let Method::QueueDeclareOk(ok) = m else { panic!("expected declare-ok, got {m:?}") };
+    assert_eq!((ok.message_count, ok.consumer_count), (1, 0));
+    consumer.send(0, Method::ConnectionCloseOk(connection::CloseOk {}));
+}

@@ -30,6 +30,9 @@ use super::io::{self, WriteHalf};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a closed connection's socket is still read (and what arrives dropped) before it is
+/// closed, so that the peer gets a FIN after our last frame instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 /// The awaited read, made once the socket was drained, fills this much. Most connections are idle
 /// most of the time: they hold this, not READ_CHUNK. A full one means more is waiting, and that is
@@ -147,7 +150,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if &buf[..8] != PROTOCOL_HEADER {
         let _ = wr.write_all(PROTOCOL_HEADER).await;
         let _ = wr.flush().await;
-        io::shutdown(fd);
+        linger(&mut rd, fd).await;
         return;
     }
     buf.advance(8);
@@ -165,8 +168,26 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     })
     .await;
     drop(watchdog);
-    io::shutdown(fd);
+    linger(&mut rd, fd).await;
     log::debug!("connection {} closed", c.id);
+}
+
+/// Closes a socket the way that keeps our last frames: FIN after them, then what the peer still
+/// sends is read and dropped until it closes too (at most LINGER). Closing with unread input
+/// would send a reset, and a reset makes the peer's kernel throw away what it has not delivered
+/// yet, our connection.close among it: a client still sending never learnt why it was closed.
+async fn linger(rd: &mut io::ReadHalf, fd: RawFd) {
+    io::shutdown_write(fd);
+    let mut sink = vec![0u8; WAIT_CHUNK];
+    let drain = async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    futures_lite::future::or(drain, glommio::timer::sleep(LINGER)).await;
+    io::shutdown(fd);
 }
 
 impl Conn {
@@ -428,6 +449,13 @@ impl Conn {
             }),
         );
         self.phase.set(Phase::Closing);
+        // Its consumers leave their queues now, not when the socket ends: a delivery to a closing
+        // connection comes straight back, and a queue on this shard would dispatch it to the same
+        // consumer again, in a loop that never gives the shard back.
+        let channels: Vec<u16> = self.st.borrow().channels.keys().copied().collect();
+        for ch in channels {
+            self.release_channel(ch);
+        }
         self.closing_since.set(Some(Instant::now()));
         self.watchdog_wake.notify();
         // A reader paused by flow control must wake to read the close-ok.
@@ -527,13 +555,25 @@ impl Conn {
         self.writer.notify();
     }
 
+    /// Whether connection.close or close-ok was sent: after them nothing but close-ok is written
+    /// (replies, returns and confirms that come back from other shards later are dropped).
+    pub fn closed(&self) -> bool {
+        matches!(self.phase.get(), Phase::Closing | Phase::Done)
+    }
+
     pub fn send_method(&self, ch: u16, m: &Method) {
+        if self.closed() && !matches!(m, Method::ConnectionCloseOk(_)) {
+            return;
+        }
         frame::put_method(&mut self.out.borrow_mut(), ch, m);
         self.writer.notify();
     }
 
     /// A method followed by a message's header and body.
     pub fn send_content(&self, ch: u16, m: &Method, properties: &[u8], body: &[u8]) {
+        if self.closed() {
+            return;
+        }
         let frame_max = self.st.borrow().frame_max;
         let mut out = self.out.borrow_mut();
         frame::put_method(&mut out, ch, m);

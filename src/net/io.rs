@@ -40,6 +40,14 @@ pub fn recv_now(fd: RawFd, buf: &mut BytesMut, max: usize) -> Option<usize> {
     Some(n as usize)
 }
 
+/// Ends our direction of a socket (FIN after what is queued); the peer's may still be read.
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor this connection still owns; it does not close it.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+}
+
 /// Shuts both directions of a socket down, waking any task blocked on it.
 pub fn shutdown(fd: RawFd) {
     // SAFETY: shutdown(2) on a descriptor this connection still owns; it does not close it.

@@ -223,8 +223,16 @@ impl Conn {
 
     /// Writes one basic.ack per channel whose confirmed prefix grew since the last one.
     pub fn flush_confirms(&self, channels: &mut Vec<u16>) {
+        if self.closed() {
+            channels.clear();
+            return;
+        }
         for ch in channels.drain(..) {
             let ack = self.with_channel(ch, |c| {
+                // A channel the broker closed says nothing more (its client counts them failed).
+                if c.state != super::channel::ChannelState::Open {
+                    return Ok(None);
+                }
                 let Some(cf) = c.confirms.as_mut() else { return Ok(None) };
                 let (upto, told) = (cf.acked_upto, cf.announced);
                 cf.announced = upto;

@@ -120,6 +120,11 @@ impl TestBroker {
         self.log.lock().unwrap().clone()
     }
 
+    /// The lines logged from index `from` on (a long test reads only what is new).
+    pub fn log_lines_from(&self, from: usize) -> Vec<String> {
+        self.log.lock().unwrap().iter().skip(from).cloned().collect()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -88,7 +88,39 @@ impl Raw {
     /// Protocol header, connection.start, then start-ok with this mechanism and response (the client
     /// advertises authentication_failure_close and consumer_cancel_notify).
     pub fn login(addr: SocketAddr, mechanism: &str, response: &[u8]) -> Self {
-        let mut r = Raw::connect(addr);
+        Raw::login_over(Raw::connect(addr), mechanism, response)
+    }
+
+    /// Connects with a receive buffer of `bytes` (set before connecting, so the window the broker
+    /// sees is that small from the start), then logs in and opens vhost "/" as `handshake` does.
+    pub fn handshake_with_receive_buffer(addr: SocketAddr, bytes: libc::c_int) -> Self {
+        use std::os::fd::FromRawFd;
+        let SocketAddr::V4(v4) = addr else { panic!("an IPv4 broker address") };
+        // SAFETY: a new socket, options of the sizes given, a sockaddr_in of its true size; the fd
+        // is handed to TcpStream, which closes it.
+        let stream = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            let set =
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&bytes as *const libc::c_int).cast(), len);
+            assert_eq!(set, 0);
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            let salen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), salen), 0);
+            TcpStream::from_raw_fd(fd)
+        };
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let r = Raw::login_over(Raw { stream, buf: BytesMut::new() }, "PLAIN", b"\0guest\0guest");
+        Raw::open_vhost(Raw::tune_over(r, 0, 0, 0))
+    }
+
+    fn login_over(mut r: Raw, mechanism: &str, response: &[u8]) -> Self {
         r.send_raw(PROTOCOL_HEADER);
         let (_, start) = r.recv_method();
         assert!(matches!(start, Method::ConnectionStart(_)), "{start:?}");
@@ -111,7 +143,10 @@ impl Raw {
 
     /// Logs in as guest and answers tune with these limits (0 keeps the broker's).
     pub fn tuned(addr: SocketAddr, channel_max: u16, frame_max: u32, heartbeat: u16) -> Self {
-        let mut r = Raw::login(addr, "PLAIN", b"\0guest\0guest");
+        Raw::tune_over(Raw::login(addr, "PLAIN", b"\0guest\0guest"), channel_max, frame_max, heartbeat)
+    }
+
+    fn tune_over(mut r: Raw, channel_max: u16, frame_max: u32, heartbeat: u16) -> Self {
         let (_, tune) = r.recv_method();
         let Method::ConnectionTune(t) = tune else { panic!("expected tune, got {tune:?}") };
         let channel_max = if channel_max == 0 { t.channel_max } else { channel_max };
@@ -122,7 +157,10 @@ impl Raw {
 
     /// Protocol header through connection.open-ok, with PLAIN guest/guest.
     pub fn handshake(addr: SocketAddr, heartbeat: u16) -> Self {
-        let mut r = Raw::tuned(addr, 0, 0, heartbeat);
+        Raw::open_vhost(Raw::tuned(addr, 0, 0, heartbeat))
+    }
+
+    fn open_vhost(mut r: Raw) -> Self {
         r.send(0, Method::ConnectionOpen(connection::Open { virtual_host: "/".into(), ..Default::default() }));
         let (_, ok) = r.recv_method();
         assert!(matches!(ok, Method::ConnectionOpenOk(_)), "{ok:?}");

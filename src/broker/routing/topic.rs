@@ -95,31 +95,51 @@ impl TopicTrie {
     }
 
     /// Calls `f` with every destination whose pattern matches `key` (possibly with repeats).
-    /// Allocates nothing.
+    /// Allocates nothing for patterns without nested `#`s.
     pub fn for_each_match(&self, key: &[u8], f: &mut dyn FnMut(&Dest)) {
-        fn walk(node: &Node, rest: Option<&[u8]>, f: &mut dyn FnMut(&Dest)) {
-            if let Some(h) = &node.hash {
-                // `#` takes zero or more words: go on from every suffix, the empty one included.
-                let mut skipped = rest;
-                loop {
-                    walk(h, skipped, f);
-                    let Some(r) = skipped else { break };
-                    skipped = first_word(r).1;
+        Walk { f, seen: None }.node(&self.root, key_words(key), false);
+    }
+}
+
+/// One match: the callback, and which (`#` node, position in the key) pairs were expanded.
+struct Walk<'f> {
+    f: &'f mut dyn FnMut(&Dest),
+    /// A `#` below another `#` can be reached at the same word along many paths (as many as
+    /// ways to split the words between them: exponential in the number of `#`s, so that one
+    /// binding such as "#.#.*.#.#..." stalled the shard on a long key). Each is expanded once.
+    /// A position is the length of the key left (None: past the last word). Allocated only for
+    /// such nested `#`s: single-`#` patterns never need it.
+    seen: Option<ahash::AHashSet<(*const Node, Option<usize>)>>,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, node: &Node, rest: Option<&[u8]>, under_hash: bool) {
+        if let Some(h) = node.hash.as_deref() {
+            // `#` takes zero or more words: go on from every suffix, the empty one included.
+            let mut skipped = rest;
+            loop {
+                // Expansions of one `#` never nest, and each runs to the last word: once (h, at)
+                // was expanded, so was every later position.
+                let at = (h as *const Node, skipped.map(<[u8]>::len));
+                if under_hash && !self.seen.get_or_insert_with(Default::default).insert(at) {
+                    break;
                 }
-            }
-            let Some(r) = rest else {
-                node.dests.iter().for_each(&mut *f);
-                return;
-            };
-            let (first, tail) = first_word(r);
-            if let Some(child) = node.words.get(first) {
-                walk(child, tail, f);
-            }
-            if let Some(star) = &node.star {
-                walk(star, tail, f);
+                self.node(h, skipped, true);
+                let Some(r) = skipped else { break };
+                skipped = first_word(r).1;
             }
         }
-        walk(&self.root, key_words(key), f);
+        let Some(r) = rest else {
+            node.dests.iter().for_each(&mut *self.f);
+            return;
+        };
+        let (first, tail) = first_word(r);
+        if let Some(child) = node.words.get(first) {
+            self.node(child, tail, under_hash);
+        }
+        if let Some(star) = &node.star {
+            self.node(star, tail, under_hash);
+        }
     }
 }
 
@@ -196,6 +216,29 @@ mod tests {
         for (pattern, key, want) in cases {
             assert_eq!(pattern_matches(pattern, key), want, "{pattern:?} vs {key:?}");
         }
+    }
+
+    // Regression (found by tests/fuzz_connection.rs): matching tried every way to split the key's
+    // words between the `#`s of a pattern, so one binding of "#.#.*.#" repeated 30 times and a
+    // publish with a long routing key kept a shard busy for good (every connection on it hung).
+    #[test]
+    fn many_hashes_match_in_polynomial_time() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut t = TopicTrie::default();
+            t.add(&"#.#.*.#".repeat(30).replace("##", "#.#"), Dest::Queue("q".into()));
+            t.add(&["#"; 60].join("."), Dest::Queue("all".into()));
+            let key = vec!["a"; 120].join(".");
+            let mut out = Vec::new();
+            t.matches(key.as_bytes(), &mut out);
+            out.sort_by_key(|d| format!("{d:?}"));
+            out.dedup();
+            let _ = done.send(out);
+        });
+        let out = finished.recv_timeout(std::time::Duration::from_secs(10)).expect("matching did not finish in 10 s");
+        assert_eq!(out, vec![Dest::Queue("all".into()), Dest::Queue("q".into())]);
+        assert!(pattern_matches("#.*.#.*.#", b"a.b"));
+        assert!(!pattern_matches("#.*.#.*.#.*", b"a.b"));
     }
 
     #[test]
