@@ -77,7 +77,8 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
     }
     let reply = match serde_json::from_slice::<Request>(&buf) {
         Ok(req) => {
-            log::info!("admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
+            let level = if http_verbs::reads_only(&req.verb) { log::Level::Debug } else { log::Level::Info };
+            log::log!(level, "admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
             run(&shard, req).await.unwrap_or_else(|e| json!({ "error": e }))
         }
         Err(e) => json!({ "error": format!("bad request: {e}") }),
@@ -438,6 +439,8 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         "exchange_details" => Ok(http_verbs::exchange_details(shard)),
         "declare_queue" => http_verbs::declare_queue(shard, &req).await,
         "alarms" => Ok(http_verbs::alarms(shard)),
+        "delete_exchange" => http_verbs::delete_exchange(shard, &req).await,
+        "unbind" => http_verbs::unbind(shard, &req).await,
         other => Err(format!("unknown command '{other}'")),
     }
 }

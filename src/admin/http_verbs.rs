@@ -1,13 +1,14 @@
 //! Admin verbs the management HTTP API (src/mgmt/) asks for beyond warrenctl's: a login check,
 //! queues and exchanges with every field RabbitMQ's API shows (all vhosts at once), a queue declare
-//! from a definition, and the resource alarm in force.
+//! from a definition, an exchange delete, an unbind, and the resource alarm in force.
 
 use std::rc::Rc;
 
 use serde_json::{Value, json};
 
-use super::{Request, arg, every_shard, table};
-use crate::broker::definitions::{QueueDef, json_table};
+use super::{Request, arg, change, every_shard, table};
+use crate::broker::definitions::{BindingDef, Definitions, QueueDef, json_table};
+use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
 
@@ -112,4 +113,34 @@ pub async fn declare_queue(shard: &Rc<Shard>, req: &Request) -> Result<Value, St
 pub fn alarms(shard: &Shard) -> Value {
     let rows = shard.alarm.get().map(|reason| vec![json!(reason)]).into_iter().collect();
     table(&["alarm"], rows)
+}
+
+/// `delete_exchange NAME`: as exchange.delete without if-unused.
+pub async fn delete_exchange(shard: &Shard, req: &Request) -> Result<Value, String> {
+    let name = arg(req, 0, "exchange")?;
+    if name.is_empty() || name.starts_with("amq.") {
+        return Err(format!("ACCESS_REFUSED - operation not permitted on the default exchange or '{name}'"));
+    }
+    let op = MetaOp::DeleteExchange { vhost: req.vhost.clone(), name: name.into(), if_unused: false };
+    change(shard, op).await
+}
+
+/// `unbind DEFINITION`: removes the binding a RabbitMQ binding definition (JSON) names.
+pub async fn unbind(shard: &Shard, req: &Request) -> Result<Value, String> {
+    let def: BindingDef = serde_json::from_str(arg(req, 0, "binding")?).map_err(|e| format!("bad binding: {e}"))?;
+    let defs = Definitions { bindings: vec![def], ..Default::default() };
+    for op in defs.routing_ops() {
+        if let MetaOp::Bind { vhost, source, dest, key, args } = op {
+            change(shard, MetaOp::Unbind { vhost, source, dest, key, args }).await?;
+        }
+    }
+    Ok(super::done())
+}
+
+/// Verbs that only read: the management API and Prometheus scrapes ask them often, so they are
+/// logged at debug, changes at info.
+pub fn reads_only(verb: &str) -> bool {
+    verb.starts_with("list_")
+        || verb.ends_with("_details")
+        || matches!(verb, "authenticate" | "alarms" | "export_definitions")
 }

@@ -9,6 +9,10 @@ use tokio::net::UnixStream;
 
 use crate::admin::Request;
 
+/// How long a request waits for the admin socket to appear: 40 x 50 ms.
+const START_TRIES: u32 = 40;
+const START_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Why an admin request got no answer: the broker said no (its text), or it could not be asked.
 #[derive(Debug)]
 pub enum AdminError {
@@ -34,7 +38,7 @@ impl Admin {
         let req = Request { verb: verb.into(), args, vhost: vhost.into() };
         let mut line = serde_json::to_vec(&req).map_err(|e| AdminError::Unreachable(e.to_string()))?;
         line.push(b'\n');
-        let mut s = UnixStream::connect(&self.socket).await.map_err(unreachable)?;
+        let mut s = self.connect().await.map_err(unreachable)?;
         s.write_all(&line).await.map_err(unreachable)?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.map_err(unreachable)?;
@@ -42,6 +46,21 @@ impl Admin {
         match reply.get("error").and_then(Value::as_str) {
             Some(e) => Err(AdminError::Refused(e.into())),
             None => Ok(reply),
+        }
+    }
+
+    /// Connects, waiting out the moment at start before shard 0 serves the socket.
+    async fn connect(&self) -> std::io::Result<UnixStream> {
+        let mut tries = 0;
+        loop {
+            match UnixStream::connect(&self.socket).await {
+                Err(e) if tries < START_TRIES => {
+                    log::debug!("admin socket {}: {e}; trying again", self.socket.display());
+                    tries += 1;
+                    tokio::time::sleep(START_RETRY).await;
+                }
+                r => return r,
+            }
         }
     }
 

@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use super::admin_client::{AdminError, Object};
 use super::auth::{Caller, authenticate};
 use super::metrics::Process;
-use super::server::{Node, Resp, admin_failed, error, json_reply, no_content, not_found};
+use super::server::{Node, Resp, admin_failed, error, json_reply, not_found};
 use super::shapes::{self, COMPAT_VERSION, Snapshot};
+use super::writes;
 
-/// Largest request body read (a queue's arguments).
-const MAX_BODY: usize = 1 << 20;
+/// Largest request body read (a definitions document).
+const MAX_BODY: usize = 16 << 20;
 
 /// Decodes one path segment's `%XX` escapes; None if they are not valid UTF-8 or not hex.
 fn percent_decode(seg: &str) -> Option<String> {
@@ -63,20 +64,18 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
     };
     let method = req.method().clone();
     let segs: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
-    let body = if method == Method::PUT {
-        match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "unreadable request body"),
-        }
-    } else {
-        Default::default()
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "unreadable request body"),
     };
-    let answer = match (&method, segs.as_slice()) {
-        (&Method::GET, _) => get(node, &caller, &segs).await,
-        (&Method::PUT, ["queues", vhost, name]) => put_queue(node, &caller, vhost, name, &body).await,
-        (&Method::DELETE, ["queues", vhost, name]) => delete_queue(node, &caller, vhost, name).await,
-        (&Method::DELETE, ["connections", name]) => close_connection(node, &caller, name).await,
-        _ => Ok(method_not_allowed()),
+    let body = match serde_json::from_slice::<Value>(&body) {
+        _ if body.is_empty() => json!({}),
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(StatusCode::BAD_REQUEST, "bad_request", "the body is not a JSON object"),
+    };
+    let answer = match method {
+        Method::GET => get(node, &caller, &segs).await,
+        _ => writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed())),
     };
     answer.unwrap_or_else(admin_failed)
 }
@@ -109,7 +108,7 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
             one(snap.vhosts.iter().find(|x| x == v).map(|v| shapes::vhost(v, &snap, name)))
         }
         ["users"] | ["users", _] | ["definitions"] => {
-            if let Err(r) = caller.require_administrator() {
+            if let Some(r) = caller.not_administrator() {
                 return Ok(r);
             }
             let defs = admin.ask("export_definitions", vec![], "/").await?["definitions"].take();
@@ -126,6 +125,30 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 ["users"] => ok(Value::Array(users(&defs))),
                 ["users", u] => one(users(&defs).into_iter().find(|x| x["name"] == *u)),
                 _ => ok(defs),
+            }
+        }
+        ["permissions"] | ["permissions", _, _] | ["vhosts", _, "permissions"] | ["users", _, "permissions"] => {
+            if let Some(r) = caller.not_administrator() {
+                return Ok(r);
+            }
+            let snap = snapshot().await?;
+            if let ["vhosts", v, _] | ["permissions", v, _] = segs
+                && !snap.vhosts.iter().any(|x| x == v)
+            {
+                return Ok(not_found());
+            }
+            let mut all = Vec::new();
+            for v in &snap.vhosts {
+                for p in admin.rows("list_permissions", vec![], v).await? {
+                    let [c, w, r] = ["configure", "write", "read"].map(|k| str_of(&p, k).to_string());
+                    all.push(json!({ "user": str_of(&p, "user"), "vhost": v, "configure": c, "write": w, "read": r }));
+                }
+            }
+            match segs {
+                ["permissions", v, u] => one(all.into_iter().find(|p| p["vhost"] == *v && p["user"] == *u)),
+                ["vhosts", v, _] => ok(all.into_iter().filter(|p| p["vhost"] == *v).collect()),
+                ["users", u, _] => ok(all.into_iter().filter(|p| p["user"] == *u).collect()),
+                _ => ok(Value::Array(all)),
             }
         }
         ["queues"] => ok(snapshot().await?.queues.iter().map(|q| shapes::queue(q, name)).collect()),
@@ -303,61 +326,6 @@ async fn nodes(node: &Node, admin: &super::admin_client::Admin) -> Result<Value,
         "fd_used": p.open_fds,
         "fd_total": p.max_fds,
     }))
-}
-
-async fn put_queue(node: &Node, caller: &Caller, vhost: &str, name: &str, body: &[u8]) -> Result<Resp, AdminError> {
-    if let Err(r) = caller.require_administrator() {
-        return Ok(r);
-    }
-    let props: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => return Ok(error(StatusCode::BAD_REQUEST, "bad_request", "body is not a JSON object")),
-        }
-    };
-    let vhosts = node.admin.rows("list_vhosts", vec![], "/").await?;
-    if !vhosts.iter().any(|v| v["name"] == vhost) {
-        return Ok(not_found());
-    }
-    // RabbitMQ's defaults for a queue PUT: durable, not auto-delete.
-    let def = json!({
-        "name": name,
-        "vhost": vhost,
-        "durable": props.get("durable").and_then(Value::as_bool).unwrap_or(true),
-        "auto_delete": props.get("auto_delete").and_then(Value::as_bool).unwrap_or(false),
-        "arguments": props.get("arguments").cloned().unwrap_or_else(|| json!({})),
-    });
-    let reply = node.admin.rows("declare_queue", vec![def.to_string()], vhost).await?;
-    Ok(if reply.first().is_some_and(|r| r["created"] == true) {
-        json_reply(StatusCode::CREATED, &json!({}))
-    } else {
-        no_content()
-    })
-}
-
-async fn delete_queue(node: &Node, caller: &Caller, vhost: &str, name: &str) -> Result<Resp, AdminError> {
-    if let Err(r) = caller.require_administrator() {
-        return Ok(r);
-    }
-    match node.admin.ask("delete_queue", vec![name.into()], vhost).await {
-        Ok(_) => Ok(no_content()),
-        Err(AdminError::Refused(e)) if e.starts_with("no queue") => Ok(not_found()),
-        Err(e) => Err(e),
-    }
-}
-
-async fn close_connection(node: &Node, caller: &Caller, name: &str) -> Result<Resp, AdminError> {
-    if let Err(r) = caller.require_administrator() {
-        return Ok(r);
-    }
-    let args = vec![name.into(), "Closed via management plugin".into()];
-    match node.admin.ask("close_connection", args, "/").await {
-        Ok(_) => Ok(no_content()),
-        Err(AdminError::Refused(e)) if e.starts_with("no connection") => Ok(not_found()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

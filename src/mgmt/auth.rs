@@ -56,12 +56,10 @@ impl Caller {
         self.level >= Level::Monitoring || self.name == user
     }
 
-    /// 403 unless the caller is an administrator.
-    pub fn require_administrator(&self) -> Result<(), Resp> {
-        if self.level == Level::Administrator {
-            return Ok(());
-        }
-        Err(error(StatusCode::FORBIDDEN, "not_authorised", "Not administrator user"))
+    /// The 403 for a caller who is not an administrator.
+    pub fn not_administrator(&self) -> Option<Resp> {
+        (self.level != Level::Administrator)
+            .then(|| error(StatusCode::FORBIDDEN, "not_authorised", "Not administrator user"))
     }
 }
 

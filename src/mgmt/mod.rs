@@ -6,7 +6,8 @@
 //! - `server`: the listeners, the thread and its runtime, HTTP responses.
 //! - `admin_client`: the admin socket, asked asynchronously.
 //! - `auth`: basic auth against Warren's users, RabbitMQ's tag rules.
-//! - `api`: the paths under /api/; `shapes`: RabbitMQ's JSON objects.
+//! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE;
+//!   `shapes`: RabbitMQ's JSON objects.
 //! - `metrics`: the Prometheus exposition.
 
 mod admin_client;
@@ -15,5 +16,6 @@ mod auth;
 mod metrics;
 mod server;
 mod shapes;
+mod writes;
 
 pub use server::{Listeners, bind};

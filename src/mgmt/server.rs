@@ -77,7 +77,7 @@ impl Listeners {
             prometheus: self.prometheus_addr(),
             name: format!("warren@{}", hostname()),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         std::thread::Builder::new().name("warren-http".into()).spawn(move || {
             runtime.block_on(async move {
                 let mgmt = self.management.map(|l| tokio::spawn(accept(l, node.clone(), Site::Management)));

@@ -102,7 +102,7 @@ pub fn exchange(x: &Object) -> Value {
 
 /// RabbitMQ's `properties_key`: the routing key (percent-encoded), `~` when empty, with a hash
 /// of the arguments after a `~` when there are any (Warren's hash, not RabbitMQ's).
-fn properties_key(key: &str, args: &Value) -> String {
+pub fn properties_key(key: &str, args: &Value) -> String {
     let quoted: String = key
         .bytes()
         .map(|b| match b {

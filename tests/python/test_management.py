@@ -4,6 +4,7 @@ and pyrabbit2, a RabbitMQ management client, used unchanged."""
 
 import base64
 import json
+import time
 import subprocess
 import pathlib
 import urllib.error
@@ -57,6 +58,14 @@ def get(b, path, **kw):
     return body
 
 
+def until(b, path, key, want, timeout=5):
+    """Polls `path` until its `key` is `want` (a publish reaches its queue after basic_publish returns)."""
+    deadline = time.time() + timeout
+    while (got := get(b, path)[key]) != want and time.time() < deadline:
+        time.sleep(0.02)
+    assert got == want, (path, key, got)
+
+
 def populate(b):
     """Two queues in '/', one with 3 ready messages and one unacked, a binding, a consumer."""
     c = b.connect()
@@ -75,6 +84,8 @@ def populate(b):
         c.process_data_events(time_limit=0.05)
         if get(b, "/api/queues/%2F/orders")["messages_unacknowledged"] == 1:
             break
+    until(b, "/api/queues/%2F/orders", "messages", 4)
+    until(b, "/api/queues/%2F/events", "messages", 1)
     return c, ch
 
 
@@ -190,7 +201,7 @@ def test_put_declares_and_delete_deletes_a_queue(broker):
     ch = broker.connect().channel()
     ch.queue_declare("made", passive=True)
     ch.basic_publish("", "made", b"x")
-    assert get(broker, "/api/queues/%2F/made")["messages"] == 1
+    until(broker, "/api/queues/%2F/made", "messages", 1)
     assert call(broker, "/api/queues/%2F/made", "DELETE")[0] == 204
     assert call(broker, "/api/queues/%2F/made")[0] == 404
     assert call(broker, "/api/queues/%2F/made", "DELETE")[0] == 404
@@ -263,3 +274,61 @@ def test_pyrabbit2_works_unchanged(broker):
     assert "from-pyrabbit" not in [q["name"] for q in cl.get_queues()]
     assert any(e["name"] == "ex" for e in cl.get_exchanges("/"))
     assert cl.get_whoami()["name"] == "guest"
+
+
+def test_exchanges_bindings_vhosts_users_permissions_change_as_in_rabbitmq(broker):
+    # Exchanges: PUT declares (201, then 204), DELETE deletes; the predeclared ones are refused.
+    assert call(broker, "/api/exchanges/%2F/logs", "PUT", body={"type": "fanout", "durable": False})[0] == 201
+    assert call(broker, "/api/exchanges/%2F/logs", "PUT", body={"type": "fanout", "durable": False})[0] == 204
+    assert get(broker, "/api/exchanges/%2F/logs")["type"] == "fanout"
+    # Bindings: POST creates one (Location: its properties key), DELETE by that key removes it.
+    assert call(broker, "/api/queues/%2F/inbox", "PUT", body={})[0] == 201
+    status, headers, _ = call(broker, "/api/bindings/%2F/e/logs/q/inbox", "POST", body={"routing_key": "k.1"})
+    assert (status, headers["Location"]) == (201, "k.1")
+    ch = broker.connect().channel()
+    ch.basic_publish("logs", "any", b"routed")
+    until(broker, "/api/queues/%2F/inbox", "messages", 1)
+    assert any(b["source"] == "logs" and b["properties_key"] == "k.1" for b in get(broker, "/api/bindings/%2F"))
+    assert call(broker, "/api/bindings/%2F/e/logs/q/inbox/k.1", "DELETE")[0] == 204
+    assert call(broker, "/api/bindings/%2F/e/logs/q/inbox/k.1", "DELETE")[0] == 404
+    assert not any(b["source"] == "logs" for b in get(broker, "/api/bindings/%2F"))
+    # Purge: DELETE .../contents empties the queue.
+    assert call(broker, "/api/queues/%2F/inbox/contents", "DELETE")[0] == 204
+    assert get(broker, "/api/queues/%2F/inbox")["messages"] == 0
+    assert call(broker, "/api/exchanges/%2F/logs", "DELETE")[0] == 204
+    assert call(broker, "/api/exchanges/%2F/logs")[0] == 404
+    assert call(broker, "/api/exchanges/%2F/amq.direct", "DELETE")[0] == 400
+    assert call(broker, "/api/exchanges/%2F/amq.mine", "PUT", body={"type": "direct"})[0] == 403
+    # Vhosts, users, permissions.
+    assert call(broker, "/api/vhosts/staging", "PUT")[0] == 201
+    assert call(broker, "/api/vhosts/staging", "PUT")[0] == 204
+    assert call(broker, "/api/users/ops", "PUT", body={"password": "s3cret", "tags": "monitoring"})[0] == 201
+    assert get(broker, "/api/whoami", user="ops", password="s3cret")["tags"] == ["monitoring"]
+    assert call(broker, "/api/users/ops", "PUT", body={"password": "other", "tags": ["administrator"]})[0] == 204
+    assert get(broker, "/api/whoami", user="ops", password="other")["tags"] == ["administrator"]
+    assert call(broker, "/api/users/nopass", "PUT", body={"tags": ""})[0] == 400
+    perms = {"configure": ".*", "write": "^w", "read": "^r"}
+    assert call(broker, "/api/permissions/staging/ops", "PUT", body=perms)[0] == 201
+    assert get(broker, "/api/permissions/staging/ops") == {"user": "ops", "vhost": "staging", **perms}
+    assert get(broker, "/api/vhosts/staging/permissions") == [{"user": "ops", "vhost": "staging", **perms}]
+    assert {p["vhost"] for p in get(broker, "/api/users/ops/permissions")} == {"staging"}
+    pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", broker.port, "staging",
+                                                      pika.PlainCredentials("ops", "other"))).close()
+    assert call(broker, "/api/permissions/staging/ops", "DELETE")[0] == 204
+    assert call(broker, "/api/permissions/staging/ops")[0] == 404
+    assert call(broker, "/api/users/ops", "DELETE")[0] == 204
+    assert call(broker, "/api/whoami", user="ops", password="other")[0] == 401
+    assert call(broker, "/api/vhosts/staging", "DELETE")[0] == 204
+    assert call(broker, "/api/vhosts/staging", "DELETE")[0] == 404
+
+
+def test_definitions_post_imports_what_get_exported(broker):
+    populate(broker)[0].close()
+    exported = get(broker, "/api/definitions")
+    other = Broker(shards=1, http=True)
+    try:
+        assert call(other, "/api/definitions", "POST", body=exported)[0] == 204
+        assert get(other, "/api/queues/%2F/orders")["arguments"] == {"x-max-length": 100}
+        assert call(other, "/api/definitions", "POST", body={"queues": "not a list"})[0] == 400
+    finally:
+        other.stop()
