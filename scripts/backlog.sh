@@ -17,7 +17,7 @@ cargo build --release --quiet
 WORK=$(mktemp -d /tmp/warren-backlog.XXXXXX)
 trap 'kill $PID $SAMPLER 2>/dev/null || true; grep -v accepting "$WORK/log" | tail -5; rm -rf "$WORK"' EXIT
 printf 'memory_limit = %s\nshards = 1\n' "$MEMORY_LIMIT" > "$WORK/warren.toml"
-taskset -c 0 target/release/warren --config "$WORK/warren.toml" --listen "127.0.0.1:$PORT" \
+taskset -c 0 target/release/warren --config "$WORK/warren.toml" --listen "127.0.0.1:$PORT" --management-listen off --prometheus-listen off \
     --data-dir "$WORK/data" > "$WORK/out" 2> "$WORK/log" &
 PID=$!
 for _ in $(seq 1 50); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done

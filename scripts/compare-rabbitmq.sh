@@ -61,6 +61,7 @@ RABBIT_PID=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NOD
 RABBIT_VERSION=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" version 2>/dev/null || echo "?")
 
 taskset -c "$BROKER_CPUS" target/release/warren --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
+    --management-listen off --prometheus-listen off \
     --data-dir "$WORK/warren" > "$WORK/warren.out" 2> "$WORK/warren.err" &
 WARREN_PID=$!
 for _ in $(seq 1 50); do grep -q listening "$WORK/warren.out" 2>/dev/null && break; sleep 0.1; done

@@ -47,13 +47,13 @@ echo "== RabbitMQ ($(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RA
 HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true
 RABBIT_PID=
 
-target/release/warren --config config/warren.toml --listen 127.0.0.1:0 --data-dir "$WORK/warren" \
+target/release/warren --config config/warren.toml --listen 127.0.0.1:0 --management-listen off --prometheus-listen off --data-dir "$WORK/warren" \
     > "$WORK/warren.out" 2> "$WORK/warren.err" &
 WARREN_PID=$!
 for _ in $(seq 1 100); do
     grep -q "listening on" "$WORK/warren.out" 2>/dev/null && break
     sleep 0.1
 done
-PORT=$(awk '/listening on/ {print $4}' "$WORK/warren.out" | sed 's/.*://')
-echo "== Warren ($(target/release/warren --version), $(awk '/listening on/ {print $6}' "$WORK/warren.out") shards)"
+PORT=$(awk '/^warren listening on/ {print $4}' "$WORK/warren.out" | sed 's/.*://')
+echo "== Warren ($(target/release/warren --version), $(awk '/^warren listening on/ {print $6}' "$WORK/warren.out") shards)"
 "$PY" scripts/idle-connections.py --port "$PORT" --pid "$WARREN_PID" -n "$N" --hold "$HOLD"

@@ -12,7 +12,7 @@ WORK=$(mktemp -d /tmp/warren-scaling.XXXXXX)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 printf '%-8s | %14s | %16s | %14s\n' shards "received msg/s" "broker CPU-s/s" "per CPU-second"
 for shards in $(seq 1 "$MAX"); do
-    target/release/warren --listen "127.0.0.1:$PORT" --shards "$shards" --data-dir "$WORK/d$shards" > "$WORK/out" 2>/dev/null &
+    target/release/warren --listen "127.0.0.1:$PORT" --management-listen off --prometheus-listen off --shards "$shards" --data-dir "$WORK/d$shards" > "$WORK/out" 2>/dev/null &
     PID=$!
     for _ in $(seq 1 50); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
     line=$(target/release/warren-perf --addr "127.0.0.1:$PORT" -z "$DURATION" --broker-pid "$PID" --json \

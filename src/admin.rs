@@ -17,6 +17,8 @@ use crate::broker::routing::{Dest, MetaOp};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
 
+mod http_verbs;
+
 pub const SOCKET_NAME: &str = "warren.sock";
 const MAX_REQUEST: usize = 16 << 20;
 
@@ -75,7 +77,8 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
     }
     let reply = match serde_json::from_slice::<Request>(&buf) {
         Ok(req) => {
-            log::info!("admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
+            let level = if http_verbs::reads_only(&req.verb) { log::Level::Debug } else { log::Level::Info };
+            log::log!(level, "admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
             run(&shard, req).await.unwrap_or_else(|e| json!({ "error": e }))
         }
         Err(e) => json!({ "error": format!("bad request: {e}") }),
@@ -89,7 +92,7 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
 /// Arguments fit for the log: passwords left out.
 fn redacted(req: &Request) -> Vec<&str> {
     match req.verb.as_str() {
-        "add_user" | "change_password" => req.args.iter().take(1).map(String::as_str).collect(),
+        "add_user" | "change_password" | "authenticate" => req.args.iter().take(1).map(String::as_str).collect(),
         _ => req.args.iter().map(String::as_str).collect(),
     }
 }
@@ -431,6 +434,13 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             let user = arg(&req, 0, "username")?.into();
             change(shard, access_op(AccessOp::ClearPermissions { user, vhost })).await
         }
+        "authenticate" => http_verbs::authenticate(shard, &req),
+        "queue_details" => http_verbs::queue_details(shard).await,
+        "exchange_details" => Ok(http_verbs::exchange_details(shard)),
+        "declare_queue" => http_verbs::declare_queue(shard, &req).await,
+        "alarms" => Ok(http_verbs::alarms(shard)),
+        "delete_exchange" => http_verbs::delete_exchange(shard, &req).await,
+        "unbind" => http_verbs::unbind(shard, &req).await,
         other => Err(format!("unknown command '{other}'")),
     }
 }

@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5672";
+/// RabbitMQ's management plugin port.
+pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:15672";
+/// rabbitmq_prometheus's port.
+pub const DEFAULT_PROMETHEUS_LISTEN: &str = "127.0.0.1:15692";
+/// A listener address that disables the listener.
+pub const LISTEN_OFF: &str = "off";
 pub const DEFAULT_FRAME_MAX: u32 = 131_072;
 pub const DEFAULT_CHANNEL_MAX: u16 = 2047;
 pub const DEFAULT_HEARTBEAT_SECS: u16 = 60;
@@ -28,6 +34,10 @@ pub const DEFAULT_FLOW_BACKLOG: u32 = 20_000;
 pub struct Config {
     /// Address every shard listens on (SO_REUSEPORT).
     pub listen: String,
+    /// The management HTTP API (RabbitMQ's paths), or "off".
+    pub management_listen: String,
+    /// The Prometheus scrape endpoint (/metrics), or "off".
+    pub prometheus_listen: String,
     /// Number of shards; 0 means one per CPU this process may run on.
     pub shards: usize,
     /// CPUs to pin shards to, in order; empty means the CPUs this process may run on.
@@ -67,6 +77,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.into(),
+            management_listen: DEFAULT_MANAGEMENT_LISTEN.into(),
+            prometheus_listen: DEFAULT_PROMETHEUS_LISTEN.into(),
             shards: 0,
             cpus: Vec::new(),
             frame_max: DEFAULT_FRAME_MAX,
@@ -112,6 +124,13 @@ impl Config {
         if !(4096..=1 << 30).contains(&self.segment_bytes) {
             return Err("segment_bytes must be between 4096 and 1073741824".into());
         }
+        for (key, addr) in
+            [("management_listen", &self.management_listen), ("prometheus_listen", &self.prometheus_listen)]
+        {
+            if addr != LISTEN_OFF && addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!("{key} must be ADDR:PORT or \"off\", not '{addr}'"));
+            }
+        }
         if self.default_vhost.is_empty() {
             return Err("default_vhost must not be empty".into());
         }
@@ -137,5 +156,7 @@ mod tests {
         assert_eq!(Config::parse("shards = 3").unwrap().shards, 3);
         assert_eq!(Config::parse("log_format = \"json\"").unwrap().log_format, crate::logging::LogFormat::Json);
         assert!(Config::parse("log_format = \"xml\"").is_err());
+        assert!(Config::parse("management_listen = \"15672\"").is_err());
+        assert_eq!(Config::parse("prometheus_listen = \"off\"").unwrap().prometheus_listen, LISTEN_OFF);
     }
 }

@@ -5,6 +5,8 @@
 //! - `shard/`: executors pinned per core, queue placement, the mesh between shards.
 //! - `broker/`: exchanges, routing tables, queues and consumers, owned per shard.
 //! - `net/`: listeners, connections and channels speaking to clients.
+//! - `admin`: the admin socket warrenctl uses; `mgmt/`: the management HTTP API and Prometheus
+//!   endpoint on a thread of their own, asking the shards through the admin socket.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -15,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod data_dir;
 pub mod logging;
+pub mod mgmt;
 pub mod net;
 pub mod protocol;
 pub mod shard;

@@ -19,6 +19,12 @@ struct Args {
     /// Address to listen on, e.g. 127.0.0.1:5672 (port 0 picks a free port).
     #[arg(long)]
     listen: Option<String>,
+    /// Management HTTP API address, e.g. 127.0.0.1:15672 (port 0 picks a free port; off disables).
+    #[arg(long)]
+    management_listen: Option<String>,
+    /// Prometheus /metrics address, e.g. 127.0.0.1:15692 (port 0 picks a free port; off disables).
+    #[arg(long)]
+    prometheus_listen: Option<String>,
     /// Number of shards (0 = one per allowed CPU).
     #[arg(long)]
     shards: Option<usize>,
@@ -61,6 +67,12 @@ fn main() -> ExitCode {
     if let Some(l) = args.listen {
         config.listen = l;
     }
+    if let Some(m) = args.management_listen {
+        config.management_listen = m;
+    }
+    if let Some(p) = args.prometheus_listen {
+        config.prometheus_listen = p;
+    }
     if let Some(s) = args.shards {
         config.shards = s;
     }
@@ -82,6 +94,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Bound before the shards start: a port in use stops the broker here, as the AMQP port does.
+    let http = match warren::mgmt::bind(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let running = match pool::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -91,6 +111,16 @@ fn main() -> ExitCode {
     };
     // Tests and scripts read this line to find the port.
     println!("warren listening on {} with {} shards", running.addr, running.shards);
+    // The lines after it name the HTTP listeners that are on.
+    if let Some(a) = http.management_addr() {
+        println!("management listening on {a}");
+    }
+    if let Some(a) = http.prometheus_addr() {
+        println!("prometheus listening on {a}");
+    }
+    if let Err(e) = http.serve(running.addr) {
+        log::error!("management and prometheus listeners: {e}; not serving them");
+    }
     let stopper = running.stopper();
     match Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {

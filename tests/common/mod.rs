@@ -54,7 +54,8 @@ fn spawn_broker(shards: usize, data: &TempDir, extra: &[String]) -> (SocketAddr,
     // WARREN_BIN runs the suite against another build (e.g. target/release/warren).
     let bin = std::env::var("WARREN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_warren").to_string());
     let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string(), "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--management-listen", "off", "--prometheus-listen", "off"])
+        .args(["--shards", &shards.to_string(), "--data-dir"])
         .arg(&data.0)
         .args(extra)
         .env("RUST_LOG", "warren=debug")

@@ -18,16 +18,20 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
 
 
 class Broker:
-    def __init__(self, shards=2, extra=(), data_dir=None):
+    def __init__(self, shards=2, extra=(), data_dir=None, http=False):
+        """`http`: also serve the management API and /metrics, each on a free port (`mgmt_port`,
+        `prometheus_port`); off otherwise, so brokers never contend for the default ports."""
         self.data = tempfile.TemporaryDirectory(prefix="warren-pytest-", dir=data_dir)
-        self.shards, self.extra = shards, list(extra)
+        self.shards, self.extra, self.http = shards, list(extra), http
         self.conns = []
         self.start()
 
     def start(self):
         """Starts the broker on this data dir (again, after `halt`), on a new free port."""
+        listen = "127.0.0.1:0" if self.http else "off"
+        http = ["--management-listen", listen, "--prometheus-listen", listen]
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--shards", str(self.shards), "--data-dir", self.data.name, *self.extra],
+            [BINARY, "--listen", "127.0.0.1:0", *http, "--shards", str(self.shards), "--data-dir", self.data.name, *self.extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -38,6 +42,10 @@ class Broker:
             self.proc.kill()
             raise RuntimeError(f"warren did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split()[3].rsplit(":", 1)[1])
+        if self.http:
+            # The lines after the first name the HTTP listeners.
+            self.mgmt_port = int(self.proc.stdout.readline().split()[-1].rsplit(":", 1)[1])
+            self.prometheus_port = int(self.proc.stdout.readline().split()[-1].rsplit(":", 1)[1])
         self.log = []
         threading.Thread(target=self._drain, args=(self.proc, self.log), daemon=True).start()
 

@@ -172,7 +172,7 @@ def test_a_corrupt_record_in_an_older_segment_stops_the_start_and_keeps_the_file
         with open(oldest, "wb") as f:
             f.write(data)
         proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--shards", "2", "--data-dir", b.data.name, "--config", str(config)],
+            [BINARY, "--listen", "127.0.0.1:0", "--management-listen", "off", "--prometheus-listen", "off", "--shards", "2", "--data-dir", b.data.name, "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

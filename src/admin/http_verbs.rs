@@ -1,0 +1,146 @@
+//! Admin verbs the management HTTP API (src/mgmt/) asks for beyond warrenctl's: a login check,
+//! queues and exchanges with every field RabbitMQ's API shows (all vhosts at once), a queue declare
+//! from a definition, an exchange delete, an unbind, and the resource alarm in force.
+
+use std::rc::Rc;
+
+use serde_json::{Value, json};
+
+use super::{Request, arg, change, every_shard, table};
+use crate::broker::definitions::{BindingDef, Definitions, QueueDef, json_table};
+use crate::broker::routing::MetaOp;
+use crate::shard::Shard;
+use crate::shard::placement::shard_of;
+
+/// `authenticate USER PASSWORD LOOPBACK`: the user's tags and the vhosts it may use, or an error,
+/// checked as the AMQP login checks (password hash, loopback-only users).
+pub fn authenticate(shard: &Shard, req: &Request) -> Result<Value, String> {
+    let (user, password) = (arg(req, 0, "username")?, arg(req, 1, "password")?);
+    let loopback = arg(req, 2, "loopback")? == "true";
+    let access = shard.access.borrow();
+    let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.text)?;
+    let mut vhosts: Vec<&str> =
+        access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
+    vhosts.sort();
+    Ok(table(&["user", "tags", "vhosts"], vec![vec![json!(u.name), json!(u.tags), json!(vhosts)]]))
+}
+
+/// `queue_details`: every queue of every vhost, with its flags and counts.
+pub async fn queue_details(shard: &Shard) -> Result<Value, String> {
+    let mut rows = every_shard(shard, |s| {
+        s.queues
+            .borrow()
+            .iter()
+            .map(|q| {
+                vec![
+                    json!(&*q.vhost),
+                    json!(&*q.name),
+                    json!(q.flags.durable),
+                    json!(q.flags.auto_delete),
+                    json!(q.flags.exclusive),
+                    Value::Object(json_table(&q.flags.arguments)),
+                    json!(q.message_count()),
+                    json!(q.unacked_count()),
+                    json!(q.consumer_count()),
+                    json!(s.id),
+                ]
+            })
+            .collect()
+    })
+    .await?;
+    rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[1]));
+    let cols = [
+        "vhost",
+        "name",
+        "durable",
+        "auto_delete",
+        "exclusive",
+        "arguments",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
+        "shard",
+    ];
+    Ok(table(&cols, rows))
+}
+
+/// `exchange_details`: every exchange of every vhost, with its flags.
+pub fn exchange_details(shard: &Shard) -> Value {
+    let routes = shard.routes.borrow();
+    let mut rows: Vec<Vec<Value>> = routes
+        .vhosts()
+        .flat_map(|(v, xs)| xs.values().map(move |e| (v, e)))
+        .map(|(v, e)| {
+            vec![
+                json!(v),
+                json!(e.name),
+                json!(e.kind.as_str()),
+                json!(e.durable),
+                json!(e.auto_delete),
+                json!(e.internal),
+                Value::Object(json_table(&e.arguments)),
+            ]
+        })
+        .collect();
+    rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[1]));
+    table(&["vhost", "name", "type", "durable", "auto_delete", "internal", "arguments"], rows)
+}
+
+/// `declare_queue DEFINITION`: declares a queue from a RabbitMQ queue definition (JSON), as a
+/// client's queue.declare would; answers whether it was created. An inequivalent existing queue
+/// is an error (PRECONDITION_FAILED).
+pub async fn declare_queue(shard: &Rc<Shard>, req: &Request) -> Result<Value, String> {
+    let def: QueueDef = serde_json::from_str(arg(req, 0, "definition")?).map_err(|e| format!("bad queue: {e}"))?;
+    if !shard.routes.borrow().has_vhost(&def.vhost) {
+        return Err(format!("no such vhost '{}'", def.vhost));
+    }
+    let (vhost, name, flags) = (def.vhost.clone(), def.name.clone(), def.flags());
+    let created = shard
+        .call(shard_of(&def.vhost, &def.name, shard.shards()), move |s| {
+            let existed = s.queues.borrow().lookup(&vhost, &name).is_some();
+            s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| !existed)
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| e.text)?;
+    if created && def.durable {
+        shard.durable_queue_declared(def).await.map_err(|e| e.text)?;
+    }
+    Ok(table(&["created"], vec![vec![json!(created)]]))
+}
+
+/// `alarms`: the resource alarm in force (every shard sees the same totals), if any.
+pub fn alarms(shard: &Shard) -> Value {
+    let rows = shard.alarm.get().map(|reason| vec![json!(reason)]).into_iter().collect();
+    table(&["alarm"], rows)
+}
+
+/// `delete_exchange NAME`: as exchange.delete without if-unused.
+pub async fn delete_exchange(shard: &Shard, req: &Request) -> Result<Value, String> {
+    let name = arg(req, 0, "exchange")?;
+    if name.is_empty() || name.starts_with("amq.") {
+        return Err(format!("ACCESS_REFUSED - operation not permitted on the default exchange or '{name}'"));
+    }
+    let op = MetaOp::DeleteExchange { vhost: req.vhost.clone(), name: name.into(), if_unused: false };
+    change(shard, op).await
+}
+
+/// `unbind DEFINITION`: removes the binding a RabbitMQ binding definition (JSON) names.
+pub async fn unbind(shard: &Shard, req: &Request) -> Result<Value, String> {
+    let def: BindingDef = serde_json::from_str(arg(req, 0, "binding")?).map_err(|e| format!("bad binding: {e}"))?;
+    let defs = Definitions { bindings: vec![def], ..Default::default() };
+    for op in defs.routing_ops() {
+        if let MetaOp::Bind { vhost, source, dest, key, args } = op {
+            change(shard, MetaOp::Unbind { vhost, source, dest, key, args }).await?;
+        }
+    }
+    Ok(super::done())
+}
+
+/// Verbs that only read: the management API and Prometheus scrapes ask them often, so they are
+/// logged at debug, changes at info.
+pub fn reads_only(verb: &str) -> bool {
+    verb.starts_with("list_")
+        || verb.ends_with("_details")
+        || matches!(verb, "authenticate" | "alarms" | "export_definitions")
+}

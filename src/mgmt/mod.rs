@@ -1,0 +1,21 @@
+//! The control plane's HTTP side: RabbitMQ's management API (`/api/...`) and rabbitmq_prometheus's
+//! scrape endpoint (`/metrics`), served by one thread of their own off the shard cores. They reach
+//! the shards only through the admin socket warrenctl uses (src/admin.rs), so a busy API costs the
+//! message path what a warrenctl command costs, and nothing more.
+//!
+//! - `server`: the listeners, the thread and its runtime, HTTP responses.
+//! - `admin_client`: the admin socket, asked asynchronously.
+//! - `auth`: basic auth against Warren's users, RabbitMQ's tag rules.
+//! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE;
+//!   `shapes`: RabbitMQ's JSON objects.
+//! - `metrics`: the Prometheus exposition.
+
+mod admin_client;
+mod api;
+mod auth;
+mod metrics;
+mod server;
+mod shapes;
+mod writes;
+
+pub use server::{Listeners, bind};

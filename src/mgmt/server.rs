@@ -1,0 +1,182 @@
+//! The management and Prometheus listeners: bound before the shards start (so a port in use stops
+//! the broker at once, as the AMQP listener does), served by one thread running a current-thread
+//! tokio runtime and hyper's HTTP/1 server.
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use super::admin_client::{Admin, AdminError};
+use crate::admin::SOCKET_NAME;
+use crate::config::{Config, LISTEN_OFF};
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// What the handlers share: the way to the shards and what the overview tells about the node.
+pub struct Node {
+    pub admin: Admin,
+    pub amqp: SocketAddr,
+    pub management: Option<SocketAddr>,
+    pub prometheus: Option<SocketAddr>,
+    pub name: String,
+}
+
+/// The bound listeners, not yet served.
+pub struct Listeners {
+    management: Option<TcpListener>,
+    prometheus: Option<TcpListener>,
+    data_dir: std::path::PathBuf,
+}
+
+fn bind_one(key: &str, addr: &str) -> Result<Option<TcpListener>, String> {
+    if addr == LISTEN_OFF {
+        return Ok(None);
+    }
+    let l = TcpListener::bind(addr).map_err(|e| format!("{key} {addr}: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| format!("{key} {addr}: {e}"))?;
+    Ok(Some(l))
+}
+
+/// Binds the listeners the config asks for.
+pub fn bind(config: &Config) -> Result<Listeners, String> {
+    Ok(Listeners {
+        management: bind_one("management_listen", &config.management_listen)?,
+        prometheus: bind_one("prometheus_listen", &config.prometheus_listen)?,
+        data_dir: config.data_dir.clone(),
+    })
+}
+
+impl Listeners {
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves both listeners on a thread of their own, until the process exits.
+    pub fn serve(self, amqp: SocketAddr) -> std::io::Result<()> {
+        if self.management.is_none() && self.prometheus.is_none() {
+            return Ok(());
+        }
+        let node = Arc::new(Node {
+            admin: Admin::new(self.data_dir.join(SOCKET_NAME)),
+            amqp,
+            management: self.management_addr(),
+            prometheus: self.prometheus_addr(),
+            name: format!("warren@{}", hostname()),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        std::thread::Builder::new().name("warren-http".into()).spawn(move || {
+            runtime.block_on(async move {
+                let mgmt = self.management.map(|l| tokio::spawn(accept(l, node.clone(), Site::Management)));
+                let prom = self.prometheus.map(|l| tokio::spawn(accept(l, node.clone(), Site::Prometheus)));
+                for task in [mgmt, prom].into_iter().flatten() {
+                    let _ = task.await;
+                }
+            })
+        })?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Site {
+    Management,
+    Prometheus,
+}
+
+async fn accept(listener: TcpListener, node: Arc<Node>, site: Site) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("http listener: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors, most likely: the next accept may succeed once some close.
+                log::warn!("http accept: {e}");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(route(&node, site, peer, req).await) }
+            });
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                log::debug!("http connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn route(node: &Node, site: Site, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    match site {
+        Site::Management => super::api::handle(node, peer, req).await,
+        Site::Prometheus => super::metrics::handle(node, req).await,
+    }
+}
+
+pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+pub fn json_reply(status: StatusCode, v: &Value) -> Resp {
+    with_body(status, "application/json", v.to_string())
+}
+
+/// RabbitMQ's error body: `{"error": ..., "reason": ...}`.
+pub fn error(status: StatusCode, error: &str, reason: &str) -> Resp {
+    json_reply(status, &json!({ "error": error, "reason": reason }))
+}
+
+pub fn no_content() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+pub fn not_found() -> Resp {
+    error(StatusCode::NOT_FOUND, "Object Not Found", "Not Found")
+}
+
+/// An admin request that failed: the broker's refusal is the client's fault (400), an unreachable
+/// broker is ours (503).
+pub fn admin_failed(e: AdminError) -> Resp {
+    match e {
+        AdminError::Refused(text) => error(StatusCode::BAD_REQUEST, "bad_request", &text),
+        AdminError::Unreachable(text) => {
+            log::warn!("management API: admin endpoint unreachable: {text}");
+            error(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the broker is not answering")
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
