@@ -76,7 +76,10 @@ impl FieldTable {
         let mut inner = Reader::new(r.longstr()?);
         let mut entries = Vec::new();
         while inner.remaining() > 0 {
+            // Tables are kept (binding, queue and consumer arguments): keys and byte values get
+            // allocations of their own rather than slices pinning the whole read buffer.
             let key = inner.shortstr()?;
+            let key = ShortStr::copy_from_slice(key.as_bytes()).map_err(AmqpError::frame)?;
             let value = FieldValue::read_at(&mut inner, depth)?;
             entries.push((key, value));
         }
@@ -116,8 +119,8 @@ impl FieldValue {
             b'f' => Self::F32(f32::from_bits(r.u32()?)),
             b'd' => Self::F64(f64::from_bits(r.u64()?)),
             b'D' => Self::Decimal(r.u8()?, r.u32()?),
-            b'S' => Self::LongStr(r.longstr()?),
-            b'x' => Self::ByteArray(r.longstr()?),
+            b'S' => Self::LongStr(Bytes::copy_from_slice(&r.longstr()?)),
+            b'x' => Self::ByteArray(Bytes::copy_from_slice(&r.longstr()?)),
             b'T' => Self::Timestamp(r.u64()?),
             b'V' => Self::Void,
             b'F' => Self::Table(FieldTable::read_at(r, depth + 1)?),
@@ -292,6 +295,25 @@ mod tests {
         assert_eq!(t.0[1].0.as_bytes(), b"k\xfe");
         assert!(t.get(b"k\xfe").is_some() && t.get("k").is_none());
         assert_eq!(encode(&t), bytes);
+    }
+
+    // Regression (issue 20): decoded tables sliced the frame, so an exchange-to-exchange binding
+    // whose arguments held strings kept its connection's whole 64 KiB read buffer alive.
+    #[test]
+    fn decoded_tables_do_not_share_the_frame() {
+        let mut t = FieldTable::default();
+        t.insert("k", FieldValue::LongStr(Bytes::from_static(b"value")));
+        t.insert("x", FieldValue::ByteArray(Bytes::from_static(&[1, 2, 3])));
+        let frame = encode(&t);
+        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        let back = FieldTable::read(&mut Reader::new(frame.clone())).unwrap();
+        assert_eq!(back, t);
+        for (k, v) in &back.0 {
+            assert!(!range.contains(&(k.as_bytes().as_ptr() as usize)), "key {k:?} shares the frame");
+            if let FieldValue::LongStr(b) | FieldValue::ByteArray(b) = v {
+                assert!(!range.contains(&(b.as_ptr() as usize)), "value {v:?} shares the frame");
+            }
+        }
     }
 
     #[test]
