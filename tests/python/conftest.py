@@ -11,10 +11,29 @@ import time
 
 import pika
 import pytest
+from pika.exceptions import ChannelClosedByBroker
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("WARREN_BIN", str(ROOT / "target" / "debug" / "warren"))
 TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
+
+
+def wait(predicate, timeout=10):
+    """Whether `predicate` came true within `timeout` seconds (looked at every 50 ms)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def closed_with(code, fn, *args, **kw):
+    """Runs `fn`, which must make the broker close the channel with `code`; returns the reply text."""
+    with pytest.raises(ChannelClosedByBroker) as e:
+        fn(*args, **kw)
+    assert e.value.reply_code == code, e.value.reply_text
+    return e.value.reply_text
 
 
 class Broker:

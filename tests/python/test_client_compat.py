@@ -4,14 +4,8 @@
 import amqp
 import pika
 import pytest
-from pika.exceptions import ChannelClosedByBroker
 
-
-def closed_with(code, fn, *args, **kw):
-    with pytest.raises(ChannelClosedByBroker) as e:
-        fn(*args, **kw)
-    assert e.value.reply_code == code, e.value.reply_text
-    return e.value.reply_text
+from conftest import closed_with
 
 
 @pytest.fixture

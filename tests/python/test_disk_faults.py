@@ -11,7 +11,7 @@ import time
 import pika
 import pytest
 
-from conftest import Broker
+from conftest import Broker, wait
 
 FS_BYTES = 32 << 20
 BODY = 16 << 10
@@ -27,15 +27,6 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.decode().strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def wait(predicate, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def fill(path, leave):
@@ -80,7 +71,7 @@ def test_full_disk_blocks_publishers_withholds_confirms_and_recovers(small_disk)
         fill(filler, leave=6 << 20)
         pub = Publisher(b)
         pub.start()
-        assert wait(lambda: any("confirms withheld" in line for line in b.log)), "the log never hit the full disk"
+        assert wait(lambda: any("confirms withheld" in line for line in b.log), timeout=20), "the log never hit the full disk"
         stuck = len(pub.confirmed)
         time.sleep(1)
         assert len(pub.confirmed) == stuck, "a confirm came while the log could not write"
@@ -93,7 +84,7 @@ def test_full_disk_blocks_publishers_withholds_confirms_and_recovers(small_disk)
         reader.basic_nack(method.delivery_tag, requeue=True)
 
         filler.unlink()
-        assert wait(lambda: len(pub.confirmed) > stuck + 50), "publishing did not resume once space returned"
+        assert wait(lambda: len(pub.confirmed) > stuck + 50, timeout=20), "publishing did not resume once space returned"
         assert any("writing again" in line for line in b.log)
         pub.stop.set()
         pub.join(timeout=20)
@@ -139,7 +130,7 @@ def test_a_page_file_on_a_full_disk_stops_paging_and_blocks_publishers_without_l
                 pub.process_data_events(time_limit=0)
             if sent % 2000 == 0:
                 time.sleep(0.1)  # the monitor looks every 100 ms
-        assert wait(lambda: pub.process_data_events(time_limit=0.05) or events), f"never blocked after {sent}"
+        assert wait(lambda: pub.process_data_events(time_limit=0.05) or events, timeout=20), f"never blocked after {sent}"
         assert events[0] == "low on memory", events
         assert b.proc.poll() is None, "the broker died when a page file could not be written"
         assert any("paging stopped on this shard" in line for line in b.log), b.log[-20:]

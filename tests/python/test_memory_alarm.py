@@ -7,16 +7,7 @@ import time
 
 import pika
 
-from conftest import Broker
-
-
-def wait(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from conftest import Broker, wait
 
 
 def test_publishers_are_blocked_over_the_limit_and_unblocked_after_draining(tmp_path):

@@ -6,20 +6,14 @@ import pathlib
 import resource
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import BINARY, ROOT, Broker
+from conftest import BINARY, ROOT, Broker, wait
 
 
 def wait_for_line(b, predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(predicate(line) for line in b.log):
-            return True
-        time.sleep(0.05)
-    return False
+    return wait(lambda: any(predicate(line) for line in b.log), timeout)
 
 
 def test_version():
