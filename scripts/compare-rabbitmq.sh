@@ -9,6 +9,8 @@
 #              OUT (default target/compare/results.jsonl), RABBIT_PORT (5673), WARREN_PORT (5674).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/rabbitmq.sh
+source scripts/rabbitmq.sh
 
 DURATION=${DURATION:-10}
 BROKER_CPUS=${BROKER_CPUS:-0}
@@ -23,42 +25,20 @@ WORK=$(mktemp -d /tmp/warren-compare.XXXXXX)
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
-if ! command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null; then
-    echo "installing rabbitmq-server from Debian..." >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
-fi
 cargo build --release --quiet
 PERF=target/release/warren-perf
 
 cleanup() {
     kill -CONT "${WARREN_PID:-}" "${RABBIT_PID:-}" 2>/dev/null || true
     [ -n "${WARREN_PID:-}" ] && kill "$WARREN_PID" 2>/dev/null || true
-    if [ -n "${RABBIT_PID:-}" ]; then
-        HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1 || kill "$RABBIT_PID" 2>/dev/null || true
-    fi
+    stop_rabbitmq
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 # RabbitMQ on its own port, node name and directories; as many Erlang schedulers as broker CPUs.
-RABBIT_NODE=warrencmp$$@localhost
-mkdir -p "$WORK/rabbit/mnesia" "$WORK/rabbit/log"
-echo '[].' > "$WORK/rabbit/enabled_plugins"
-(
-    export HOME=$WORK/rabbit RABBITMQ_NODENAME=$RABBIT_NODE RABBITMQ_NODE_PORT=$RABBIT_PORT \
-        RABBITMQ_DIST_PORT=$((RABBIT_PORT + 20000)) RABBITMQ_MNESIA_BASE=$WORK/rabbit/mnesia \
-        RABBITMQ_LOG_BASE=$WORK/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rabbit/enabled_plugins \
-        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $BROKER_NCPU:$BROKER_NCPU"
-    exec taskset -c "$BROKER_CPUS" /usr/lib/rabbitmq/bin/rabbitmq-server > "$WORK/rabbit/out" 2>&1
-) &
-for _ in $(seq 1 120); do
-    grep -q "completed with" "$WORK/rabbit/out" 2>/dev/null && break
-    sleep 0.5
-done
-RABBIT_PID=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" status 2>/dev/null | awk '/OS PID/ {print $3}')
-[ -n "$RABBIT_PID" ] || { echo "RabbitMQ did not start:" >&2; cat "$WORK/rabbit/out" >&2; exit 1; }
-RABBIT_VERSION=$(HOME=$WORK/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" version 2>/dev/null || echo "?")
+start_rabbitmq "warrencmp$$@localhost" "$RABBIT_PORT" "$BROKER_CPUS"
 
 taskset -c "$BROKER_CPUS" target/release/warren --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
     --management-listen off --prometheus-listen off \
