@@ -26,6 +26,8 @@ struct Queued {
     redelivered: bool,
     /// The message log segment holding it; 0 if it is not persisted.
     seg: u32,
+    /// Its bytes are an allocation of its own, not slices of a read buffer (`Message::compacted`).
+    own: bool,
 }
 
 /// Ready messages in memory, in queue order, and their bytes.
@@ -107,9 +109,8 @@ pub struct PurgedRun {
     pub segs: BTreeMap<u32, u64>,
 }
 
-/// What a message costs a queue in memory, roughly: its body, properties, names and bookkeeping.
 fn footprint(m: &Message) -> u64 {
-    (m.body.len() + m.properties.len() + m.exchange.len() + m.routing_key.len() + 96) as u64
+    m.footprint()
 }
 
 impl Consumer {
@@ -150,6 +151,8 @@ pub struct Queue {
     unacked_bytes: u64,
     run: Option<Run>,
     next_run_serial: u64,
+    /// Ready messages from this id on have not been looked at by `compact_new` yet.
+    compacted_from: u64,
 }
 
 impl Queue {
@@ -174,6 +177,7 @@ impl Queue {
             unacked_bytes: 0,
             run: None,
             next_run_serial: 1,
+            compacted_from: 0,
         }
     }
 
@@ -200,14 +204,14 @@ impl Queue {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         let seg = persist(id);
-        self.enqueue(Queued { id, msg, redelivered: false, seg }, pages);
+        self.enqueue(Queued { id, msg, redelivered: false, seg, own: false }, pages);
     }
 
     /// Puts back a message recovered from the log; called in id order. It may have been delivered
     /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
     pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, pages: Option<&PageDir>) {
         self.next_msg_id = self.next_msg_id.max(id + 1);
-        self.enqueue(Queued { id, msg, redelivered: true, seg }, pages);
+        self.enqueue(Queued { id, msg, redelivered: true, seg, own: false }, pages);
     }
 
     /// Adds a message at the tail: in memory, or in the paged run once there is one (queue order).
@@ -275,7 +279,14 @@ impl Queue {
                     run.segs.remove(&p.seg);
                 }
             }
-            self.ready.push_back(Queued { id: p.id, msg: Arc::new(p.msg), redelivered: p.redelivered, seg: p.seg });
+            // Read back from the page file into buffers of their own.
+            self.ready.push_back(Queued {
+                id: p.id,
+                msg: Arc::new(p.msg),
+                redelivered: p.redelivered,
+                seg: p.seg,
+                own: true,
+            });
         }
         if run.count == 0 {
             self.run = None;
@@ -412,8 +423,29 @@ impl Queue {
 
     /// Puts a message back at its original place (RabbitMQ keeps requeued messages near the head,
     /// in their publish order).
-    fn requeue(&mut self, q: Queued) {
+    fn requeue(&mut self, mut q: Queued) {
+        if !q.own {
+            q.msg = Arc::new(q.msg.compacted());
+            q.own = true;
+        }
         self.ready.insert_in_order(q);
+    }
+
+    /// Copies the messages queued since the last call (and still ready) out of the buffers they
+    /// were received in, so a kept message holds only its own bytes (`Message::compacted`).
+    /// `copy` makes each copy, so the queues of a shard can share one. Each message is visited
+    /// once: the walk goes back from the tail to the first message it saw before.
+    pub fn compact_new(&mut self, mut copy: impl FnMut(&Arc<Message>) -> Arc<Message>) -> usize {
+        let from = std::mem::replace(&mut self.compacted_from, self.next_msg_id);
+        let mut n = 0;
+        for q in self.ready.list.iter_mut().rev().take_while(|q| q.id >= from) {
+            if !q.own {
+                q.msg = copy(&q.msg);
+                q.own = true;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Hands ready messages to consumers with credit, round-robin; `out` sends each delivery.
@@ -520,6 +552,36 @@ mod tests {
             assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
             assert_eq!((q.message_count(), q.paged_count()), (0, 0));
         });
+    }
+
+    #[test]
+    fn kept_messages_are_compacted_once_and_requeued_ones_too() {
+        let mut q = queue();
+        let copies = std::cell::Cell::new(0);
+        let copy = |m: &Arc<Message>| {
+            copies.set(copies.get() + 1);
+            Arc::new(m.compacted())
+        };
+        for b in ["1", "2", "3"] {
+            q.push(msg(b), |_| 0, None);
+        }
+        assert_eq!(q.compact_new(copy), 3);
+        // Nothing new: nothing walked or copied again.
+        assert_eq!(q.compact_new(copy), 0);
+        let sent = msg("4");
+        q.push(sent.clone(), |_| 0, None);
+        assert_eq!(q.compact_new(copy), 1);
+        assert_eq!(copies.get(), 4);
+        let (_, tail, _) = (0..4).map(|_| q.get(false).unwrap()).last().unwrap();
+        assert!(!Arc::ptr_eq(&tail, &sent) && tail.body == sent.body);
+        // Taken before any compaction and requeued: copied on its way back.
+        let fresh = msg("5");
+        q.push(fresh.clone(), |_| 0, None);
+        let (id5, got, _) = q.get(false).unwrap();
+        assert!(Arc::ptr_eq(&got, &fresh));
+        q.settle(id5, Settle::Requeue);
+        let (_, again, redelivered) = q.get(false).unwrap();
+        assert!(redelivered && !Arc::ptr_eq(&again, &fresh) && again.body == fresh.body);
     }
 
     #[test]

@@ -100,6 +100,12 @@ pub struct Tx {
     pub settles: Vec<Method>,
 }
 
+impl Tx {
+    fn bytes(&self) -> u64 {
+        self.publishes.iter().map(|(p, _, body)| (body.len() + p.routing_key.len() + 96) as u64).sum()
+    }
+}
+
 pub struct Channel {
     pub state: ChannelState,
     pub content: Content,
@@ -120,6 +126,16 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// Message bytes this channel holds outside any queue: the body being assembled and the
+    /// publishes of an uncommitted transaction (both count toward the memory alarm).
+    pub fn held_bytes(&self) -> u64 {
+        let assembling = match &self.content {
+            Content::AwaitBody { body, .. } => body.received,
+            _ => 0,
+        };
+        assembling + self.tx.as_ref().map_or(0, Tx::bytes)
+    }
+
     pub fn new() -> Self {
         Self {
             state: ChannelState::Open,

@@ -541,6 +541,14 @@ impl Conn {
         }
     }
 
+    /// Message bytes this connection holds outside the queues: encoded output the client has not
+    /// read yet, bodies being assembled and uncommitted transactions. For the memory gauge.
+    pub fn held_bytes(&self) -> u64 {
+        let out = self.out.try_borrow().map_or(0, |o| o.len() as u64);
+        let channels = self.st.try_borrow().map_or(0, |st| st.channels.values().map(|c| c.held_bytes()).sum());
+        out + channels
+    }
+
     pub fn out_mut(&self) -> std::cell::RefMut<'_, BytesMut> {
         self.out.borrow_mut()
     }

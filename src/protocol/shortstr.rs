@@ -56,6 +56,16 @@ impl ShortStr {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+
+    /// Its length, which a short string's bound makes a `u8`.
+    pub fn len_u8(&self) -> u8 {
+        self.0.len() as u8
+    }
+
+    /// Splits the first `len` bytes off `b` (fewer if `b` is shorter) as a short string.
+    pub fn split_off_front(b: &mut Bytes, len: u8) -> Self {
+        Self(b.split_to(usize::from(len).min(b.len())))
+    }
 }
 
 impl Deref for ShortStr {

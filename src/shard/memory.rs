@@ -1,6 +1,8 @@
-//! The memory alarm: how many bytes of messages the queues of all shards hold, against a limit.
-//! Each shard counts its own queues and publishes the figure in its own cache line a few times a
-//! second; each shard sums the slots to decide, so no lock and no per-message sharing is needed.
+//! The memory alarm: how many bytes of messages all shards hold, against a limit. Each shard
+//! counts what it holds (its queues, its connections' unsent output, bodies being assembled and
+//! uncommitted transactions, its log's unwritten records, and its publishes in flight to other
+//! shards) and publishes the figure in its own cache line a few times a second; each shard sums
+//! the slots to decide, so no lock and no per-message sharing is needed.
 //! Above the limit, connections that publish are blocked (RabbitMQ's memory alarm). Beside it, one
 //! bit per shard says that shard's message log cannot write (a full disk): the disk alarm; and
 //! one bit per shard that its page files could not be written, so it no longer pages: then the
@@ -58,12 +60,17 @@ impl MemoryGauge {
         self.log_stalled.0.load(Ordering::Relaxed) != 0
     }
 
-    pub fn publish(&self, shard: usize, bytes: u64) {
-        self.slots[shard].0.store(bytes, Ordering::Relaxed);
+    /// A shard's figure. It may be negative: a publish crossing the mesh is counted by the shard
+    /// that sent it and taken off by the one that received it, so only the sum is meaningful.
+    pub fn publish(&self, shard: usize, bytes: i64) {
+        if let Some(slot) = self.slots.get(shard) {
+            slot.0.store(bytes as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn total(&self) -> u64 {
-        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+        let sum: i64 = self.slots.iter().map(|s| s.0.load(Ordering::Relaxed) as i64).sum();
+        sum.max(0) as u64
     }
 }
 
@@ -84,6 +91,9 @@ mod tests {
         g.publish(0, 10);
         g.publish(2, 95);
         assert_eq!(g.total(), 105);
+        // Shard 1 received 30 bytes shard 2 counted as sent.
+        g.publish(1, -30);
+        assert_eq!(g.total(), 75);
         g.set_log_stalled(2, true);
         g.set_log_stalled(1, true);
         g.set_log_stalled(2, false);

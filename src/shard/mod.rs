@@ -17,6 +17,7 @@ use futures_channel::oneshot;
 
 use crate::broker::access::{Access, AccessOp};
 use crate::broker::definitions::Definitions;
+use crate::broker::message::Message;
 use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::Dest;
@@ -47,6 +48,11 @@ fn disk_free(dir: &std::path::Path) -> Option<u64> {
     // SAFETY: `path` is a valid C string and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The message bytes of the publishes in a mesh batch.
+fn publish_bytes(batch: &[ShardMsg]) -> i64 {
+    batch.iter().map(|m| if let ShardMsg::Publish { msg, .. } = m { msg.footprint() as i64 } else { 0 }).sum()
 }
 
 /// Wakes a task waiting on this shard for something to happen.
@@ -80,6 +86,9 @@ pub struct Shard {
     /// A resource alarm (its reason, as connection.blocked gives it): publishing connections are
     /// not read while it lasts.
     pub alarm: Cell<Option<&'static str>>,
+    /// Bytes of publishes this shard sent over the mesh less those it received: what is in
+    /// flight between shards, counted in the memory gauge (only the sum over shards is exact).
+    mesh_bytes: Cell<i64>,
 }
 
 impl Shard {
@@ -116,6 +125,7 @@ impl Shard {
             defs: DurableDefinitions::new(&config.data_dir),
             memory,
             alarm: Cell::new(None),
+            mesh_bytes: Cell::new(0),
             config,
         })
     }
@@ -208,6 +218,7 @@ impl Shard {
                         self.handle(m);
                     }
                 } else {
+                    self.mesh_bytes.set(self.mesh_bytes.get() + publish_bytes(&batch));
                     self.mesh.send(dest, batch);
                 }
             }
@@ -232,6 +243,7 @@ impl Shard {
             }
             self.mesh.drain(&mut batches);
             for batch in batches.drain(..) {
+                self.mesh_bytes.set(self.mesh_bytes.get() - publish_bytes(&batch));
                 for m in batch {
                     self.handle(m);
                 }
@@ -408,11 +420,8 @@ impl Shard {
             if self.stopping.get() {
                 return;
             }
-            let mine: u64 = {
-                let queues = self.queues.borrow();
-                queues.iter().map(|q| q.bytes()).sum()
-            };
-            self.memory.publish(self.id, mine);
+            self.compact_queued();
+            self.memory.publish(self.id, self.held_bytes());
             self.memory.set_log_stalled(self.id, self.log.stalled());
             self.memory.set_paging_failed(self.id, self.pages.failed());
             let (total, limit) = (self.memory.total(), self.memory.limit);
@@ -423,7 +432,7 @@ impl Shard {
             let high = if self.memory.any_paging_failed() { limit / 2 } else { limit };
             if paging != self.paging.replace(paging) {
                 log::info!(
-                    "shard {}: queues hold {total} bytes of messages (limit {limit}): paging {}",
+                    "shard {}: messages hold {total} bytes (limit {limit}): paging {}",
                     self.id,
                     if paging { "new messages to disk" } else { "stopped" }
                 );
@@ -463,7 +472,7 @@ impl Shard {
             if reason != self.alarm.replace(reason) {
                 match reason {
                     Some(r) => log::warn!(
-                        "resource alarm on shard {}: {r} (queues hold {total} bytes of messages, limit {high}{}): publishers blocked",
+                        "resource alarm on shard {}: {r} (messages hold {total} bytes, limit {high}{}): publishers blocked",
                         self.id,
                         if high < limit { ", half the memory limit since paging failed" } else { "" }
                     ),
@@ -475,6 +484,31 @@ impl Shard {
                 }
             }
             glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Message bytes this shard holds: its queues' (in memory), its connections' outside the
+    /// queues, its log's unwritten records, and its publishes in flight to other shards.
+    fn held_bytes(&self) -> i64 {
+        let queues: u64 = self.queues.borrow().iter().map(|q| q.bytes()).sum();
+        let conns: u64 = self.conns.borrow().values().map(|c| c.held_bytes()).sum();
+        (queues + conns + self.log.pending_bytes()) as i64 + self.mesh_bytes.get()
+    }
+
+    /// Copies the messages queues took since the last tick out of the read buffers they arrived
+    /// in (`Queue::compact_new`), so the gauge sees what they really hold. A message routed to
+    /// several queues of this shard gets one copy.
+    fn compact_queued(&self) {
+        let mut shared: HashMap<*const Message, (Arc<Message>, Arc<Message>)> = HashMap::new();
+        for q in self.queues.borrow_mut().iter_mut() {
+            q.compact_new(|m| {
+                if Arc::strong_count(m) == 1 {
+                    return Arc::new(m.compacted());
+                }
+                // The original stays in the map (alive) until the pass ends, so its address
+                // cannot be reused by another message meanwhile.
+                shared.entry(Arc::as_ptr(m)).or_insert_with(|| (m.clone(), Arc::new(m.compacted()))).1.clone()
+            });
         }
     }
 

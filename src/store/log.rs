@@ -223,6 +223,12 @@ impl<W> MessageLog<W> {
         self.stalled.get()
     }
 
+    /// Bytes of records appended and not yet handed to the writer (they pile up while a full disk
+    /// stalls it), for the memory gauge.
+    pub fn pending_bytes(&self) -> u64 {
+        self.state.borrow().pending.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
     /// Segment files in use (for tests and stats).
     pub fn segments(&self) -> usize {
         self.state.borrow().live.len()
