@@ -62,8 +62,9 @@ fn a_consumed_queue_over_its_backlog_limit_pauses_its_publisher() {
     consumer.call(1, &Method::BasicQos(basic::Qos { prefetch_count: 1, ..Default::default() })).unwrap();
     consumer.call(1, &Method::BasicConsume(basic::Consume { queue: "slow".into(), ..Default::default() })).unwrap();
 
+    let from = b.log_len();
     let publisher = publish_in_background(b.addr, "slow");
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.wait_log(from, "paused by flow control").is_some(), "publisher was never paused");
     let backlog = declare(&mut admin, "slow");
     assert!(backlog >= 1000, "backlog {backlog} never reached the limit");
     assert!(backlog < 3000, "backlog {backlog} ran far past the limit of 1000");

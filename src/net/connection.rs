@@ -536,7 +536,9 @@ impl Conn {
         holds.retain(|&q| q != queue);
         if hold {
             holds.push(queue);
+            log::debug!("connection {:#x}: paused by flow control (queue {queue:#x})", self.id);
         } else if holds.is_empty() {
+            log::debug!("connection {:#x}: resumed by flow control", self.id);
             self.flow_resumed.notify();
         }
     }

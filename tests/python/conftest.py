@@ -28,6 +28,20 @@ def wait(predicate, timeout=10):
     return False
 
 
+def settled(read, pump=lambda: time.sleep(0.05), timeout=10):
+    """What `read()` gives once it gives the same twice in a row, `pump()` between the two reads
+    (e.g. a queue's depth while messages a blocked publisher sent are still landing)."""
+    last = read()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pump()
+        now = read()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"still changing after {timeout} s: {last}")
+
+
 def closed_with(code, fn, *args, **kw):
     """Runs `fn`, which must make the broker close the channel with `code`; returns the reply text."""
     with pytest.raises(ChannelClosedByBroker) as e:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 
 import pika
 import pytest
@@ -127,10 +126,11 @@ def test_vhosts_are_separate_namespaces(secured):
     r, o = root.channel(), other.channel()
     r.queue_declare("same")
     o.queue_declare("same")
+    r.confirm_delivery()
+    o.confirm_delivery()
     for _ in range(3):
         r.basic_publish("", "same", b"root")
     o.basic_publish("", "same", b"other")
-    time.sleep(0.1)
     assert r.queue_declare("same", passive=True).method.message_count == 3
     assert o.queue_declare("same", passive=True).method.message_count == 1
     # Definitions of one vhost are not visible in another.
@@ -144,8 +144,8 @@ def test_defined_queues_exchanges_and_bindings_exist_and_route(secured):
     ch = c.channel()
     ok = ch.queue_declare("orders-eu", durable=True, arguments={"x-max-length": 1000})
     assert ok.method.message_count == 0
+    ch.confirm_delivery()
     ch.basic_publish("orders", "eu.de.new", b"order")
     ch.basic_publish("orders", "us.new", b"elsewhere")
-    time.sleep(0.1)
     assert ch.basic_get("orders-eu", auto_ack=True)[2] == b"order"
     assert ch.basic_get("orders-eu", auto_ack=True)[0] is None

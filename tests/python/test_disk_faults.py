@@ -11,7 +11,7 @@ import time
 import pika
 import pytest
 
-from conftest import Broker, wait
+from conftest import Broker, settled, wait
 
 FS_BYTES = 32 << 20
 BODY = 16 << 10
@@ -137,8 +137,7 @@ def test_a_page_file_on_a_full_disk_stops_paging_and_blocks_publishers_without_l
 
         other = b.connect().channel()
         depth = lambda: other.queue_declare("paged", passive=True).method.message_count
-        time.sleep(0.3)
-        held = depth()
+        held = settled(depth, lambda: pub.process_data_events(time_limit=0.05))
         assert held > 0
         # Blocked: what the publisher sends now is not taken, so memory stays bounded.
         for _ in range(20):

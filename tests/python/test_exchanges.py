@@ -6,7 +6,7 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker, UnroutableError
 
-from conftest import closed_with
+from conftest import closed_with, wait
 
 
 def drain(conn, secs=0.3):
@@ -121,8 +121,16 @@ def test_exclusive_queue_is_locked_to_its_connection_and_removed_with_it(broker)
     assert "RESOURCE_LOCKED" in text
     closed_with(405, other.channel().basic_consume, "mine", lambda *a: None)
     owner.close()
-    time.sleep(0.2)
-    closed_with(404, other.channel().queue_declare, "mine", passive=True)
+
+    def gone():
+        try:
+            other.channel().queue_declare("mine", passive=True)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            assert e.reply_code in (404, 405), e
+            return e.reply_code == 404
+        return False
+
+    assert wait(gone), "the exclusive queue outlived its connection"
 
 
 def test_deleting_a_queue_cancels_its_consumers(broker):
@@ -169,9 +177,10 @@ def test_alternate_exchange_takes_unroutable_messages(broker):
     ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
     ch.queue_declare("routed")
     ch.queue_bind("routed", "main", "good")
+    # Confirmed once every queue it was routed to has it.
+    ch.confirm_delivery()
     ch.basic_publish("main", "good", b"1")
     ch.basic_publish("main", "bad", b"2")
-    time.sleep(0.2)
     assert ch.basic_get("routed", auto_ack=True)[2] == b"1"
     assert ch.basic_get("unrouted", auto_ack=True)[2] == b"2"
     assert ch.basic_get("unrouted", auto_ack=True)[0] is None
@@ -187,13 +196,12 @@ def test_exchange_to_exchange_cycle_delivers_once_per_queue(broker):
     ch.queue_declare("cyc")
     ch.queue_bind("cyc", "e1")
     ch.queue_bind("cyc", "e2")
+    ch.confirm_delivery()
     ch.basic_publish("e1", "", b"once")
-    time.sleep(0.2)
     assert ch.queue_declare("cyc", passive=True).method.message_count == 1
     ch.exchange_unbind("e2", "e1")
     ch.queue_unbind("cyc", "e1")
     ch.basic_publish("e1", "", b"none")
-    time.sleep(0.2)
     assert ch.queue_declare("cyc", passive=True).method.message_count == 1
 
 
@@ -216,8 +224,8 @@ def test_headers_exchange(broker, x_match, binding, headers, routed):
     ch = c.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.queue_bind(q, "amq.headers", arguments={"x-match": x_match, **binding})
+    ch.confirm_delivery()
     ch.basic_publish("amq.headers", "", b"h", pika.BasicProperties(headers=headers))
-    time.sleep(0.1)
     got = ch.basic_get(q, auto_ack=True)[0] is not None
     assert got == routed
 
@@ -242,6 +250,6 @@ def test_topic_edge_cases(broker, pattern, key, routed):
     ch = c.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.queue_bind(q, "amq.topic", pattern)
+    ch.confirm_delivery()
     ch.basic_publish("amq.topic", key, b"t")
-    time.sleep(0.1)
     assert (ch.basic_get(q, auto_ack=True)[0] is not None) == routed
