@@ -1,7 +1,9 @@
 //! Crash safety: a confirming publisher and an acking consumer run while the broker is SIGKILLed
 //! at random moments and restarted on the same data dir; at the end every confirmed message is in
 //! the queue (or was acked by the consumer), once, in publish order. Rounds: WARREN_CRASH_ROUNDS
-//! (default 4; scripts/crash-test.sh runs many more).
+//! (default 4; scripts/crash-test.sh runs many more). Every third message goes through a durable
+//! fanout exchange with a 255-byte routing key that is not UTF-8; it must come back with exactly
+//! that exchange and key.
 
 mod common;
 
@@ -16,16 +18,37 @@ use std::io::Write;
 use warren::client::SyncClient;
 use warren::protocol::Method;
 use warren::protocol::frame::{FrameKind, put_content, put_method};
-use warren::protocol::methods::{basic, confirm, queue};
+use warren::protocol::methods::{basic, confirm, exchange, queue};
+use warren::protocol::shortstr::ShortStr;
 
 const PERSISTENT: [u8; 3] = [0x10, 0x00, 2];
 const QUEUE: &str = "crash";
+const FANOUT: &str = "crash-fanout";
+
+/// Message `n`'s exchange and routing key: every third one through the fanout exchange with 255
+/// bytes of key holding 0xFF, 0xFE and 0x80 (not UTF-8); the others to the queue by name.
+fn route(n: u64) -> (&'static str, Vec<u8>) {
+    if n % 3 != 0 {
+        return ("", QUEUE.as_bytes().to_vec());
+    }
+    let digits = n.to_string();
+    let mut key = vec![b'a'; 255 - 3 - digits.len()];
+    key.extend_from_slice(&[0xFF, 0xFE]);
+    key.extend_from_slice(digits.as_bytes());
+    key.push(0x80);
+    (FANOUT, key)
+}
 
 fn client(addr: std::net::SocketAddr) -> SyncClient {
     let mut c = SyncClient::connect(addr, "guest", "guest", "/").expect("connect");
     c.open_channel(1).expect("channel");
     let declare = queue::Declare { queue: QUEUE.into(), durable: true, ..Default::default() };
     c.call(1, &Method::QueueDeclare(declare)).expect("declare");
+    let fanout =
+        exchange::Declare { exchange: FANOUT.into(), kind: "fanout".into(), durable: true, ..Default::default() };
+    c.call(1, &Method::ExchangeDeclare(fanout)).expect("exchange.declare");
+    let bind = queue::Bind { queue: QUEUE.into(), exchange: FANOUT.into(), ..Default::default() };
+    c.call(1, &Method::QueueBind(bind)).expect("bind");
     c
 }
 
@@ -55,7 +78,12 @@ fn publish_until_broken(addr: std::net::SocketAddr, mut next: u64) -> (Vec<u64>,
     loop {
         let mut out = BytesMut::new();
         for _ in 0..50 {
-            let p = basic::Publish { routing_key: QUEUE.into(), ..Default::default() };
+            let (exchange, key) = route(next);
+            let p = basic::Publish {
+                exchange: exchange.into(),
+                routing_key: ShortStr::copy_from_slice(&key).expect("255 bytes at most"),
+                ..Default::default()
+            };
             put_method(&mut out, 1, &Method::BasicPublish(p));
             put_content(&mut out, 1, &PERSISTENT, next.to_string().as_bytes(), 131072);
             next += 1;
@@ -110,6 +138,9 @@ fn drain(addr: std::net::SocketAddr) -> Vec<(u64, bool)> {
                     }
                 };
                 let n: u64 = std::str::from_utf8(&body).expect("utf8").parse().expect("number");
+                let (exchange, key) = route(n);
+                assert_eq!(ok.exchange, exchange, "message {n}");
+                assert_eq!(ok.routing_key.as_bytes(), &key[..], "message {n}: routing key changed");
                 out.push((n, ok.redelivered));
                 let mut buf = BytesMut::new();
                 put_method(
