@@ -28,7 +28,7 @@ const FANOUT: &str = "crash-fanout";
 /// Message `n`'s exchange and routing key: every third one through the fanout exchange with 255
 /// bytes of key holding 0xFF, 0xFE and 0x80 (not UTF-8); the others to the queue by name.
 fn route(n: u64) -> (&'static str, Vec<u8>) {
-    if n % 3 != 0 {
+    if !n.is_multiple_of(3) {
         return ("", QUEUE.as_bytes().to_vec());
     }
     let digits = n.to_string();
