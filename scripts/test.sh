@@ -11,6 +11,8 @@ fi
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# No new import cycle between top-level modules (issue 16).
+python3 scripts/module-cycles.py
 # Integration tests drive the optimized broker, as users run it (some behaviour under load, such as
 # a flooding publisher starving its shard, only shows there); unit tests run in debug (overflow
 # checks on).
