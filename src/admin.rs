@@ -35,9 +35,10 @@ fn default_vhost() -> String {
     "/".into()
 }
 
-/// A table answer: named columns and rows of JSON values.
-fn table(columns: &[&str], rows: Vec<Vec<Value>>) -> Value {
-    json!({ "columns": columns, "rows": rows })
+/// A table answer: named columns and rows of JSON values, one per column.
+fn table<const N: usize>(columns: &[&str; N], rows: Vec<[Value; N]>) -> Value {
+    let rows: Vec<Value> = rows.into_iter().map(|r| Value::Array(r.into())).collect();
+    json!({ "columns": columns.as_slice(), "rows": rows })
 }
 
 fn done() -> Value {
@@ -70,9 +71,10 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     while !buf.ends_with(b"\n") && buf.len() < MAX_REQUEST {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        let read = stream.read(&mut chunk).await;
+        match read.ok().and_then(|n| chunk.get(..n)) {
+            Some(read) if !read.is_empty() => buf.extend_from_slice(read),
+            _ => break,
         }
     }
     let reply = match serde_json::from_slice::<Request>(&buf) {
@@ -118,11 +120,11 @@ async fn every_shard<R: Send + 'static>(
 }
 
 /// Rows made by `rows` from every queue of `vhost`, on every shard (given the queue and its shard).
-async fn vhost_queues(
+async fn vhost_queues<const N: usize>(
     shard: &Shard,
     vhost: String,
-    rows: fn(&Queue, usize) -> Vec<Vec<Value>>,
-) -> Result<Vec<Vec<Value>>, String> {
+    rows: fn(&Queue, usize) -> Vec<[Value; N]>,
+) -> Result<Vec<[Value; N]>, String> {
     every_shard(shard, move |s| {
         let queues = s.queues.borrow();
         queues.iter().filter(|q| *q.vhost == *vhost).flat_map(|q| rows(q, s.id)).collect()
@@ -183,22 +185,22 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         "list_vhosts" => {
             let mut names: Vec<String> = shard.routes.borrow().vhosts().map(|(v, _)| v.clone()).collect();
             names.sort();
-            Ok(table(&["name"], names.into_iter().map(|n| vec![json!(n)]).collect()))
+            Ok(table(&["name"], names.into_iter().map(|n| [json!(n)]).collect()))
         }
         "list_users" => {
-            let mut rows: Vec<Vec<Value>> =
-                shard.access.borrow().users().map(|u| vec![json!(u.name), json!(u.tags)]).collect();
+            let mut rows: Vec<[Value; 2]> =
+                shard.access.borrow().users().map(|u| [json!(u.name), json!(u.tags)]).collect();
             rows.sort_by_key(|r| r[0].to_string());
             Ok(table(&["user", "tags"], rows))
         }
         "list_permissions" => {
-            let mut rows: Vec<Vec<Value>> = shard
+            let mut rows: Vec<[Value; 4]> = shard
                 .access
                 .borrow()
                 .permissions()
                 .filter(|((_, v), _)| *v == vhost)
                 .map(|((u, _), p)| {
-                    vec![json!(u), json!(p.configure.as_str()), json!(p.write.as_str()), json!(p.read.as_str())]
+                    [json!(u), json!(p.configure.as_str()), json!(p.write.as_str()), json!(p.read.as_str())]
                 })
                 .collect();
             rows.sort_by_key(|r| r[0].to_string());
@@ -206,11 +208,11 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         }
         "list_exchanges" => {
             let routes = shard.routes.borrow();
-            let mut rows: Vec<Vec<Value>> = routes
+            let mut rows: Vec<[Value; 3]> = routes
                 .vhosts()
                 .filter(|(v, _)| **v == vhost)
                 .flat_map(|(_, xs)| xs.values())
-                .map(|e| vec![json!(e.name), json!(e.kind.as_str()), json!(e.durable)])
+                .map(|e| [json!(e.name), json!(e.kind.as_str()), json!(e.durable)])
                 .collect();
             rows.sort_by_key(|r| r[0].to_string());
             Ok(table(&["name", "type", "durable"], rows))
@@ -225,7 +227,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                             Dest::Queue(q) => (q, "queue"),
                             Dest::Exchange(x) => (x, "exchange"),
                         };
-                        rows.push(vec![
+                        rows.push([
                             json!(e.name),
                             json!("exchange"),
                             json!(&**dest),
@@ -243,7 +245,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         }
         "list_queues" => {
             let mut rows = vhost_queues(shard, vhost, |q, shard| {
-                vec![vec![
+                vec![[
                     json!(&*q.name),
                     json!(q.message_count()),
                     json!(q.unacked_count()),
@@ -260,7 +262,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         "list_consumers" => {
             let mut rows = vhost_queues(shard, vhost, |q, _| {
                 let row = |c: &Consumer| {
-                    vec![
+                    [
                         json!(&*q.name),
                         json!(c.conn),
                         json!(c.channel),
@@ -285,7 +287,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                     .values()
                     .map(|c| {
                         let st = c.st.borrow();
-                        vec![
+                        [
                             json!(c.id),
                             json!(c.name),
                             json!(st.user),
@@ -308,7 +310,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                 for c in s.conns.borrow().values() {
                     let st = c.st.borrow();
                     for (number, ch) in &st.channels {
-                        rows.push(vec![
+                        rows.push([
                             json!(c.id),
                             json!(format!("{} ({number})", c.name)),
                             json!(number),
@@ -356,7 +358,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             })
             .await?;
             if closed.is_empty() {
-                return Err(format!("no connection '{}'", req.args[0]));
+                return Err(format!("no connection '{}'", arg(&req, 0, "connection")?));
             }
             Ok(done())
         }
@@ -379,7 +381,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                 .await
                 .map_err(|e| e.text)?
                 .ok_or_else(|| format!("no queue '{name}' in vhost '{vhost}'"))?;
-            Ok(table(&["messages"], vec![vec![json!(count)]]))
+            Ok(table(&["messages"], vec![[json!(count)]]))
         }
         "export_definitions" => Ok(json!({ "definitions": shard.definitions() })),
         "import_definitions" => import(shard, &Definitions::parse(arg(&req, 0, "definitions")?)?).await,
@@ -411,7 +413,7 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         "set_user_tags" => {
             let name = arg(&req, 0, "username")?;
             let mut user = shard.access.borrow().user(name).cloned().ok_or_else(|| format!("no such user '{name}'"))?;
-            user.tags = req.args[1..].to_vec();
+            user.tags = req.args.iter().skip(1).cloned().collect();
             change(shard, access_op(AccessOp::PutUser(user))).await
         }
         "delete_user" => change(shard, access_op(AccessOp::DeleteUser(arg(&req, 0, "username")?.into()))).await,
@@ -442,5 +444,17 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
         "delete_exchange" => http_verbs::delete_exchange(shard, &req).await,
         "unbind" => http_verbs::unbind(shard, &req).await,
         other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_is_columns_and_rows_of_as_many_values() {
+        let t = table(&["name", "durable"], vec![[json!("q1"), json!(true)], [json!("q2"), json!(false)]]);
+        assert_eq!(t, json!({ "columns": ["name", "durable"], "rows": [["q1", true], ["q2", false]] }));
+        assert_eq!(done(), json!({ "columns": [], "rows": [] }));
     }
 }

@@ -87,10 +87,8 @@ impl SyncClient {
                 return Ok(f);
             }
             let n = self.stream.read(&mut self.chunk)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&self.chunk[..n]);
+            let read = self.chunk.get(..n).filter(|read| !read.is_empty()).ok_or(io::ErrorKind::UnexpectedEof)?;
+            self.buf.extend_from_slice(read);
         }
     }
 

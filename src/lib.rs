@@ -10,6 +10,9 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+// Peer bytes, files and invariants answer with errors, not panics (issue 14); unit tests may index
+// and expect. The binaries under src/bin/ are crates of their own, outside this policy.
+#![cfg_attr(not(test), deny(clippy::expect_used, clippy::indexing_slicing))]
 
 pub mod admin;
 pub mod broker;

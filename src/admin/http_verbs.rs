@@ -22,7 +22,7 @@ pub fn authenticate(shard: &Shard, req: &Request) -> Result<Value, String> {
     let mut vhosts: Vec<&str> =
         access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
     vhosts.sort();
-    Ok(table(&["user", "tags", "vhosts"], vec![vec![json!(u.name), json!(u.tags), json!(vhosts)]]))
+    Ok(table(&["user", "tags", "vhosts"], vec![[json!(u.name), json!(u.tags), json!(vhosts)]]))
 }
 
 /// `queue_details`: every queue of every vhost, with its flags and counts.
@@ -32,7 +32,7 @@ pub async fn queue_details(shard: &Shard) -> Result<Value, String> {
             .borrow()
             .iter()
             .map(|q| {
-                vec![
+                [
                     json!(&*q.vhost),
                     json!(&*q.name),
                     json!(q.flags.durable),
@@ -67,11 +67,11 @@ pub async fn queue_details(shard: &Shard) -> Result<Value, String> {
 /// `exchange_details`: every exchange of every vhost, with its flags.
 pub fn exchange_details(shard: &Shard) -> Value {
     let routes = shard.routes.borrow();
-    let mut rows: Vec<Vec<Value>> = routes
+    let mut rows: Vec<[Value; 7]> = routes
         .vhosts()
         .flat_map(|(v, xs)| xs.values().map(move |e| (v, e)))
         .map(|(v, e)| {
-            vec![
+            [
                 json!(v),
                 json!(e.name),
                 json!(e.kind.as_str()),
@@ -106,12 +106,12 @@ pub async fn declare_queue(shard: &Rc<Shard>, req: &Request) -> Result<Value, St
     if created && def.durable {
         shard.durable_queue_declared(def).await.map_err(|e| e.text)?;
     }
-    Ok(table(&["created"], vec![vec![json!(created)]]))
+    Ok(table(&["created"], vec![[json!(created)]]))
 }
 
 /// `alarms`: the resource alarm in force (every shard sees the same totals), if any.
 pub fn alarms(shard: &Shard) -> Value {
-    let rows = shard.alarm.get().map(|reason| vec![json!(reason)]).into_iter().collect();
+    let rows = shard.alarm.get().map(|reason| [json!(reason)]).into_iter().collect();
     table(&["alarm"], rows)
 }
 

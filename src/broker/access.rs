@@ -60,7 +60,8 @@ impl PasswordHash {
 
     pub fn matches(&self, password: &str) -> bool {
         fn salted<D: Digest>(raw: &[u8], password: &str) -> bool {
-            raw[4..] == D::new().chain_update(&raw[..4]).chain_update(password).finalize()[..]
+            let Some((salt, hash)) = raw.split_first_chunk::<4>() else { return false };
+            *hash == *D::new().chain_update(salt).chain_update(password).finalize()
         }
         match self {
             Self::Md5(raw) => salted::<Md5>(raw, password),

@@ -453,14 +453,15 @@ impl Queue {
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             let n = self.consumers.len();
             let Some(pick) = (0..n).map(|i| (self.next_consumer + i) % n).find(|&i| {
-                let c = &self.consumers[i];
-                if c.no_ack { c.in_flight < no_ack_window } else { c.has_credit() }
+                self.consumers
+                    .get(i)
+                    .is_some_and(|c| if c.no_ack { c.in_flight < no_ack_window } else { c.has_credit() })
             }) else {
                 return;
             };
             self.next_consumer = (pick + 1) % n;
+            let Some(c) = self.consumers.get_mut(pick) else { return };
             let Some(q) = self.ready.pop_front() else { return };
-            let c = &mut self.consumers[pick];
             c.in_flight += 1;
             out(Delivery {
                 conn: c.conn,

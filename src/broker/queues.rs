@@ -73,6 +73,11 @@ impl QueueTable {
         self.by_name.get(vhost)?.get(name).copied()
     }
 
+    fn named(&self, vhost: &str, name: &str) -> Option<(QueueId, &Queue)> {
+        let id = self.lookup(vhost, name)?;
+        Some((id, self.queues.get(&id)?))
+    }
+
     pub fn get(&self, id: QueueId) -> Option<&Queue> {
         self.queues.get(&id)
     }
@@ -91,8 +96,7 @@ impl QueueTable {
 
     /// Finds a queue a connection may use: 404 if missing, 405 if another connection's exclusive queue.
     pub fn find(&self, vhost: &str, name: &str, conn: ConnId) -> Result<QueueId> {
-        let id = self.lookup(vhost, name).ok_or_else(|| not_found(vhost, name))?;
-        let q = &self.queues[&id];
+        let (id, q) = self.named(vhost, name).ok_or_else(|| not_found(vhost, name))?;
         if q.owner.is_some_and(|o| o != conn) {
             return Err(locked(vhost, name));
         }
@@ -107,8 +111,7 @@ impl QueueTable {
         passive: bool,
         conn: ConnId,
     ) -> Result<DeclareOk> {
-        if let Some(id) = self.lookup(vhost, name) {
-            let q = &self.queues[&id];
+        if let Some((id, q)) = self.named(vhost, name) {
             // A passive declare only needs access; a declare must also match the exclusive flag,
             // even on the owning connection (RabbitMQ's strict check_exclusive_access: 405, not 406).
             let owner_ok =
@@ -174,7 +177,8 @@ impl QueueTable {
 
     /// queue.delete's checks: if-unused (no consumers) and if-empty (no ready messages).
     pub fn check_delete(&self, id: QueueId, if_unused: bool, if_empty: bool) -> Result<()> {
-        let q = &self.queues[&id];
+        // A queue that is gone has nothing to check: deleting it succeeds, as in RabbitMQ 3.x.
+        let Some(q) = self.queues.get(&id) else { return Ok(()) };
         if if_unused && q.consumer_count() > 0 {
             return Err(AmqpError::precondition(format!("queue '{}' in vhost '{}' in use", q.name, q.vhost)));
         }

@@ -21,17 +21,14 @@ const MAX_BODY: usize = 16 << 20;
 
 /// Decodes one path segment's `%XX` escapes; None if they are not valid UTF-8 or not hex.
 fn percent_decode(seg: &str) -> Option<String> {
-    let bytes = seg.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
+    let mut out = Vec::with_capacity(seg.len());
+    let mut bytes = seg.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
         } else {
-            out.push(bytes[i]);
-            i += 1;
+            out.push(b);
         }
     }
     String::from_utf8(out).ok()
@@ -111,12 +108,15 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
             if let Some(r) = caller.not_administrator() {
                 return Ok(r);
             }
-            let defs = admin.ask("export_definitions", vec![], "/").await?["definitions"].take();
+            let mut reply = admin.ask("export_definitions", vec![], "/").await?;
+            let defs = reply.get_mut("definitions").map(Value::take).unwrap_or_default();
             let users = |defs: &Value| -> Vec<Value> {
                 let list = defs["users"].as_array().cloned().unwrap_or_default();
                 list.into_iter()
                     .map(|mut u| {
-                        u["limits"] = json!({});
+                        if let Some(u) = u.as_object_mut() {
+                            u.insert("limits".into(), json!({}));
+                        }
                         u
                     })
                     .collect()
@@ -221,7 +221,7 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
             let mut out = Vec::new();
             for v in vhosts {
                 for c in admin.rows("list_consumers", vec![], v).await? {
-                    let conn = snap.connections.iter().find(|x| x["pid"] == c["connection"]);
+                    let conn = snap.connections.iter().find(|x| x.get("pid") == c.get("connection"));
                     if conn.is_some_and(|x| caller.sees_user(str_of(x, "user"))) {
                         out.push(shapes::consumer(v, &c, conn, name));
                     }

@@ -137,12 +137,12 @@ pub async fn handle(
                         b["source_name"] == *source
                             && b["destination_name"] == *dest
                             && b["destination_kind"] == kind
-                            && shapes::binding(v, b)["properties_key"] == *props
+                            && shapes::binding(v, b).get("properties_key").and_then(Value::as_str) == Some(*props)
                     });
                     let Some(b) = found else { return Ok(not_found()) };
                     let def = json!({
                         "source": source, "vhost": v, "destination": dest, "destination_type": kind,
-                        "routing_key": b["routing_key"], "arguments": b["arguments"],
+                        "routing_key": b.get("routing_key"), "arguments": b.get("arguments"),
                     });
                     admin.ask("unbind", vec![def.to_string()], v).await?;
                     no_content()

@@ -131,9 +131,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let header = futures_lite::future::or(
         async {
             while buf.len() < 8 {
-                match rd.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return false,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                match io::filled(rd.read(&mut chunk).await, &chunk) {
+                    Some(read) => buf.extend_from_slice(read),
+                    None => return false,
                 }
             }
             true
@@ -147,7 +147,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if !header {
         return;
     }
-    if &buf[..8] != PROTOCOL_HEADER {
+    if buf.first_chunk::<8>() != Some(PROTOCOL_HEADER) {
         let _ = wr.write_all(PROTOCOL_HEADER).await;
         let _ = wr.flush().await;
         linger(&mut rd, fd).await;
@@ -285,12 +285,12 @@ impl Conn {
                         // frames split off it) the buffer a burst grew.
                         buf = BytesMut::new();
                     }
-                    match rd.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            n == chunk.len()
+                    match io::filled(rd.read(&mut chunk).await, &chunk) {
+                        Some(read) => {
+                            buf.extend_from_slice(read);
+                            read.len() == chunk.len()
                         }
+                        None => return,
                     }
                 }
             };

@@ -40,6 +40,12 @@ pub fn recv_now(fd: RawFd, buf: &mut BytesMut, max: usize) -> Option<usize> {
     Some(n as usize)
 }
 
+/// The bytes a read put at the front of `chunk`: `None` at end of stream, on an error, or for a
+/// count past the buffer (which a reader must not report).
+pub fn filled(read: io::Result<usize>, chunk: &[u8]) -> Option<&[u8]> {
+    read.ok().filter(|&n| n > 0).and_then(|n| chunk.get(..n))
+}
+
 /// Ends our direction of a socket (FIN after what is queued); the peer's may still be read.
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: shutdown(2) on a descriptor this connection still owns; it does not close it.

@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::reply::{AmqpError, Result};
-use super::shortstr::ShortStr;
+use super::shortstr::{self, ShortStr};
 
 /// A cursor over one frame payload. Consecutive `bit` fields share octets, as the spec packs them.
 pub struct Reader {
@@ -30,30 +30,31 @@ impl Reader {
 
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         self.bits = None;
-        if self.remaining() < n {
-            return Err(AmqpError::frame("cannot decode the frame payload: it ends inside a field"));
-        }
-        let start = self.pos;
+        let taken = self.buf.get(self.pos..self.pos + n).ok_or_else(ends_inside_a_field)?;
         self.pos += n;
-        Ok(&self.buf[start..self.pos])
+        Ok(taken)
+    }
+
+    /// The next `N` bytes, by value (the integer domains).
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        self.bits = None;
+        let taken = self.buf.get(self.pos..).and_then(<[u8]>::first_chunk::<N>).ok_or_else(ends_inside_a_field)?;
+        self.pos += N;
+        Ok(*taken)
     }
 
     pub fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
     pub fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        self.array().map(u16::from_be_bytes)
     }
     pub fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_be_bytes)
     }
     pub fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
+        self.array().map(u64::from_be_bytes)
     }
 
     pub fn bit(&mut self) -> Result<bool> {
@@ -92,10 +93,30 @@ impl Reader {
     }
 }
 
+fn ends_inside_a_field() -> AmqpError {
+    AmqpError::frame("cannot decode the frame payload: it ends inside a field")
+}
+
+/// Appends room for an `N`-byte prefix, then what `body` appends, then fills the room with
+/// `prefix(what body appended)`: a size (and a checksum) known only once the rest is written, as
+/// frames, tables, and the records of the message log and page files have. `body` only appends.
+pub fn put_prefixed<B, const N: usize>(out: &mut B, body: impl FnOnce(&mut B), prefix: impl FnOnce(&[u8]) -> [u8; N])
+where
+    B: BufMut + std::ops::DerefMut<Target = [u8]>,
+{
+    let start = out.len();
+    out.put_bytes(0, N);
+    body(out);
+    #[allow(clippy::indexing_slicing)] // `out` grew by N bytes at `start` just above, and `body` only appends
+    let (room, written) = out[start..].split_at_mut(N);
+    room.copy_from_slice(&prefix(written));
+}
+
 /// Appends AMQP domains to a buffer, packing consecutive bits into octets.
 pub struct Writer<'a> {
     buf: &'a mut BytesMut,
-    bits: Option<(usize, u8)>,
+    /// After a `bit`: how many bits of the buffer's last octet are taken.
+    bits: Option<u8>,
 }
 
 impl<'a> Writer<'a> {
@@ -125,17 +146,17 @@ impl<'a> Writer<'a> {
     }
 
     pub fn bit(&mut self, v: bool) {
-        let (at, next) = match self.bits {
-            Some((at, next)) if next < 8 => (at, next),
-            _ => {
-                self.buf.put_u8(0);
-                (self.buf.len() - 1, 0)
+        // Every other field ends a run of bits, so the run's octet is the buffer's last.
+        match (self.bits, self.buf.last_mut()) {
+            (Some(next), Some(octet)) if next < 8 => {
+                *octet |= u8::from(v) << next;
+                self.bits = Some(next + 1);
             }
-        };
-        if v {
-            self.buf[at] |= 1 << next;
+            _ => {
+                self.buf.put_u8(u8::from(v));
+                self.bits = Some(1);
+            }
         }
-        self.bits = Some((at, next + 1));
     }
 
     /// Writes a short string's bytes; the type guarantees they fit.
@@ -147,12 +168,9 @@ impl<'a> Writer<'a> {
     /// Writes text as a short string, cut at 255 bytes on a char boundary (the domain allows no
     /// more): only the broker's own texts can be longer, such as a reply text naming a long queue.
     pub fn shortstr_utf8(&mut self, s: &str) {
-        let mut n = s.len().min(255);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.u8(n as u8);
-        self.buf.put_slice(&s.as_bytes()[..n]);
+        let s = shortstr::cut_text(s);
+        self.u8(s.len() as u8);
+        self.buf.put_slice(s.as_bytes());
     }
 
     pub fn longstr(&mut self, b: &[u8]) {
@@ -165,17 +183,11 @@ impl<'a> Writer<'a> {
         self.buf.put_slice(b);
     }
 
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Overwrites a big-endian u32 written earlier at `at` (frame and table sizes).
-    pub fn patch_u32(&mut self, at: usize, v: u32) {
-        self.buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    /// Writes a u32 size, then what `body` writes; the size is that of what `body` wrote (field
+    /// tables and arrays).
+    pub fn sized(&mut self, body: impl FnOnce(&mut Writer)) {
+        self.end_bits();
+        put_prefixed(&mut *self.buf, |buf| body(&mut Writer::new(buf)), |written| (written.len() as u32).to_be_bytes());
     }
 }
 

@@ -3,6 +3,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::codec::put_prefixed;
 use super::methods::Method;
 use super::reply::{AmqpError, Result};
 
@@ -37,27 +38,28 @@ pub struct Frame {
 /// may be as large as frame_max itself (8 bytes over): clients such as rabbitpy fill body frames
 /// to frame_max, and RabbitMQ's reader allows exactly that much (its FRAME_SIZE_FUDGE).
 pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
-    if buf.len() < 7 {
+    let Some(&[ty, c0, c1, s0, s1, s2, s3]) = buf.first_chunk::<7>() else {
         return Ok(None);
-    }
-    let kind = match buf[0] {
+    };
+    let kind = match ty {
         FRAME_METHOD => FrameKind::Method,
         FRAME_HEADER => FrameKind::Header,
         FRAME_BODY => FrameKind::Body,
         FRAME_HEARTBEAT => FrameKind::Heartbeat,
         other => return Err(AmqpError::frame(format!("unknown frame type {other}"))),
     };
-    let channel = u16::from_be_bytes([buf[1], buf[2]]);
-    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
+    let channel = u16::from_be_bytes([c0, c1]);
+    let size = u32::from_be_bytes([s0, s1, s2, s3]) as usize;
     if frame_max != 0 && size > frame_max as usize {
-        return Err(AmqpError::frame(format!("type {} frame size {} exceeds frame_max {}", buf[0], size, frame_max)));
+        return Err(AmqpError::frame(format!("type {ty} frame size {size} exceeds frame_max {frame_max}")));
     }
-    if buf.len() < size + FRAME_OVERHEAD {
-        buf.reserve(size + FRAME_OVERHEAD - buf.len());
-        return Ok(None);
-    }
-    if buf[7 + size] != FRAME_END {
-        return Err(AmqpError::frame("frame does not end with 0xCE"));
+    match buf.get(7 + size) {
+        None => {
+            buf.reserve(size + FRAME_OVERHEAD - buf.len());
+            return Ok(None);
+        }
+        Some(&FRAME_END) => {}
+        Some(_) => return Err(AmqpError::frame("frame does not end with 0xCE")),
     }
     buf.advance(7);
     let payload = buf.split_to(size).freeze();
@@ -74,11 +76,7 @@ pub fn put_method(buf: &mut BytesMut, channel: u16, method: &Method) {
 pub fn put_method_with(buf: &mut BytesMut, channel: u16, encode: impl FnOnce(&mut BytesMut)) {
     buf.put_u8(FRAME_METHOD);
     buf.put_u16(channel);
-    let at = buf.len();
-    buf.put_u32(0);
-    encode(buf);
-    let size = (buf.len() - at - 4) as u32;
-    buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
+    put_prefixed(buf, encode, |payload| (payload.len() as u32).to_be_bytes());
     buf.put_u8(FRAME_END);
 }
 

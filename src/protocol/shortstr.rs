@@ -25,6 +25,19 @@ impl fmt::Display for TooLong {
 
 impl std::error::Error for TooLong {}
 
+/// The longest start of `s` a short string holds, cut on a char boundary so it stays text: only
+/// the broker's own texts can be longer (a reply text naming a long queue).
+pub fn cut_text(s: &str) -> &str {
+    let mut n = s.len().min(ShortStr::MAX_LEN);
+    // `get` is None off a char boundary; 0 is always one.
+    loop {
+        if let Some(cut) = s.get(..n) {
+            return cut;
+        }
+        n -= 1;
+    }
+}
+
 impl ShortStr {
     pub const MAX_LEN: usize = 255;
 
@@ -140,6 +153,14 @@ mod tests {
         assert_eq!(s.as_str(), None);
         assert_eq!(ShortStr::copy_from_slice(&[0; 256]), Err(TooLong(256)));
         assert_eq!(ShortStr::try_from("k".repeat(256)), Err(TooLong(256)));
+    }
+
+    #[test]
+    fn text_is_cut_to_255_bytes_on_a_char_boundary() {
+        assert_eq!(cut_text("queue"), "queue");
+        assert_eq!(cut_text(&"q".repeat(300)).len(), 255);
+        // 'é' is two bytes: 255 would split the 128th.
+        assert_eq!(cut_text(&"é".repeat(200)), "é".repeat(127));
     }
 
     #[test]

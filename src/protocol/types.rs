@@ -93,14 +93,12 @@ impl Field for FieldTable {
     }
 
     fn write(&self, w: &mut Writer) {
-        let at = w.len();
-        w.u32(0);
-        for (k, v) in &self.0 {
-            w.shortstr(k);
-            v.write(w);
-        }
-        let size = w.len() - at - 4;
-        w.patch_u32(at, size as u32);
+        w.sized(|w| {
+            for (k, v) in &self.0 {
+                w.shortstr(k);
+                v.write(w);
+            }
+        });
     }
 }
 
@@ -207,13 +205,11 @@ impl FieldValue {
             }
             Self::Array(items) => {
                 w.u8(b'A');
-                let at = w.len();
-                w.u32(0);
-                for item in items {
-                    item.write(w);
-                }
-                let size = w.len() - at - 4;
-                w.patch_u32(at, size as u32);
+                w.sized(|w| {
+                    for item in items {
+                        item.write(w);
+                    }
+                });
             }
         }
     }

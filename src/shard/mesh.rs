@@ -37,9 +37,11 @@ impl Doorbell {
 /// One shard's ends of the mesh.
 pub struct MeshEnds {
     pub me: usize,
-    senders: Vec<Sender<Batch>>,
+    /// Element i: the FIFO to shard i and shard i's doorbell.
+    senders: Vec<(Sender<Batch>, Arc<Doorbell>)>,
     receivers: Vec<Receiver<Batch>>,
-    bells: Arc<Vec<Doorbell>>,
+    /// This shard's doorbell.
+    bell: Arc<Doorbell>,
     stop: Arc<AtomicBool>,
     stop_seen: Cell<bool>,
 }
@@ -47,7 +49,7 @@ pub struct MeshEnds {
 /// Asks every shard to stop (from the signal thread): sets the flag and rings every doorbell.
 #[derive(Clone)]
 pub struct Stopper {
-    bells: Arc<Vec<Doorbell>>,
+    bells: Vec<Arc<Doorbell>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -63,26 +65,27 @@ impl Stopper {
 /// Builds the ends for `n` shards; element i belongs to shard i.
 pub fn build(n: usize) -> (Vec<MeshEnds>, Stopper) {
     let stop = Arc::new(AtomicBool::new(false));
-    let bells: Arc<Vec<Doorbell>> = Arc::new((0..n).map(|_| Doorbell::default()).collect());
+    let bells: Vec<Arc<Doorbell>> = (0..n).map(|_| Arc::default()).collect();
     // pairs[src][dst]
-    let mut senders: Vec<Vec<Sender<Batch>>> = (0..n).map(|_| Vec::new()).collect();
+    let mut senders: Vec<Vec<(Sender<Batch>, Arc<Doorbell>)>> = (0..n).map(|_| Vec::new()).collect();
     let mut receivers: Vec<Vec<Receiver<Batch>>> = (0..n).map(|_| Vec::new()).collect();
     for s in senders.iter_mut() {
-        for r in receivers.iter_mut() {
+        for (r, bell) in receivers.iter_mut().zip(&bells) {
             let (tx, rx) = unbounded();
-            s.push(tx);
+            s.push((tx, bell.clone()));
             r.push(rx);
         }
     }
     let ends = senders
         .into_iter()
         .zip(receivers)
+        .zip(&bells)
         .enumerate()
-        .map(|(me, (senders, receivers))| MeshEnds {
+        .map(|(me, ((senders, receivers), bell))| MeshEnds {
             me,
             senders,
             receivers,
-            bells: bells.clone(),
+            bell: bell.clone(),
             stop: stop.clone(),
             stop_seen: Cell::new(false),
         })
@@ -98,8 +101,13 @@ impl MeshEnds {
     /// Sends one batch to another shard and rings its doorbell.
     pub fn send(&self, dest: usize, batch: Batch) {
         // A send fails only when the destination shard has exited (shutdown): nothing to deliver to.
-        if self.senders[dest].send(batch).is_ok() {
-            self.bells[dest].ring();
+        match self.senders.get(dest) {
+            Some((tx, bell)) => {
+                if tx.send(batch).is_ok() {
+                    bell.ring();
+                }
+            }
+            None => log::error!("mesh: a batch for shard {dest} of {}: no such shard, dropped", self.shards()),
         }
     }
 
@@ -138,7 +146,7 @@ impl MeshEnds {
     }
 
     async fn park_until_rung(&self) {
-        let bell = &self.bells[self.me];
+        let bell = &self.bell;
         poll_fn(|cx| {
             if self.any_ready() {
                 return Poll::Ready(());
@@ -171,7 +179,11 @@ impl Outbox {
     pub fn push(&self, dest: usize, msg: ShardMsg) -> bool {
         let mut p = self.pending.borrow_mut();
         let was_empty = p.iter().all(|b| b.is_empty());
-        p[dest].push(msg);
+        let Some(batch) = p.get_mut(dest) else {
+            log::error!("mesh: a message for shard {dest} of {}: no such shard, dropped", p.len());
+            return false;
+        };
+        batch.push(msg);
         was_empty
     }
 
@@ -179,5 +191,29 @@ impl Outbox {
     pub fn take(&self) -> Vec<(usize, Batch)> {
         let mut p = self.pending.borrow_mut();
         p.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(d, b)| (d, std::mem::take(b))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::msg::Settle;
+
+    fn settle() -> ShardMsg {
+        ShardMsg::Settle { queue: 1, msg_ids: vec![1], action: Settle::Ack }
+    }
+
+    #[test]
+    fn a_message_for_a_shard_that_does_not_exist_is_dropped() {
+        let outbox = Outbox::new(2);
+        assert!(!outbox.push(2, settle()));
+        assert!(outbox.push(1, settle()));
+        assert_eq!(outbox.take().iter().map(|(d, b)| (*d, b.len())).collect::<Vec<_>>(), vec![(1, 1)]);
+        let (ends, _stop) = build(2);
+        ends[0].send(2, vec![settle()]);
+        ends[0].send(1, vec![settle()]);
+        let mut got = Vec::new();
+        assert!(ends[1].drain(&mut got));
+        assert_eq!(got.len(), 1);
     }
 }

@@ -152,7 +152,14 @@ impl Shard {
 
     /// A random name such as `amq.gen-Xy3…` (RabbitMQ's form: prefix plus 22 URL-safe characters).
     pub fn random_name(&self, prefix: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        // The URL-safe base64 alphabet, A-Z a-z 0-9 - _, from a 6-bit value.
+        let url_safe = |six: u8| match six {
+            0..26 => b'A' + six,
+            26..52 => b'a' + six - 26,
+            52..62 => b'0' + six - 52,
+            62 => b'-',
+            _ => b'_',
+        };
         let mut s = String::with_capacity(prefix.len() + 22);
         s.push_str(prefix);
         let (mut bits, mut left) = (self.random(), 10);
@@ -161,7 +168,7 @@ impl Shard {
                 bits = self.random();
                 left = 10;
             }
-            s.push(ALPHABET[(bits & 63) as usize] as char);
+            s.push(url_safe((bits & 63) as u8) as char);
             bits >>= 6;
             left -= 1;
         }

@@ -94,13 +94,19 @@ impl<W> MessageLog<W> {
     fn append(&self, put: impl FnOnce(&mut Vec<u8>)) -> u32 {
         let mut st = self.state.borrow_mut();
         let seg = st.seg;
-        if st.pending.last().is_none_or(|(s, _)| *s != seg) {
-            st.pending.push((seg, Vec::with_capacity(64 << 10)));
-        }
-        let buf = &mut st.pending.last_mut().expect("pushed above").1;
+        // The record joins the last pending batch if that is this segment's, else starts one.
+        let mut buf = match st.pending.pop() {
+            Some((s, buf)) if s == seg => buf,
+            last => {
+                // Another segment's batch (or none) stays as it was.
+                st.pending.extend(last);
+                Vec::with_capacity(64 << 10)
+            }
+        };
         let before = buf.len();
-        put(buf);
+        put(&mut buf);
         let added = (buf.len() - before) as u64;
+        st.pending.push((seg, buf));
         st.seg_len += added;
         if st.seg_len >= self.segment_bytes {
             st.seg += 1;

@@ -23,6 +23,7 @@ use bytes::{BufMut, Bytes};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use crate::broker::message::Message;
+use crate::protocol::codec::put_prefixed;
 use crate::shard::notify::Notify;
 
 use super::record::{Fields, put_shortstr};
@@ -122,19 +123,7 @@ pub struct PageFile(Rc<RefCell<Io>>);
 impl PageFile {
     pub fn append(&self, id: u64, seg: u32, redelivered: bool, msg: &Message) {
         let mut io = self.0.borrow_mut();
-        let out = &mut io.pending;
-        let start = out.len();
-        out.put_u32_le(0);
-        out.put_u64_le(id);
-        out.put_u32_le(seg);
-        out.put_u8(redelivered as u8);
-        put_shortstr(out, &msg.exchange);
-        put_shortstr(out, &msg.routing_key);
-        out.put_u32_le(msg.properties.len() as u32);
-        out.put_slice(&msg.properties);
-        out.put_slice(&msg.body);
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        put_record(&mut io.pending, id, seg, redelivered, msg);
         if io.pending.len() >= WRITE_BATCH {
             let full = std::mem::take(&mut io.pending);
             io.batched += full.len();
@@ -259,17 +248,34 @@ impl PageFile {
                 let io = self.0.borrow();
                 (io.read_pos, io.written, io.writing, io.file.clone(), io.write_done.clone())
             };
-            if pos < written {
-                let file = file.expect("bytes were written, so the file exists");
+            // Bytes below `written` are in the file: it was created before the first write.
+            if let Some(file) = file.filter(|_| pos < written) {
                 let mut size = READ_CHUNK.min(written - pos) as usize;
+                let mut tries = 0u64;
                 let (msgs, used) = loop {
                     let data = self.read_at(&file, pos, size).await;
                     let (msgs, used) = parse(&data);
                     if used > 0 {
                         break (msgs, used);
                     }
-                    // One record bigger than a chunk: read exactly it.
-                    size = 4 + u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) as usize;
+                    match data.first_chunk::<4>().map(|len| 4 + u32::from_le_bytes(*len) as usize) {
+                        // One record bigger than a chunk: read exactly it.
+                        Some(whole) if whole > size => size = whole,
+                        // A short read, or a record that does not decode: as for a read that
+                        // fails, the run waits for its bytes rather than skip them.
+                        _ => {
+                            if tries.is_multiple_of(60) {
+                                log::error!(
+                                    "page file {}: the record at {pos} cannot be read back ({} bytes read); its \
+                                     queue waits for it, retrying each second",
+                                    self.0.borrow().path.display(),
+                                    data.len()
+                                );
+                            }
+                            tries += 1;
+                            glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
                 };
                 let punch = {
                     let mut io = self.0.borrow_mut();
@@ -299,22 +305,46 @@ impl PageFile {
             };
             io.written += next.len() as u64;
             io.read_pos = io.written;
-            return parse(&next).0;
+            let (msgs, used) = parse(&next);
+            if used < next.len() {
+                log::error!(
+                    "page file {}: a record in memory does not decode; its messages are lost",
+                    io.path.display()
+                );
+            }
+            return msgs;
         }
     }
 }
 
-/// The whole records at the front of `data`, and how many bytes they took.
+fn put_record(out: &mut Vec<u8>, id: u64, seg: u32, redelivered: bool, msg: &Message) {
+    let fields = |out: &mut Vec<u8>| {
+        out.put_u64_le(id);
+        out.put_u32_le(seg);
+        out.put_u8(redelivered as u8);
+        put_shortstr(out, &msg.exchange);
+        put_shortstr(out, &msg.routing_key);
+        out.put_u32_le(msg.properties.len() as u32);
+        out.put_slice(&msg.properties);
+        out.put_slice(&msg.body);
+    };
+    put_prefixed(out, fields, |written| (written.len() as u32).to_le_bytes());
+}
+
+/// The whole records at the front of `data`, and how many bytes they took. Stops before a record
+/// that does not decode (page files are written by this process and never torn, so only a fault
+/// of the disk or of memory makes one).
 fn parse(data: &[u8]) -> (Vec<PagedMessage>, usize) {
     let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(len) = data.get(at..at + 4) {
-        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-        let Some(rec) = data.get(at + 4..at + 4 + len) else { break };
-        out.push(decode(rec).expect("page files are written by this process and never torn"));
-        at += 4 + len;
+    let mut rest = data;
+    while let Some((len, after)) = rest.split_first_chunk::<4>()
+        && let Some((rec, after)) = after.split_at_checked(u32::from_le_bytes(*len) as usize)
+        && let Some(msg) = decode(rec)
+    {
+        out.push(msg);
+        rest = after;
     }
-    (out, at)
+    (out, data.len() - rest.len())
 }
 
 fn decode(rec: &[u8]) -> Option<PagedMessage> {
@@ -364,6 +394,24 @@ mod tests {
             properties: Bytes::from_static(&[0x10, 0, 2]),
             body: Bytes::from(vec![(i % 251) as u8; size]),
         }
+    }
+
+    // A record that did not decode panicked the shard (an `expect` in `parse`), and a short read
+    // panicked it too (`data[..4]`); `parse` now stops before either, and a page-in waits for
+    // the record as for a read that fails.
+    #[test]
+    fn parse_stops_before_a_record_that_does_not_decode() {
+        let mut data = Vec::new();
+        put_record(&mut data, 1, 0, false, &msg(1, 10));
+        let first = data.len();
+        put_record(&mut data, 2, 0, false, &msg(2, 10));
+        // The second record's exchange length (after its size, id, segment and flag) now runs
+        // past the record's end.
+        data[first + 4 + 8 + 4 + 1] = 255;
+        let (msgs, used) = parse(&data);
+        assert_eq!(msgs.iter().map(|p| p.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(used, first);
+        assert_eq!(parse(&data[..3]).1, 0);
     }
 
     #[test]

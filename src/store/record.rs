@@ -14,7 +14,8 @@
 use bytes::{BufMut, Bytes};
 
 use crate::broker::message::Message;
-use crate::protocol::shortstr::ShortStr;
+use crate::protocol::codec::put_prefixed;
+use crate::protocol::shortstr::{self, ShortStr};
 
 pub const HEADER: usize = 8;
 
@@ -48,12 +49,9 @@ pub enum Record {
 pub(crate) fn put_short(out: &mut Vec<u8>, s: &str) {
     // Names are AMQP short strings (at most 255 bytes) everywhere they come from; were one longer,
     // cutting it on a char boundary still leaves text `Fields::short` reads.
-    let mut n = s.len().min(ShortStr::MAX_LEN);
-    while !s.is_char_boundary(n) {
-        n -= 1;
-    }
-    out.put_u8(n as u8);
-    out.put_slice(&s.as_bytes()[..n]);
+    let s = shortstr::cut_text(s);
+    out.put_u8(s.len() as u8);
+    out.put_slice(s.as_bytes());
 }
 
 pub(crate) fn put_shortstr(out: &mut Vec<u8>, s: &ShortStr) {
@@ -62,14 +60,15 @@ pub(crate) fn put_shortstr(out: &mut Vec<u8>, s: &ShortStr) {
 }
 
 fn framed(out: &mut Vec<u8>, kind: u8, fields: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.put_bytes(0, HEADER);
-    out.put_u8(kind);
-    fields(out);
-    let len = (out.len() - start - HEADER) as u32;
-    let crc = crc32fast::hash(&out[start + HEADER..]);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    let body = |out: &mut Vec<u8>| {
+        out.put_u8(kind);
+        fields(out);
+    };
+    put_prefixed(out, body, |written| -> [u8; HEADER] {
+        let [l0, l1, l2, l3] = (written.len() as u32).to_le_bytes();
+        let [c0, c1, c2, c3] = crc32fast::hash(written).to_le_bytes();
+        [l0, l1, l2, l3, c0, c1, c2, c3]
+    });
 }
 
 pub fn put_message(out: &mut Vec<u8>, vhost: &str, queue: &str, id: u64, msg: &Message) {
@@ -122,14 +121,19 @@ impl<'a> Fields<'a> {
         self.0 = rest;
         Some(head)
     }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
     pub fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
+        self.array().map(|[b]| b)
     }
     pub fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        self.array().map(u32::from_le_bytes)
     }
     pub fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        self.array().map(u64::from_le_bytes)
     }
     pub fn short(&mut self) -> Option<String> {
         let n = self.u8()? as usize;
@@ -175,19 +179,17 @@ fn decode(payload: &[u8]) -> Option<Record> {
 /// it is shorter than `data`, the rest is a torn or corrupt tail.
 pub fn read_all(data: &[u8]) -> (Vec<Record>, usize) {
     let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(header) = data.get(at..at + HEADER) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(payload) = data.get(at + HEADER..at + HEADER + len) else { break };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let Some(rec) = decode(payload) else { break };
+    let mut rest = data;
+    while let Some((len, after)) = rest.split_first_chunk::<4>()
+        && let Some((crc, after)) = after.split_first_chunk::<4>()
+        && let Some((payload, after)) = after.split_at_checked(u32::from_le_bytes(*len) as usize)
+        && crc32fast::hash(payload) == u32::from_le_bytes(*crc)
+        && let Some(rec) = decode(payload)
+    {
         out.push(rec);
-        at += HEADER + len;
+        rest = after;
     }
-    (out, at)
+    (out, data.len() - rest.len())
 }
 
 #[cfg(test)]

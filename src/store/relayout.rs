@@ -82,7 +82,10 @@ fn rewrite(
     for i in 0..from {
         let recovered = recover(&shard_dir(root, i))?;
         for ((vhost, queue), msgs) in recovered.queues {
-            let file = &mut files[place(&vhost, &queue, to)];
+            let k = place(&vhost, &queue, to);
+            let file = files.get_mut(k).ok_or_else(|| {
+                io::Error::other(format!("queue '{queue}' of vhost '{vhost}' placed on shard {k} of {to}"))
+            })?;
             queues += 1;
             for (id, (msg, _)) in msgs {
                 buf.clear();
