@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use glommio::{LocalExecutorBuilder, Placement};
+use warren::broker::delivery::Settle;
 use warren::shard::mesh;
-use warren::shard::msg::{Settle, ShardMsg};
+use warren::shard::msg::ShardMsg;
 
 const MESSAGES: u64 = 10_000_000;
 

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod definitions;
+pub mod delivery;
 pub mod exchange;
 pub mod message;
 pub mod queue;

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
+use crate::broker::delivery::{Delivery, Settle};
+use crate::ids::{ConnId, QueueId};
 use crate::protocol::types::FieldTable;
-use crate::shard::msg::{ConnId, Delivery, QueueId, Settle};
 use crate::store::page::{PageDir, PageFile, PagedMessage};
 
 use super::message::Message;

@@ -4,9 +4,9 @@
 use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
+use crate::ids::{ConnId, QueueId, make_id};
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::FieldValue;
-use crate::shard::msg::{ConnId, QueueId, make_id};
 
 use super::queue::{Queue, QueueFlags};
 

@@ -5,11 +5,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::access::{Perm, Resource};
+use crate::broker::delivery::Settle;
 use crate::broker::queue::Consumer;
+use crate::ids::shard_of_id;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
-use crate::shard::msg::{Settle, shard_of_id};
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::broker::delivery::Delivery;
 use crate::broker::message::Message;
+use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, channel as chan};
 use crate::protocol::properties::ContentHeader;
 use crate::protocol::reply::{AmqpError, Result};
-use crate::shard::msg::{Delivery, QueueId};
 
 use super::connection::Conn;
 

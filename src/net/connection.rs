@@ -15,13 +15,15 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::broker::access::{Perm, Resource};
+use crate::broker::delivery::{Delivery, Settle};
+use crate::ids::{ConnId, QueueId, shard_of_id};
+use crate::notify::Notify;
 use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
 use crate::protocol::methods::{basic, channel as chan, connection as conn};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
-use crate::shard::msg::{ConnId, Delivery, QueueId, Settle, ShardMsg, shard_of_id};
-use crate::shard::notify::Notify;
+use crate::shard::msg::ShardMsg;
 
 use super::channel::{Channel, ChannelState, Content};
 use super::io::{self, WriteHalf};

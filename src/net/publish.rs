@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::broker::delivery::PublishRef;
 use crate::broker::message::Message;
 use crate::protocol::Method;
 use crate::protocol::frame;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
-use crate::shard::msg::{PublishRef, ShardMsg, Targets};
+use crate::shard::msg::{ShardMsg, Targets};
 use crate::shard::placement::shard_of;
 
 use super::channel::{Body, Content, PendingPublish};

@@ -9,11 +9,11 @@ use crate::broker::definitions::{QueueDef, json_table};
 use crate::broker::queue::{Queue, QueueFlags};
 use crate::broker::queues::not_found;
 use crate::broker::routing::{Dest, MetaOp};
+use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::types::FieldTable;
-use crate::shard::msg::QueueId;
 use crate::shard::placement::shard_of;
 
 use super::connection::Conn;

@@ -197,7 +197,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::msg::Settle;
+    use crate::broker::delivery::Settle;
 
     fn settle() -> ShardMsg {
         ShardMsg::Settle { queue: 1, msg_ids: vec![1], action: Settle::Ack }

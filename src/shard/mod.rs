@@ -4,7 +4,6 @@
 pub mod memory;
 pub mod mesh;
 pub mod msg;
-pub mod notify;
 pub mod placement;
 pub mod pool;
 
@@ -33,9 +32,11 @@ use crate::store::log::MessageLog;
 use crate::store::page::PageDir;
 use crate::store::recovery::QueueMessages;
 
+use crate::broker::delivery::{PublishRef, Settle};
+use crate::ids::{ConnId, QueueId, make_id, shard_of_id};
+use crate::notify::Notify;
 use mesh::{MeshEnds, Outbox};
-use msg::{ConnId, PublishRef, QueueId, Settle, ShardMsg, make_id, shard_of_id};
-use notify::Notify;
+use msg::ShardMsg;
 
 pub const LOW_ON_MEMORY: &str = "low on memory";
 pub const LOW_ON_DISK: &str = "low on disk";

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::broker::definitions::QueueDef;
-use crate::shard::notify::Notify;
+use crate::notify::Notify;
 
 pub const FILE_NAME: &str = "definitions.json";
 

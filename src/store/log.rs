@@ -15,7 +15,7 @@ use glommio::Task;
 use glommio::io::BufferedFile;
 
 use crate::broker::message::Message;
-use crate::shard::notify::Notify;
+use crate::notify::Notify;
 
 use super::record;
 

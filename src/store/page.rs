@@ -23,8 +23,8 @@ use bytes::{BufMut, Bytes};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use crate::broker::message::Message;
+use crate::notify::Notify;
 use crate::protocol::codec::put_prefixed;
-use crate::shard::notify::Notify;
 
 use super::record::{Fields, put_shortstr};
 
