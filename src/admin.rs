@@ -286,16 +286,16 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                     .borrow()
                     .values()
                     .map(|c| {
-                        let st = c.st.borrow();
+                        let i = c.info();
                         [
-                            json!(c.id),
-                            json!(c.name),
-                            json!(st.user),
-                            json!(&*st.vhost),
+                            json!(i.id),
+                            json!(i.name),
+                            json!(i.user),
+                            json!(&*i.vhost),
                             json!(s.id),
-                            json!(st.channels.len()),
-                            json!(c.state()),
-                            json!(c.output_buffer_bytes()),
+                            json!(i.channels),
+                            json!(i.state),
+                            json!(i.buffer_bytes),
                         ]
                     })
                     .collect()
@@ -308,18 +308,18 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             let mut rows = every_shard(shard, |s| {
                 let mut rows = Vec::new();
                 for c in s.conns.borrow().values() {
-                    let st = c.st.borrow();
-                    for (number, ch) in &st.channels {
+                    let i = c.info();
+                    for ch in c.channels() {
                         rows.push([
-                            json!(c.id),
-                            json!(format!("{} ({number})", c.name)),
-                            json!(number),
-                            json!(st.user),
-                            json!(&*st.vhost),
-                            json!(ch.consumers.len()),
-                            json!(ch.unacked.len()),
+                            json!(i.id),
+                            json!(format!("{} ({})", i.name, ch.number)),
+                            json!(ch.number),
+                            json!(i.user),
+                            json!(&*i.vhost),
+                            json!(ch.consumers),
+                            json!(ch.unacked),
                             json!(ch.prefetch),
-                            json!(ch.confirms.is_some()),
+                            json!(ch.confirm),
                         ]);
                     }
                 }
@@ -348,13 +348,17 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
                     .conns
                     .borrow()
                     .values()
-                    .filter(|c| c.id.to_string() == which || c.name == which)
+                    .filter(|c| {
+                        let i = c.info();
+                        i.id.to_string() == which || i.name == which
+                    })
                     .cloned()
                     .collect();
-                for c in &found {
+                let ids = found.iter().map(|c| c.id()).collect();
+                for c in found {
                     c.force_close(&why);
                 }
-                found.iter().map(|c| c.id).collect()
+                ids
             })
             .await?;
             if closed.is_empty() {

@@ -23,6 +23,7 @@ use crate::protocol::methods::{basic, channel as chan, connection as conn};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
+use crate::shard::clients::{ChannelInfo, Client, ConnInfo};
 use crate::shard::msg::ShardMsg;
 
 use super::channel::{Channel, ChannelState, Content};
@@ -682,7 +683,7 @@ impl Conn {
     }
 
     /// Bytes of memory the output buffers hold (their capacity), for list_connections.
-    pub fn output_buffer_bytes(&self) -> usize {
+    fn output_buffer_bytes(&self) -> usize {
         self.out.borrow().capacity() + self.spare.borrow().capacity()
     }
 
@@ -846,5 +847,63 @@ impl Conn {
         }
         self.shard.conns.borrow_mut().remove(&self.id);
         self.writer.notify();
+    }
+}
+
+impl Client for Conn {
+    fn id(&self) -> ConnId {
+        self.id
+    }
+    fn deliver(self: Rc<Self>, d: Delivery) {
+        Conn::deliver(&self, d)
+    }
+    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32) {
+        Conn::on_receipt(&self, channel, seq, enqueued)
+    }
+    fn resource_alarm(&self, reason: Option<&'static str>) {
+        Conn::resource_alarm(self, reason)
+    }
+    fn flow_hold(&self, queue: QueueId, hold: bool) {
+        Conn::flow_hold(self, queue, hold)
+    }
+    fn forget_permissions(&self) {
+        Conn::forget_permissions(self)
+    }
+    fn held_bytes(&self) -> u64 {
+        Conn::held_bytes(self)
+    }
+    fn is_open(&self) -> bool {
+        self.phase.get() == Phase::Open
+    }
+    fn server_cancel(self: Rc<Self>, channel: u16, tag: &str) {
+        Conn::server_cancel(&self, channel, tag)
+    }
+    fn force_close(self: Rc<Self>, text: &str) {
+        Conn::force_close(&self, text)
+    }
+    fn info(&self) -> ConnInfo {
+        let st = self.st.borrow();
+        ConnInfo {
+            id: self.id,
+            name: self.name.clone(),
+            user: st.user.clone(),
+            vhost: st.vhost.clone(),
+            channels: st.channels.len(),
+            state: self.state(),
+            buffer_bytes: self.output_buffer_bytes(),
+        }
+    }
+    fn channels(&self) -> Vec<ChannelInfo> {
+        let st = self.st.borrow();
+        st.channels
+            .iter()
+            .map(|(&number, ch)| ChannelInfo {
+                number,
+                consumers: ch.consumers.len(),
+                unacked: ch.unacked.len(),
+                prefetch: ch.prefetch,
+                confirm: ch.confirms.is_some(),
+            })
+            .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! A shard: everything one pinned core owns (its connections, its queues, its copy of the routing
 //! table) and the loop that moves work between it and the other shards over the mesh.
 
+pub mod clients;
 pub mod memory;
 pub mod mesh;
 pub mod msg;
@@ -22,7 +23,6 @@ use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::Dest;
 use crate::broker::routing::{MetaOp, RoutingTable};
 use crate::config::Config;
-use crate::net::connection::{Conn, Phase};
 use crate::protocol::reply::{AmqpError, Result};
 
 use crate::broker::definitions::{BindingDef, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table};
@@ -35,6 +35,7 @@ use crate::store::recovery::QueueMessages;
 use crate::broker::delivery::{PublishRef, Settle};
 use crate::ids::{ConnId, QueueId, make_id, shard_of_id};
 use crate::notify::Notify;
+use clients::{Client, ConnInfo};
 use mesh::{MeshEnds, Outbox};
 use msg::ShardMsg;
 
@@ -68,7 +69,7 @@ pub struct Shard {
     pub queues: RefCell<QueueTable>,
     pub routes: RefCell<RoutingTable>,
     pub access: RefCell<Access>,
-    pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
+    pub conns: RefCell<HashMap<ConnId, Rc<dyn Client>>>,
     next_conn: Cell<u64>,
     rng: Cell<u64>,
     pub stopping: Cell<bool>,
@@ -676,7 +677,7 @@ impl Shard {
                 }
                 if let AccessOp::DeleteUser(user) = a {
                     // RabbitMQ (since 3.7) closes a deleted user's connections.
-                    self.close_conns(|c| *c.st.borrow().user == **user, &format!("user '{user}' is deleted"));
+                    self.close_conns(|c| *c.user == **user, &format!("user '{user}' is deleted"));
                 }
                 Ok(())
             }
@@ -693,7 +694,7 @@ impl Shard {
     /// A vhost was deleted: its connections on this shard are closed (320 CONNECTION_FORCED, as
     /// RabbitMQ does) and the queues this shard owns in it go, with their logged messages.
     fn vhost_deleted(&self, vhost: &str) {
-        self.close_conns(|c| *c.st.borrow().vhost == *vhost, &format!("vhost '{vhost}' is deleted"));
+        self.close_conns(|c| *c.vhost == *vhost, &format!("vhost '{vhost}' is deleted"));
         let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
         for id in ids {
             self.drop_queue(id);
@@ -701,9 +702,9 @@ impl Shard {
     }
 
     /// Closes this shard's open connections that `pick` selects with 320 CONNECTION_FORCED.
-    fn close_conns(&self, pick: impl Fn(&Conn) -> bool, text: &str) {
-        let conns: Vec<Rc<Conn>> =
-            self.conns.borrow().values().filter(|c| c.phase.get() == Phase::Open && pick(c)).cloned().collect();
+    fn close_conns(&self, pick: impl Fn(&ConnInfo) -> bool, text: &str) {
+        let conns: Vec<Rc<dyn Client>> =
+            self.conns.borrow().values().filter(|c| c.is_open() && pick(&c.info())).cloned().collect();
         for c in conns {
             c.force_close(text);
         }

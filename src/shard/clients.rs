@@ -1,0 +1,58 @@
+//! The connections a shard serves, as the shard sees them: it hands them deliveries, publish
+//! receipts, alarms and flow control, asks them what they hold, and closes them. What a
+//! connection is (net/) stays behind this trait, so the shard does not depend on it; the admin
+//! socket reads `ConnInfo` snapshots instead of connection internals.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::broker::delivery::Delivery;
+use crate::ids::{ConnId, QueueId};
+
+pub trait Client {
+    fn id(&self) -> ConnId;
+    /// A delivery from a queue for one of its consumers (sent back if the consumer is gone).
+    fn deliver(self: Rc<Self>, d: Delivery);
+    /// One destination shard took (`enqueued` queues) a publish it made on `channel`.
+    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32);
+    /// A resource alarm went on (with RabbitMQ's reason text) or off.
+    fn resource_alarm(&self, reason: Option<&'static str>);
+    /// Queue `queue` asks it to pause publishing (flow control), or lets it resume.
+    fn flow_hold(&self, queue: QueueId, hold: bool);
+    /// Users or permissions changed: permissions it cached are checked again.
+    fn forget_permissions(&self);
+    /// Message bytes it holds outside the queues, for the memory gauge.
+    fn held_bytes(&self) -> u64;
+    /// Whether it is open (past the handshake, not closing).
+    fn is_open(&self) -> bool;
+    /// Its consumer `tag` on `channel` is gone with its queue: basic.cancel, if it understands it.
+    fn server_cancel(self: Rc<Self>, channel: u16, tag: &str);
+    /// connection.close 320 CONNECTION_FORCED with `text`.
+    fn force_close(self: Rc<Self>, text: &str);
+    fn info(&self) -> ConnInfo;
+    fn channels(&self) -> Vec<ChannelInfo>;
+}
+
+/// What rabbitmqctl list_connections shows of a connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub name: String,
+    pub user: String,
+    pub vhost: Arc<str>,
+    pub channels: usize,
+    /// "starting", "opening", "running", "blocked" or "closing".
+    pub state: &'static str,
+    /// Memory its output buffers hold (their capacity).
+    pub buffer_bytes: usize,
+}
+
+/// What rabbitmqctl list_channels shows of a channel.
+#[derive(Clone, Debug)]
+pub struct ChannelInfo {
+    pub number: u16,
+    pub consumers: usize,
+    pub unacked: usize,
+    pub prefetch: u16,
+    pub confirm: bool,
+}
