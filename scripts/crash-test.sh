@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-50}"
 cargo build --release --bin warren
-WARREN_BIN="$PWD/target/release/warren" WARREN_CRASH_ROUNDS="$rounds" \
+WARREN_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/warren" WARREN_CRASH_ROUNDS="$rounds" \
   timeout $((60 + rounds * 10)) cargo test --release --test crash -- --nocapture 2>&1 | grep -v '^\[warren\]'

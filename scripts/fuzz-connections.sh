@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-3600}"
 cargo build --locked --release --bin warren
-WARREN_BIN="$PWD/target/release/warren" WARREN_FUZZ_SECS="$secs" \
+WARREN_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/warren" WARREN_FUZZ_SECS="$secs" \
   timeout $((secs + 300)) cargo test --locked --release --test fuzz_connection -- --nocapture 2>&1 \
   | grep -v '^\[warren\]'
