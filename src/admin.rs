@@ -304,6 +304,12 @@ async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
             rows.sort_by_key(|r| r[0].as_u64());
             Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state", "buffer_bytes"], rows))
         }
+        "list_shard_messages" => {
+            let rows =
+                every_shard(shard, |s| s.handled().map(|(kind, n)| [json!(s.id), json!(kind), json!(n)]).collect())
+                    .await?;
+            Ok(table(&["shard", "kind", "handled"], rows))
+        }
         "list_channels" => {
             let mut rows = every_shard(shard, |s| {
                 let mut rows = Vec::new();

@@ -17,7 +17,7 @@ const COMMANDS: &str = "commands: list_vhosts, add_vhost VHOST, delete_vhost VHO
 add_user USER PASSWORD, delete_user USER, change_password USER PASSWORD, set_user_tags USER [TAG...], \
 set_permissions [-p VHOST] USER CONF WRITE READ, clear_permissions [-p VHOST] USER, \
 list_permissions [-p VHOST], list_queues [-p VHOST], list_exchanges [-p VHOST], list_bindings [-p VHOST], \
-list_connections, list_channels, list_consumers [-p VHOST], close_connection PID|NAME [EXPLANATION], \
+list_connections, list_channels, list_consumers [-p VHOST], list_shard_messages, close_connection PID|NAME [EXPLANATION], \
 purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-, \
 import_definitions FILE";
 

@@ -115,6 +115,21 @@ pub fn render(snap: &Snapshot, p: &Process, node: &str) -> String {
         "Messages (ready and unacknowledged) in each shard's queues",
         &by_shard(|v| v.1),
     );
+    let mesh: Vec<(String, u64)> = snap
+        .mesh
+        .iter()
+        .map(|m| {
+            let kind = m.get("kind").and_then(Value::as_str).unwrap_or_default();
+            (format!("{{shard=\"{}\",kind=\"{}\"}}", num(m, "shard"), label(kind)), num(m, "handled"))
+        })
+        .collect();
+    family(
+        &mut out,
+        "warren_shard_mesh_messages_total",
+        "counter",
+        "Messages each shard handled from the mesh (and from itself), by kind",
+        &mesh,
+    );
     out
 }
 
@@ -124,7 +139,8 @@ mod tests {
 
     #[test]
     fn every_family_has_help_and_type_before_its_samples() {
-        let snap = Snapshot { vhosts: vec!["/".into()], queues: vec![], connections: vec![], channels: vec![] };
+        let snap =
+            Snapshot { vhosts: vec!["/".into()], queues: vec![], connections: vec![], channels: vec![], mesh: vec![] };
         let text = render(&snap, &Process { resident_bytes: 1, open_fds: 2, max_fds: 3 }, "warren@h\"x");
         assert!(
             text.contains("# TYPE rabbitmq_queues gauge\n# HELP rabbitmq_queues Queues available\nrabbitmq_queues 0\n")

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub queues: Vec<Object>,
     pub connections: Vec<Object>,
     pub channels: Vec<Object>,
+    /// Mesh messages each shard handled, by kind (`list_shard_messages`).
+    pub mesh: Vec<Object>,
 }
 
 impl Snapshot {
@@ -38,6 +40,7 @@ impl Snapshot {
             queues: admin.rows("queue_details", vec![], "/").await?,
             connections: admin.rows("list_connections", vec![], "/").await?,
             channels: admin.rows("list_channels", vec![], "/").await?,
+            mesh: admin.rows("list_shard_messages", vec![], "/").await?,
         })
     }
 

@@ -807,10 +807,7 @@ impl Conn {
         let id = self.id;
         for (tag, entry) in consumers {
             let queue = entry.queue;
-            self.shard.send(
-                shard_of_id(queue),
-                ShardMsg::Run(Box::new(move |s| s.remove_consumers(queue, id, Some(ch), Some(&tag)))),
-            );
+            self.shard.send(shard_of_id(queue), ShardMsg::RemoveConsumer { queue, conn: id, channel: ch, tag });
             for d in entry.held {
                 self.bounce(d);
             }
@@ -831,12 +828,7 @@ impl Conn {
         self.st.borrow_mut().channels.clear();
         let exclusive = std::mem::take(&mut self.st.borrow_mut().exclusive_queues);
         for q in exclusive {
-            self.shard.send(
-                shard_of_id(q),
-                ShardMsg::Run(Box::new(move |s| {
-                    s.delete_queue(q);
-                })),
-            );
+            self.shard.send(shard_of_id(q), ShardMsg::DeleteExclusive(q));
         }
         let written = std::mem::take(&mut *self.written_no_ack.borrow_mut());
         self.shard.settle(written, Settle::Ack);

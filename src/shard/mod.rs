@@ -13,8 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures_channel::oneshot;
-
 use crate::broker::access::{Access, AccessOp};
 use crate::broker::definitions::Definitions;
 use crate::broker::message::Message;
@@ -37,7 +35,7 @@ use crate::ids::{ConnId, QueueId, make_id, shard_of_id};
 use crate::notify::Notify;
 use clients::{Client, ConnInfo};
 use mesh::{MeshEnds, Outbox};
-use msg::ShardMsg;
+use msg::{Reply, ShardMsg};
 
 pub const LOW_ON_MEMORY: &str = "low on memory";
 pub const LOW_ON_DISK: &str = "low on disk";
@@ -91,6 +89,8 @@ pub struct Shard {
     /// Bytes of publishes this shard sent over the mesh less those it received: what is in
     /// flight between shards, counted in the memory gauge (only the sum over shards is exact).
     mesh_bytes: Cell<i64>,
+    /// Mesh messages handled, by `ShardMsg::index`.
+    handled: [Cell<u64>; ShardMsg::KINDS.len()],
 }
 
 impl Shard {
@@ -128,6 +128,7 @@ impl Shard {
             memory,
             alarm: Cell::new(None),
             mesh_bytes: Cell::new(0),
+            handled: Default::default(),
             config,
         })
     }
@@ -263,6 +264,15 @@ impl Shard {
     }
 
     fn handle(self: &Rc<Self>, m: ShardMsg) {
+        if let Some(n) = self.handled.get(m.index()) {
+            n.set(n.get() + 1);
+        }
+        if !matches!(
+            m,
+            ShardMsg::Publish { .. } | ShardMsg::Deliver(_) | ShardMsg::Settle { .. } | ShardMsg::Receipt { .. }
+        ) {
+            log::trace!("shard {}: {}", self.id, m.kind());
+        }
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
@@ -314,8 +324,59 @@ impl Shard {
                 }
                 self.dispatch(queue);
             }
-            ShardMsg::Run(job) => job(self),
+            ShardMsg::RemoveConsumer { queue, conn, channel, tag } => {
+                self.remove_consumers(queue, conn, Some(channel), Some(&tag));
+            }
+            ShardMsg::DeleteExclusive(queue) => {
+                self.delete_queue(queue);
+            }
+            ShardMsg::FlowHold { conn, queue, hold } => {
+                let c = self.conns.borrow().get(&conn).cloned();
+                if let Some(c) = c {
+                    c.flow_hold(queue, hold);
+                }
+            }
+            ShardMsg::ServerCancel { conn, channel, tag } => {
+                let c = self.conns.borrow().get(&conn).cloned();
+                if let Some(c) = c {
+                    c.server_cancel(channel, &tag);
+                }
+            }
+            ShardMsg::ApplyMeta { op, done } => {
+                // Same table, same order: this cannot fail where the coordinator succeeded.
+                let _ = self.apply_meta(&op);
+                done.send(self, ());
+            }
+            ShardMsg::PagedIn { queue, done } => {
+                let me = self.clone();
+                let wake: Wake = Box::new(move || done.send(&me, ()));
+                if self.queues.borrow().get(queue).is_some_and(|q| q.paging_in()) {
+                    self.page_waiters.borrow_mut().entry(queue).or_default().push(wake);
+                    self.dispatch(queue);
+                } else {
+                    wake();
+                }
+            }
+            ShardMsg::DefinitionsSaved { version, done } => {
+                let me = self.clone();
+                self.defs.when_saved(version, Box::new(move |r| done.send(&me, r)));
+            }
+            ShardMsg::Call(job) => job(self),
+            ShardMsg::Answer(complete) => complete(),
         }
+    }
+
+    /// Mesh messages this shard has handled, by kind (`ShardMsg::KINDS`).
+    pub fn handled(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ShardMsg::KINDS.iter().zip(&self.handled).map(|(k, n)| (*k, n.get()))
+    }
+
+    /// The one round trip: sends the message `make` builds around a `Reply` to shard `dest` and
+    /// waits for its answer.
+    pub async fn ask<R: Send + 'static>(&self, dest: usize, make: impl FnOnce(Reply<R>) -> ShardMsg) -> Result<R> {
+        let (reply, rx) = Reply::new(self.id);
+        self.send(dest, make(reply));
+        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
     }
 
     /// Tells the owning shards what became of deliveries: one message per run of the same queue.
@@ -368,22 +429,7 @@ impl Shard {
 
     /// Waits (on shard `owner`) until queue `id` has read its next messages back from disk.
     pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        let origin = self.id;
-        self.send(
-            owner,
-            ShardMsg::Run(Box::new(move |s| {
-                let s2 = s.clone();
-                let wake: Wake = Box::new(move || s2.reply(origin, tx, ()));
-                if s.queues.borrow().get(id).is_some_and(|q| q.paging_in()) {
-                    s.page_waiters.borrow_mut().entry(id).or_default().push(wake);
-                    s.dispatch(id);
-                } else {
-                    wake();
-                }
-            })),
-        );
-        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+        self.ask(owner, |done| ShardMsg::PagedIn { queue: id, done }).await
     }
 
     /// Wakes the basic.gets waiting for queue `id`'s page-in (it happened, or the queue is gone).
@@ -583,25 +629,7 @@ impl Shard {
     }
 
     fn send_flow(&self, conn: ConnId, queue: QueueId, hold: bool) {
-        self.send(
-            shard_of_id(conn),
-            ShardMsg::Run(Box::new(move |s| {
-                let c = s.conns.borrow().get(&conn).cloned();
-                if let Some(c) = c {
-                    c.flow_hold(queue, hold);
-                }
-            })),
-        );
-    }
-
-    /// Completes a oneshot that a task on shard `origin` awaits, by sending it back over the mesh.
-    fn reply<R: Send + 'static>(&self, origin: usize, tx: oneshot::Sender<R>, r: R) {
-        self.send(
-            origin,
-            ShardMsg::Run(Box::new(move |_| {
-                let _ = tx.send(r);
-            })),
-        );
+        self.send(shard_of_id(conn), ShardMsg::FlowHold { conn, queue, hold });
     }
 
     /// Runs `f` on shard `dest` and returns its result.
@@ -610,27 +638,22 @@ impl Shard {
         dest: usize,
         f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
     ) -> Result<R> {
-        let (tx, rx) = oneshot::channel();
-        let origin = self.id;
-        self.send(
-            dest,
-            ShardMsg::Run(Box::new(move |s| {
+        self.ask(dest, |reply| {
+            ShardMsg::Call(Box::new(move |s| {
                 let r = f(s);
-                // The reply crosses back over the mesh and completes the oneshot on this shard, so
-                // the waiting task is woken locally: the doorbell is the only cross-thread wake-up.
-                s.reply(origin, tx, r);
-            })),
-        );
-        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+                reply.send(s, r);
+            }))
+        })
+        .await
     }
 
     /// Changes the routing table everywhere: the coordinator (shard 0) validates and orders the
     /// change, every shard applies it, and this returns once all have (so a client that gets its
     /// -ok can rely on every shard routing by it).
     pub async fn change_routes(&self, op: MetaOp) -> Result<()> {
-        let n = self.shards();
-        let (txs, rxs): (Vec<_>, Vec<_>) = (1..n).map(|_| oneshot::channel::<()>()).unzip();
-        let origin = self.id;
+        // The other shards' answers come here; the coordinator sends them the change, so every
+        // shard applies changes in the coordinator's order.
+        let (replies, answers): (Vec<_>, Vec<_>) = (1..self.shards()).map(|_| Reply::new(self.id)).unzip();
         let saved = self
             .call(0, move |coordinator| {
                 let durable = coordinator.touches_durable(&op);
@@ -644,22 +667,14 @@ impl Shard {
                     }
                     _ => {}
                 }
-                for (k, tx) in (1..n).zip(txs) {
-                    let op = op.clone();
-                    coordinator.send(
-                        k,
-                        ShardMsg::Run(Box::new(move |s| {
-                            // Same table, same order: this cannot fail where the coordinator succeeded.
-                            let _ = s.apply_meta(&op);
-                            s.reply(origin, tx, ());
-                        })),
-                    );
+                for (k, done) in (1..).zip(replies) {
+                    coordinator.send(k, ShardMsg::ApplyMeta { op: op.clone(), done });
                 }
-                Ok(durable.then(|| coordinator.defs.changed()))
+                Ok::<_, AmqpError>(durable.then(|| coordinator.defs.changed()))
             })
             .await??;
-        for rx in rxs {
-            rx.await.map_err(|_| AmqpError::internal("shard stopped"))?;
+        for a in answers {
+            a.await.map_err(|_| AmqpError::internal("shard stopped"))?;
         }
         match saved {
             Some(v) => self.definitions_saved(v).await,
@@ -765,16 +780,7 @@ impl Shard {
 
     /// `definitions_saved`, with the save's own error.
     async fn definitions_saved_or(&self, v: u64) -> Result<std::result::Result<(), String>> {
-        let (tx, rx) = oneshot::channel();
-        let origin = self.id;
-        self.send(
-            0,
-            ShardMsg::Run(Box::new(move |c| {
-                let c2 = c.clone();
-                c.defs.when_saved(v, Box::new(move |r| c2.reply(origin, tx, r)));
-            })),
-        );
-        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+        self.ask(0, |done| ShardMsg::DefinitionsSaved { version: v, done }).await
     }
 
     /// The durable definitions in RabbitMQ's export format (on the coordinator, which has them all).
@@ -898,15 +904,7 @@ impl Shard {
         }
         for c in q.consumers().iter().filter(|c| tell(c)) {
             let (conn, channel, tag) = (c.conn, c.channel, c.tag.clone());
-            self.send(
-                shard_of_id(conn),
-                ShardMsg::Run(Box::new(move |s| {
-                    let target = s.conns.borrow().get(&conn).cloned();
-                    if let Some(target) = target {
-                        target.server_cancel(channel, &tag);
-                    }
-                })),
-            );
+            self.send(shard_of_id(conn), ShardMsg::ServerCancel { conn, channel, tag });
         }
         Some(q.message_count())
     }

@@ -1,11 +1,15 @@
-//! What crosses the mesh between shards. Hot-path traffic has typed variants; rare control work
-//! travels as a closure run on the destination shard.
+//! What crosses the mesh between shards: one variant per kind of message, each with a name
+//! (`kind`) that the shard counts and logs. Round trips (`Shard::ask`) carry a `Reply` that
+//! answers on the asking shard; a generic request (`Call`) still carries a closure.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::delivery::{Delivery, PublishRef, Settle};
+use futures_channel::oneshot;
+
 use crate::broker::message::Message;
+use crate::broker::routing::MetaOp;
 use crate::ids::{ConnId, QueueId};
 
 use super::Shard;
@@ -31,6 +35,32 @@ impl Targets {
 
 pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
+/// Where a round trip's answer goes: the asking shard and the oneshot its task waits on. The
+/// answer crosses back over the mesh and completes the oneshot on that shard, so the waiting task
+/// is woken locally (the doorbell is the only cross-thread wake-up).
+pub struct Reply<T> {
+    origin: usize,
+    tx: oneshot::Sender<T>,
+}
+
+impl<T: Send + 'static> Reply<T> {
+    pub fn new(origin: usize) -> (Self, oneshot::Receiver<T>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { origin, tx }, rx)
+    }
+
+    /// Sends `value` back to the asking shard (from the shard that answers).
+    pub fn send(self, from: &Shard, value: T) {
+        let tx = self.tx;
+        from.send(
+            self.origin,
+            ShardMsg::Answer(Box::new(move || {
+                let _ = tx.send(value);
+            })),
+        );
+    }
+}
+
 pub enum ShardMsg {
     /// Enqueue `msg` on these queues of the destination shard.
     Publish {
@@ -53,5 +83,86 @@ pub enum ShardMsg {
         msg_ids: Vec<u64>,
         action: Settle,
     },
-    Run(Job),
+    /// Consumer `tag` of a connection's channel leaves its queue (cancelled, or its channel closed).
+    RemoveConsumer {
+        queue: QueueId,
+        conn: ConnId,
+        channel: u16,
+        tag: String,
+    },
+    /// The connection that owned this exclusive queue is gone: the queue goes too.
+    DeleteExclusive(QueueId),
+    /// Queue `queue` pauses (or lets resume) the publishing connection `conn` (flow control).
+    FlowHold {
+        conn: ConnId,
+        queue: QueueId,
+        hold: bool,
+    },
+    /// A consumer's queue is gone: its connection tells the client (basic.cancel).
+    ServerCancel {
+        conn: ConnId,
+        channel: u16,
+        tag: Arc<str>,
+    },
+    /// A change of routes or access the coordinator validated and ordered: apply it, then answer.
+    ApplyMeta {
+        op: MetaOp,
+        done: Reply<()>,
+    },
+    /// Answer once queue `queue` has read its next messages back from disk (a basic.get waits).
+    PagedIn {
+        queue: QueueId,
+        done: Reply<()>,
+    },
+    /// To the coordinator: answer once the definitions file holds version `version`.
+    DefinitionsSaved {
+        version: u64,
+        done: Reply<std::result::Result<(), String>>,
+    },
+    /// A request with its own code, run on the destination shard (`Shard::call`).
+    Call(Job),
+    /// A round trip's answer, completing the asking task's oneshot on its own shard.
+    Answer(Box<dyn FnOnce() + Send>),
+}
+
+impl ShardMsg {
+    /// Every kind, in `index` order.
+    pub const KINDS: [&'static str; 13] = [
+        "publish",
+        "receipt",
+        "deliver",
+        "settle",
+        "remove_consumer",
+        "delete_exclusive",
+        "flow_hold",
+        "server_cancel",
+        "apply_meta",
+        "paged_in",
+        "definitions_saved",
+        "call",
+        "answer",
+    ];
+
+    /// Its position in `KINDS`, for counting.
+    pub fn index(&self) -> usize {
+        match self {
+            ShardMsg::Publish { .. } => 0,
+            ShardMsg::Receipt { .. } => 1,
+            ShardMsg::Deliver(_) => 2,
+            ShardMsg::Settle { .. } => 3,
+            ShardMsg::RemoveConsumer { .. } => 4,
+            ShardMsg::DeleteExclusive(_) => 5,
+            ShardMsg::FlowHold { .. } => 6,
+            ShardMsg::ServerCancel { .. } => 7,
+            ShardMsg::ApplyMeta { .. } => 8,
+            ShardMsg::PagedIn { .. } => 9,
+            ShardMsg::DefinitionsSaved { .. } => 10,
+            ShardMsg::Call(_) => 11,
+            ShardMsg::Answer(_) => 12,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS.get(self.index()).copied().unwrap_or_default()
+    }
 }
