@@ -19,20 +19,19 @@ use crate::broker::delivery::{Delivery, Settle};
 use crate::ids::{ConnId, QueueId, shard_of_id};
 use crate::notify::Notify;
 use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
-use crate::protocol::methods::{basic, channel as chan, connection as conn};
+use crate::protocol::methods::{channel as chan, connection as conn};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
-use crate::shard::clients::{ChannelInfo, Client, ConnInfo};
 use crate::shard::msg::ShardMsg;
 
 use super::channel::{Channel, ChannelState, Content};
-use super::io::{self, WriteHalf};
+use super::io;
 
 /// RabbitMQ's handshake_timeout.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for connection.close-ok after sending connection.close.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a closed connection's socket is still read (and what arrives dropped) before it is
 /// closed, so that the peer gets a FIN after our last frame instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -44,11 +43,7 @@ const WAIT_CHUNK: usize = 2 * 1024;
 /// Deliveries are encoded into the output buffer while it holds less than this; past it they wait
 /// as messages (counted by their queues) until the client reads, so a consumer that stops reading
 /// does not get a whole queue encoded into memory no gauge sees.
-const OUT_WINDOW: usize = 1 << 20;
-/// Output buffers larger than this are given back once a connection has been idle for a tick.
-const IDLE_BUFFER: usize = 16 * 1024;
-/// How often the watchdog looks at a connection that negotiated no heartbeats (buffers to shrink).
-const IDLE_TICK: Duration = Duration::from_secs(15);
+pub(super) const OUT_WINDOW: usize = 1 << 20;
 const FRAMES_PER_TURN: usize = 192;
 /// Longest a connection paused by flow control waits before reading one more batch.
 const FLOW_MAX_PAUSE: Duration = Duration::from_millis(50);
@@ -91,35 +86,35 @@ pub struct Conn {
     pub peer_loopback: bool,
     /// Exchanges this connection's user was found allowed to publish to, so the regex runs once
     /// per exchange, not per message; forgotten whenever users or permissions change.
-    may_publish: RefCell<Vec<String>>,
+    pub(super) may_publish: RefCell<Vec<String>>,
     pub shard: Rc<Shard>,
-    fd: RawFd,
-    out: RefCell<BytesMut>,
+    pub(super) fd: RawFd,
+    pub(super) out: RefCell<BytesMut>,
     /// The writer's second buffer (it writes one while `out` fills); empty while a write runs.
-    spare: RefCell<BytesMut>,
-    writer: Notify,
+    pub(super) spare: RefCell<BytesMut>,
+    pub(super) writer: Notify,
     /// Bytes the writer has put on the wire: a heartbeat is sent only when nothing else was.
-    written: Cell<u64>,
+    pub(super) written: Cell<u64>,
     /// Wakes the watchdog before its tick: the connection started closing.
-    watchdog_wake: Notify,
+    pub(super) watchdog_wake: Notify,
     /// Deliveries tagged while `out` was over OUT_WINDOW, in tag order, waiting to be encoded.
-    backlog: RefCell<VecDeque<(u64, Delivery)>>,
+    pub(super) backlog: RefCell<VecDeque<(u64, Delivery)>>,
     /// No-ack deliveries written to `out`: settled once the writer has put them on the wire.
-    written_no_ack: RefCell<Vec<(QueueId, u64)>>,
+    pub(super) written_no_ack: RefCell<Vec<(QueueId, u64)>>,
     /// Queues that asked this connection to stop publishing for now (flow control).
-    flow_holds: RefCell<Vec<QueueId>>,
-    flow_resumed: Notify,
+    pub(super) flow_holds: RefCell<Vec<QueueId>>,
+    pub(super) flow_resumed: Notify,
     /// Set by the first publish: a memory alarm stops reading connections that publish.
     pub published: Cell<bool>,
     /// connection.blocked was sent and unblocked is owed.
-    blocked: Cell<bool>,
+    pub(super) blocked: Cell<bool>,
     /// Channels with publisher confirms to announce in the next write.
-    confirms_due: RefCell<Vec<u16>>,
+    pub(super) confirms_due: RefCell<Vec<u16>>,
     pub st: RefCell<ConnState>,
     pub phase: Cell<Phase>,
-    started: Instant,
-    last_read: Cell<Instant>,
-    closing_since: Cell<Option<Instant>>,
+    pub(super) started: Instant,
+    pub(super) last_read: Cell<Instant>,
+    pub(super) closing_since: Cell<Option<Instant>>,
 }
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
@@ -489,335 +484,6 @@ impl Conn {
         Ok(())
     }
 
-    /// The state rabbitmqctl list_connections shows.
-    pub fn state(&self) -> &'static str {
-        match self.phase.get() {
-            Phase::AwaitStartOk | Phase::AwaitTuneOk => "starting",
-            Phase::AwaitOpen => "opening",
-            Phase::Open if self.blocked.get() => "blocked",
-            Phase::Open => "running",
-            Phase::Closing | Phase::Done => "closing",
-        }
-    }
-
-    /// Users or permissions changed: publish permissions are checked again.
-    pub fn forget_permissions(&self) {
-        self.may_publish.borrow_mut().clear();
-    }
-
-    /// Under a resource alarm a connection that publishes is not read (RabbitMQ's rule).
-    async fn wait_out_alarm(&self) {
-        while self.shard.alarm.get().is_some() && self.published.get() && self.phase.get() == Phase::Open {
-            self.flow_resumed.wait().await;
-        }
-    }
-
-    /// A resource alarm went on (with its reason) or off: a connection that publishes is told with
-    /// connection.blocked / connection.unblocked (if it understands them), and its reader looks again.
-    pub fn resource_alarm(&self, reason: Option<&str>) {
-        let on = reason.is_some();
-        if on && !self.published.get() {
-            return;
-        }
-        if self.blocked.replace(on) != on && self.st.borrow().caps.connection_blocked {
-            let m = match reason {
-                Some(r) => Method::ConnectionBlocked(conn::Blocked { reason: r.into() }),
-                None => Method::ConnectionUnblocked(conn::Unblocked {}),
-            };
-            self.send_method(0, &m);
-        }
-        self.flow_resumed.notify();
-    }
-
-    fn has_consumers(&self) -> bool {
-        self.st.borrow().channels.values().any(|c| !c.consumers.is_empty())
-    }
-
-    /// A queue asks this connection to pause (or lets it resume) publishing.
-    pub fn flow_hold(&self, queue: QueueId, hold: bool) {
-        let mut holds = self.flow_holds.borrow_mut();
-        holds.retain(|&q| q != queue);
-        if hold {
-            holds.push(queue);
-            log::debug!("connection {:#x}: paused by flow control (queue {queue:#x})", self.id);
-        } else if holds.is_empty() {
-            log::debug!("connection {:#x}: resumed by flow control", self.id);
-            self.flow_resumed.notify();
-        }
-    }
-
-    /// Message bytes this connection holds outside the queues: encoded output the client has not
-    /// read yet, bodies being assembled and uncommitted transactions. For the memory gauge.
-    pub fn held_bytes(&self) -> u64 {
-        let out = self.out.try_borrow().map_or(0, |o| o.len() as u64);
-        let channels = self.st.try_borrow().map_or(0, |st| st.channels.values().map(|c| c.held_bytes()).sum());
-        out + channels
-    }
-
-    pub fn out_mut(&self) -> std::cell::RefMut<'_, BytesMut> {
-        self.out.borrow_mut()
-    }
-
-    /// Marks a channel's confirms for the next write and wakes the writer.
-    pub fn confirms_due(&self, ch: u16) {
-        let mut due = self.confirms_due.borrow_mut();
-        if !due.contains(&ch) {
-            due.push(ch);
-        }
-        drop(due);
-        self.writer.notify();
-    }
-
-    /// Whether connection.close or close-ok was sent: after them nothing but close-ok is written
-    /// (replies, returns and confirms that come back from other shards later are dropped).
-    pub fn closed(&self) -> bool {
-        matches!(self.phase.get(), Phase::Closing | Phase::Done)
-    }
-
-    pub fn send_method(&self, ch: u16, m: &Method) {
-        if self.closed() && !matches!(m, Method::ConnectionCloseOk(_)) {
-            return;
-        }
-        frame::put_method(&mut self.out.borrow_mut(), ch, m);
-        self.writer.notify();
-    }
-
-    /// A method followed by a message's header and body.
-    pub fn send_content(&self, ch: u16, m: &Method, properties: &[u8], body: &[u8]) {
-        if self.closed() {
-            return;
-        }
-        let frame_max = self.st.borrow().frame_max;
-        let mut out = self.out.borrow_mut();
-        frame::put_method(&mut out, ch, m);
-        frame::put_content(&mut out, ch, properties, body, frame_max);
-        drop(out);
-        self.writer.notify();
-    }
-
-    async fn run_writer(self: Rc<Self>, mut wr: WriteHalf) {
-        let mut settled = Vec::new();
-        let mut confirms = Vec::new();
-        loop {
-            std::mem::swap(&mut *self.confirms_due.borrow_mut(), &mut confirms);
-            self.flush_confirms(&mut confirms);
-            self.drain_backlog();
-            if self.out.borrow().is_empty() {
-                if self.phase.get() == Phase::Done {
-                    return;
-                }
-                self.writer.wait().await;
-                // Let the tasks that are ready run first: what they produce joins this write.
-                futures_lite::future::yield_now().await;
-                continue;
-            }
-            let mut spare = self.spare.take();
-            std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
-            std::mem::swap(&mut *self.written_no_ack.borrow_mut(), &mut settled);
-            if wr.write_all(&spare).await.is_err() {
-                io::shutdown(self.fd);
-                return;
-            }
-            self.written.set(self.written.get() + spare.len() as u64);
-            spare.clear();
-            *self.spare.borrow_mut() = spare;
-            self.shard.settle(settled.drain(..), Settle::Ack);
-        }
-    }
-
-    /// Handshake and close deadlines, the silent-peer timeout, heartbeats, and idle buffers.
-    async fn run_watchdog(self: Rc<Self>) {
-        // Bytes written as of the last tick, and whether our own heartbeat was queued at it.
-        let (mut seen, mut beat_queued) = (0u64, false);
-        loop {
-            let hb = self.st.borrow().heartbeat;
-            let tick = match self.phase.get() {
-                // RabbitMQ sends a heartbeat after half the negotiated interval without sending.
-                Phase::Open if hb > 0 => Duration::from_millis(hb as u64 * 500),
-                Phase::Open => IDLE_TICK,
-                _ => Duration::from_secs(1),
-            };
-            futures_lite::future::or(glommio::timer::sleep(tick), self.watchdog_wake.wait()).await;
-            let now = Instant::now();
-            if self.phase.get() == Phase::Open {
-                let written = self.written.get();
-                let idle = written - seen <= if beat_queued { frame::HEARTBEAT_SIZE } else { 0 };
-                (seen, beat_queued) = (written, false);
-                if idle {
-                    self.shrink_output_buffers();
-                    if hb > 0 && self.out.borrow().is_empty() {
-                        frame::put_heartbeat(&mut self.out.borrow_mut());
-                        self.writer.notify();
-                        beat_queued = true;
-                    }
-                }
-            }
-            match self.phase.get() {
-                Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => {
-                    if now - self.started > HANDSHAKE_TIMEOUT {
-                        log::info!("connection {}: handshake timed out", self.id);
-                        io::shutdown(self.fd);
-                        return;
-                    }
-                }
-                Phase::Open if hb > 0 => {
-                    let hb = Duration::from_secs(hb as u64);
-                    // A connection paused by flow control is not read, so its heartbeats are not seen.
-                    let paused = !self.flow_holds.borrow().is_empty() || self.blocked.get();
-                    if now - self.last_read.get() > hb * 2 && !paused {
-                        log::info!("connection {}: missed heartbeats from client, timeout: {}s", self.id, hb.as_secs());
-                        io::shutdown(self.fd);
-                        return;
-                    }
-                }
-                Phase::Open => {}
-                Phase::Closing => {
-                    if self.closing_since.get().is_some_and(|t| now - t > CLOSE_TIMEOUT) {
-                        io::shutdown(self.fd);
-                        return;
-                    }
-                }
-                Phase::Done => return,
-            }
-        }
-    }
-
-    /// Bytes of memory the output buffers hold (their capacity), for list_connections.
-    fn output_buffer_bytes(&self) -> usize {
-        self.out.borrow().capacity() + self.spare.borrow().capacity()
-    }
-
-    /// An idle connection gives back output buffers that a burst grew.
-    fn shrink_output_buffers(&self) {
-        for buf in [&self.out, &self.spare] {
-            let mut buf = buf.borrow_mut();
-            if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
-                *buf = BytesMut::new();
-            }
-        }
-    }
-
-    /// A delivery from a queue: written as basic.deliver, or sent back if its consumer is gone.
-    pub fn deliver(self: &Rc<Self>, d: Delivery) {
-        self.deliver_or_park(d, true)
-    }
-
-    /// `may_park` is false when the delivery leaves the channel's parking (global qos) itself.
-    pub fn deliver_or_park(self: &Rc<Self>, d: Delivery, may_park: bool) {
-        let mut st = self.st.borrow_mut();
-        let open = self.phase.get() == Phase::Open;
-        let ch = st.channels.get_mut(&d.channel).filter(|c| c.state == ChannelState::Open && open);
-        let Some(ch) = ch else {
-            drop(st);
-            return self.bounce(d);
-        };
-        let Some(consumer) = ch.consumers.get_mut(&*d.consumer_tag) else {
-            drop(st);
-            return self.bounce(d);
-        };
-        if !consumer.ready {
-            consumer.held.push(d);
-            return;
-        }
-        if may_park && !d.no_ack && (ch.over_global_limit() || !ch.parked.is_empty()) {
-            ch.parked.push_back(d);
-            return;
-        }
-        let tag = ch.take_tag();
-        if !d.no_ack {
-            ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
-        }
-        drop(st);
-        if self.out.borrow().len() >= OUT_WINDOW || !self.backlog.borrow().is_empty() {
-            self.backlog.borrow_mut().push_back((tag, d));
-            return;
-        }
-        self.write_delivery(tag, d);
-    }
-
-    fn write_delivery(&self, tag: u64, d: Delivery) {
-        let frame_max = self.st.borrow().frame_max;
-        let mut out = self.out.borrow_mut();
-        frame::put_method_with(&mut out, d.channel, |buf| {
-            basic::encode_deliver(buf, &d.consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
-        });
-        frame::put_content(&mut out, d.channel, &d.msg.properties, &d.msg.body, frame_max);
-        drop(out);
-        self.writer.notify();
-        if d.no_ack {
-            self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
-        }
-    }
-
-    /// Encodes waiting deliveries while the output buffer has room. One whose channel closed
-    /// meanwhile is not written: its queue got it back with the channel's unacked deliveries, or
-    /// (no-ack) gets it back here.
-    fn drain_backlog(&self) {
-        while self.out.borrow().len() < OUT_WINDOW {
-            let Some((tag, d)) = self.backlog.borrow_mut().pop_front() else { return };
-            let live = self.phase.get() == Phase::Open
-                && self
-                    .st
-                    .borrow()
-                    .channels
-                    .get(&d.channel)
-                    .is_some_and(|c| c.state == ChannelState::Open && (d.no_ack || c.unacked.contains_key(&tag)));
-            if live {
-                self.write_delivery(tag, d);
-            } else if d.no_ack {
-                self.bounce(d);
-            }
-        }
-    }
-
-    fn bounce(&self, d: Delivery) {
-        self.shard.settle([(d.queue, d.msg_id)], Settle::Return);
-    }
-
-    /// The queue cancelled a consumer (it was deleted): tell the client if it understands.
-    pub fn server_cancel(self: &Rc<Self>, ch: u16, tag: &str) {
-        let notify = {
-            let mut st = self.st.borrow_mut();
-            let notify = st.caps.consumer_cancel_notify;
-            let Some(c) = st.channels.get_mut(&ch) else { return };
-            let Some(entry) = c.consumers.remove(tag) else { return };
-            drop(st);
-            for d in entry.held {
-                self.bounce(d);
-            }
-            notify
-        };
-        // Nothing may follow our connection.close.
-        if notify && self.phase.get() == Phase::Open {
-            self.send_method(ch, &Method::BasicCancel(basic::Cancel { consumer_tag: tag.to_string(), nowait: true }));
-        }
-    }
-
-    /// Releases a channel's holds: its consumers leave their queues, then its unacked deliveries
-    /// are requeued (in that order over the FIFO mesh, so none comes back to this channel).
-    pub fn release_channel(self: &Rc<Self>, ch: u16) {
-        let mut st = self.st.borrow_mut();
-        let Some(c) = st.channels.get_mut(&ch) else { return };
-        let consumers = std::mem::take(&mut c.consumers);
-        let unacked = std::mem::take(&mut c.unacked);
-        let parked = std::mem::take(&mut c.parked);
-        c.pending.clear();
-        c.tx = None;
-        drop(st);
-        let id = self.id;
-        for (tag, entry) in consumers {
-            let queue = entry.queue;
-            self.shard.send(shard_of_id(queue), ShardMsg::RemoveConsumer { queue, conn: id, channel: ch, tag });
-            for d in entry.held {
-                self.bounce(d);
-            }
-        }
-        for d in parked {
-            self.bounce(d);
-        }
-        self.shard.settle(unacked.into_values().map(|u| (u.queue, u.msg_id)), Settle::Requeue);
-    }
-
     /// The connection is over: every channel released, exclusive queues deleted.
     fn cleanup(self: &Rc<Self>) {
         self.phase.set(Phase::Done);
@@ -839,63 +505,5 @@ impl Conn {
         }
         self.shard.conns.borrow_mut().remove(&self.id);
         self.writer.notify();
-    }
-}
-
-impl Client for Conn {
-    fn id(&self) -> ConnId {
-        self.id
-    }
-    fn deliver(self: Rc<Self>, d: Delivery) {
-        Conn::deliver(&self, d)
-    }
-    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32) {
-        Conn::on_receipt(&self, channel, seq, enqueued)
-    }
-    fn resource_alarm(&self, reason: Option<&'static str>) {
-        Conn::resource_alarm(self, reason)
-    }
-    fn flow_hold(&self, queue: QueueId, hold: bool) {
-        Conn::flow_hold(self, queue, hold)
-    }
-    fn forget_permissions(&self) {
-        Conn::forget_permissions(self)
-    }
-    fn held_bytes(&self) -> u64 {
-        Conn::held_bytes(self)
-    }
-    fn is_open(&self) -> bool {
-        self.phase.get() == Phase::Open
-    }
-    fn server_cancel(self: Rc<Self>, channel: u16, tag: &str) {
-        Conn::server_cancel(&self, channel, tag)
-    }
-    fn force_close(self: Rc<Self>, text: &str) {
-        Conn::force_close(&self, text)
-    }
-    fn info(&self) -> ConnInfo {
-        let st = self.st.borrow();
-        ConnInfo {
-            id: self.id,
-            name: self.name.clone(),
-            user: st.user.clone(),
-            vhost: st.vhost.clone(),
-            channels: st.channels.len(),
-            state: self.state(),
-            buffer_bytes: self.output_buffer_bytes(),
-        }
-    }
-    fn channels(&self) -> Vec<ChannelInfo> {
-        let st = self.st.borrow();
-        st.channels
-            .iter()
-            .map(|(&number, ch)| ChannelInfo {
-                number,
-                consumers: ch.consumers.len(),
-                unacked: ch.unacked.len(),
-                prefetch: ch.prefetch,
-                confirm: ch.confirms.is_some(),
-            })
-            .collect()
     }
 }

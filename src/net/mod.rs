@@ -3,10 +3,13 @@
 
 pub mod basic_methods;
 pub mod channel;
+pub mod client;
 pub mod connection;
+pub mod delivery;
 pub mod exchange_methods;
 pub mod handshake;
 pub mod io;
 pub mod listener;
+pub mod output;
 pub mod publish;
 pub mod queue_methods;
