@@ -10,14 +10,19 @@ use glommio::net::{UnixListener, UnixStream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::broker::access::{AccessOp, PasswordHash, User};
-use crate::broker::definitions::{Definitions, json_table};
-use crate::broker::queue::{Consumer, Queue};
-use crate::broker::routing::{Dest, MetaOp};
+use crate::broker::access::AccessOp;
+use crate::broker::definitions::Definitions;
+use crate::broker::queue::Queue;
+use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
 
+mod changes;
 mod http_verbs;
+mod lists;
+mod verb;
+
+use verb::Verb;
 
 pub const SOCKET_NAME: &str = "warren.sock";
 const MAX_REQUEST: usize = 16 << 20;
@@ -77,30 +82,21 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
             _ => break,
         }
     }
-    let reply = match serde_json::from_slice::<Request>(&buf) {
-        Ok(req) => {
-            let level = if http_verbs::reads_only(&req.verb) { log::Level::Debug } else { log::Level::Info };
-            log::log!(level, "admin: {} {:?} (vhost '{}')", req.verb, redacted(&req), req.vhost);
-            run(&shard, req).await.unwrap_or_else(|e| json!({ "error": e }))
+    let parsed = serde_json::from_slice::<Request>(&buf)
+        .map_err(|e| format!("bad request: {e}"))
+        .and_then(|req| Ok((Verb::parse(&req)?, req.vhost)));
+    let reply = match parsed {
+        Ok((verb, vhost)) => {
+            let level = if verb.reads_only() { log::Level::Debug } else { log::Level::Info };
+            log::log!(level, "admin: {} (vhost '{vhost}')", verb.redacted());
+            run(&shard, verb, vhost).await.unwrap_or_else(|e| json!({ "error": e }))
         }
-        Err(e) => json!({ "error": format!("bad request: {e}") }),
+        Err(e) => json!({ "error": e }),
     };
     let mut out = reply.to_string().into_bytes();
     out.push(b'\n');
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;
-}
-
-/// Arguments fit for the log: passwords left out.
-fn redacted(req: &Request) -> Vec<&str> {
-    match req.verb.as_str() {
-        "add_user" | "change_password" | "authenticate" => req.args.iter().take(1).map(String::as_str).collect(),
-        _ => req.args.iter().map(String::as_str).collect(),
-    }
-}
-
-fn arg<'a>(req: &'a Request, i: usize, name: &str) -> Result<&'a str, String> {
-    req.args.get(i).map(String::as_str).ok_or_else(|| format!("{}: missing argument <{name}>", req.verb))
 }
 
 async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
@@ -174,286 +170,40 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
     Ok(done())
 }
 
-async fn run(shard: &Rc<Shard>, req: Request) -> Result<Value, String> {
-    let vhost = req.vhost.clone();
-    let access_op = |a: AccessOp| MetaOp::Access(a);
-    let new_hash = |password: &str| {
-        let salt = (shard.random() as u32).to_be_bytes();
-        PasswordHash::sha256(salt, password)
-    };
-    match req.verb.as_str() {
-        "list_vhosts" => {
-            let mut names: Vec<String> = shard.routes.borrow().vhosts().map(|(v, _)| v.clone()).collect();
-            names.sort();
-            Ok(table(&["name"], names.into_iter().map(|n| [json!(n)]).collect()))
+async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, String> {
+    match verb {
+        Verb::ListVhosts => Ok(lists::vhosts(shard)),
+        Verb::ListUsers => Ok(lists::users(shard)),
+        Verb::ListPermissions => Ok(lists::permissions(shard, &vhost)),
+        Verb::ListExchanges => Ok(lists::exchanges(shard, &vhost)),
+        Verb::ListBindings => Ok(lists::bindings(shard, &vhost)),
+        Verb::ListQueues => lists::queues(shard, vhost).await,
+        Verb::ListConsumers => lists::consumers(shard, vhost).await,
+        Verb::ListConnections => lists::connections(shard).await,
+        Verb::ListChannels => lists::channels(shard).await,
+        Verb::ListShardMessages => lists::shard_messages(shard).await,
+        Verb::CloseConnection { which, why } => changes::close_connection(shard, which, why).await,
+        Verb::PurgeQueue { queue } => changes::purge_or_delete_queue(shard, vhost, queue, true).await,
+        Verb::DeleteQueue { queue } => changes::purge_or_delete_queue(shard, vhost, queue, false).await,
+        Verb::ExportDefinitions => Ok(json!({ "definitions": shard.definitions() })),
+        Verb::ImportDefinitions { json } => import(shard, &Definitions::parse(&json)?).await,
+        Verb::AddVhost { vhost } => changes::add_vhost(shard, vhost).await,
+        Verb::DeleteVhost { vhost } => changes::delete_vhost(shard, vhost).await,
+        Verb::AddUser { user, password } => changes::put_user(shard, user, password, true).await,
+        Verb::ChangePassword { user, password } => changes::put_user(shard, user, password, false).await,
+        Verb::SetUserTags { user, tags } => changes::set_user_tags(shard, user, tags).await,
+        Verb::DeleteUser { user } => changes::delete_user(shard, user).await,
+        Verb::SetPermissions { user, configure, write, read } => {
+            changes::set_permissions(shard, vhost, user, configure, write, read).await
         }
-        "list_users" => {
-            let mut rows: Vec<[Value; 2]> =
-                shard.access.borrow().users().map(|u| [json!(u.name), json!(u.tags)]).collect();
-            rows.sort_by_key(|r| r[0].to_string());
-            Ok(table(&["user", "tags"], rows))
-        }
-        "list_permissions" => {
-            let mut rows: Vec<[Value; 4]> = shard
-                .access
-                .borrow()
-                .permissions()
-                .filter(|((_, v), _)| *v == vhost)
-                .map(|((u, _), p)| {
-                    [json!(u), json!(p.configure.as_str()), json!(p.write.as_str()), json!(p.read.as_str())]
-                })
-                .collect();
-            rows.sort_by_key(|r| r[0].to_string());
-            Ok(table(&["user", "configure", "write", "read"], rows))
-        }
-        "list_exchanges" => {
-            let routes = shard.routes.borrow();
-            let mut rows: Vec<[Value; 3]> = routes
-                .vhosts()
-                .filter(|(v, _)| **v == vhost)
-                .flat_map(|(_, xs)| xs.values())
-                .map(|e| [json!(e.name), json!(e.kind.as_str()), json!(e.durable)])
-                .collect();
-            rows.sort_by_key(|r| r[0].to_string());
-            Ok(table(&["name", "type", "durable"], rows))
-        }
-        "list_bindings" => {
-            let routes = shard.routes.borrow();
-            let mut rows = Vec::new();
-            for (_, xs) in routes.vhosts().filter(|(v, _)| **v == vhost) {
-                for e in xs.values() {
-                    for b in &e.bindings {
-                        let (dest, kind) = match &b.dest {
-                            Dest::Queue(q) => (q, "queue"),
-                            Dest::Exchange(x) => (x, "exchange"),
-                        };
-                        rows.push([
-                            json!(e.name),
-                            json!("exchange"),
-                            json!(&**dest),
-                            json!(kind),
-                            json!(b.key),
-                            Value::Object(json_table(&b.args)),
-                        ]);
-                    }
-                }
-            }
-            rows.sort_by_key(|r| format!("{}\u{0}{}\u{0}{}", r[0], r[2], r[4]));
-            let cols =
-                ["source_name", "source_kind", "destination_name", "destination_kind", "routing_key", "arguments"];
-            Ok(table(&cols, rows))
-        }
-        "list_queues" => {
-            let mut rows = vhost_queues(shard, vhost, |q, shard| {
-                vec![[
-                    json!(&*q.name),
-                    json!(q.message_count()),
-                    json!(q.unacked_count()),
-                    json!(q.consumer_count()),
-                    json!(q.flags.durable),
-                    json!(shard),
-                ]]
-            })
-            .await?;
-            rows.sort_by_key(|r| r[0].to_string());
-            let cols = ["name", "messages_ready", "messages_unacknowledged", "consumers", "durable", "shard"];
-            Ok(table(&cols, rows))
-        }
-        "list_consumers" => {
-            let mut rows = vhost_queues(shard, vhost, |q, _| {
-                let row = |c: &Consumer| {
-                    [
-                        json!(&*q.name),
-                        json!(c.conn),
-                        json!(c.channel),
-                        json!(&*c.tag),
-                        json!(!c.no_ack),
-                        json!(c.prefetch),
-                        json!(c.exclusive),
-                    ]
-                };
-                q.consumers().iter().map(row).collect()
-            })
-            .await?;
-            rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[3]));
-            let cols =
-                ["queue_name", "connection", "channel", "consumer_tag", "ack_required", "prefetch_count", "exclusive"];
-            Ok(table(&cols, rows))
-        }
-        "list_connections" => {
-            let mut rows = every_shard(shard, |s| {
-                s.conns
-                    .borrow()
-                    .values()
-                    .map(|c| {
-                        let i = c.info();
-                        [
-                            json!(i.id),
-                            json!(i.name),
-                            json!(i.user),
-                            json!(&*i.vhost),
-                            json!(s.id),
-                            json!(i.channels),
-                            json!(i.state),
-                            json!(i.buffer_bytes),
-                        ]
-                    })
-                    .collect()
-            })
-            .await?;
-            rows.sort_by_key(|r| r[0].as_u64());
-            Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state", "buffer_bytes"], rows))
-        }
-        "list_shard_messages" => {
-            let rows =
-                every_shard(shard, |s| s.handled().map(|(kind, n)| [json!(s.id), json!(kind), json!(n)]).collect())
-                    .await?;
-            Ok(table(&["shard", "kind", "handled"], rows))
-        }
-        "list_channels" => {
-            let mut rows = every_shard(shard, |s| {
-                let mut rows = Vec::new();
-                for c in s.conns.borrow().values() {
-                    let i = c.info();
-                    for ch in c.channels() {
-                        rows.push([
-                            json!(i.id),
-                            json!(format!("{} ({})", i.name, ch.number)),
-                            json!(ch.number),
-                            json!(i.user),
-                            json!(&*i.vhost),
-                            json!(ch.consumers),
-                            json!(ch.unacked),
-                            json!(ch.prefetch),
-                            json!(ch.confirm),
-                        ]);
-                    }
-                }
-                rows
-            })
-            .await?;
-            rows.sort_by_key(|r| (r[0].as_u64(), r[2].as_u64()));
-            let cols = [
-                "connection",
-                "name",
-                "number",
-                "user",
-                "vhost",
-                "consumer_count",
-                "messages_unacknowledged",
-                "prefetch_count",
-                "confirm",
-            ];
-            Ok(table(&cols, rows))
-        }
-        "close_connection" => {
-            let which = arg(&req, 0, "connection")?.to_string();
-            let why = req.args.get(1).cloned().unwrap_or_else(|| "Closed via warrenctl".into());
-            let closed = every_shard(shard, move |s| {
-                let found: Vec<_> = s
-                    .conns
-                    .borrow()
-                    .values()
-                    .filter(|c| {
-                        let i = c.info();
-                        i.id.to_string() == which || i.name == which
-                    })
-                    .cloned()
-                    .collect();
-                let ids = found.iter().map(|c| c.id()).collect();
-                for c in found {
-                    c.force_close(&why);
-                }
-                ids
-            })
-            .await?;
-            if closed.is_empty() {
-                return Err(format!("no connection '{}'", arg(&req, 0, "connection")?));
-            }
-            Ok(done())
-        }
-        "purge_queue" | "delete_queue" => {
-            let name = arg(&req, 0, "queue")?.to_string();
-            let owner = shard_of(&vhost, &name, shard.shards());
-            let purge = req.verb == "purge_queue";
-            let (v, n) = (vhost.clone(), name.clone());
-            let count = shard
-                .call(owner, move |s| {
-                    let id = s.queues.borrow().lookup(&v, &n)?;
-                    if purge {
-                        let c = s.queues.borrow_mut().get_mut(id).map(|q| q.purge());
-                        s.dispatch(id);
-                        c
-                    } else {
-                        s.delete_queue(id)
-                    }
-                })
-                .await
-                .map_err(|e| e.text)?
-                .ok_or_else(|| format!("no queue '{name}' in vhost '{vhost}'"))?;
-            Ok(table(&["messages"], vec![[json!(count)]]))
-        }
-        "export_definitions" => Ok(json!({ "definitions": shard.definitions() })),
-        "import_definitions" => import(shard, &Definitions::parse(arg(&req, 0, "definitions")?)?).await,
-        "delete_vhost" => {
-            let name = arg(&req, 0, "vhost")?;
-            if !shard.routes.borrow().has_vhost(name) {
-                return Err(format!("no such vhost '{name}'"));
-            }
-            change(shard, MetaOp::DeleteVhost { vhost: name.into() }).await
-        }
-        "add_vhost" => {
-            let name = arg(&req, 0, "vhost")?;
-            if shard.routes.borrow().has_vhost(name) {
-                return Err(format!("vhost '{name}' already exists"));
-            }
-            change(shard, MetaOp::AddVhost { vhost: name.into() }).await
-        }
-        "add_user" | "change_password" => {
-            let (name, password) = (arg(&req, 0, "username")?, arg(&req, 1, "password")?);
-            let existing = shard.access.borrow().user(name).cloned();
-            let tags = match (existing, req.verb.as_str()) {
-                (Some(_), "add_user") => return Err(format!("user '{name}' already exists")),
-                (None, "change_password") => return Err(format!("no such user '{name}'")),
-                (u, _) => u.map(|u| u.tags).unwrap_or_default(),
-            };
-            let user = User { name: name.into(), hash: new_hash(password), tags };
-            change(shard, access_op(AccessOp::PutUser(user))).await
-        }
-        "set_user_tags" => {
-            let name = arg(&req, 0, "username")?;
-            let mut user = shard.access.borrow().user(name).cloned().ok_or_else(|| format!("no such user '{name}'"))?;
-            user.tags = req.args.iter().skip(1).cloned().collect();
-            change(shard, access_op(AccessOp::PutUser(user))).await
-        }
-        "delete_user" => change(shard, access_op(AccessOp::DeleteUser(arg(&req, 0, "username")?.into()))).await,
-        "set_permissions" => {
-            let user = arg(&req, 0, "username")?.into();
-            let (configure, write, read) = (arg(&req, 1, "conf")?, arg(&req, 2, "write")?, arg(&req, 3, "read")?);
-            if !shard.routes.borrow().has_vhost(&vhost) {
-                return Err(format!("no such vhost '{vhost}'"));
-            }
-            let op = AccessOp::SetPermissions {
-                user,
-                vhost,
-                configure: configure.into(),
-                write: write.into(),
-                read: read.into(),
-            };
-            change(shard, access_op(op)).await
-        }
-        "clear_permissions" => {
-            let user = arg(&req, 0, "username")?.into();
-            change(shard, access_op(AccessOp::ClearPermissions { user, vhost })).await
-        }
-        "authenticate" => http_verbs::authenticate(shard, &req),
-        "queue_details" => http_verbs::queue_details(shard).await,
-        "exchange_details" => Ok(http_verbs::exchange_details(shard)),
-        "declare_queue" => http_verbs::declare_queue(shard, &req).await,
-        "alarms" => Ok(http_verbs::alarms(shard)),
-        "delete_exchange" => http_verbs::delete_exchange(shard, &req).await,
-        "unbind" => http_verbs::unbind(shard, &req).await,
-        other => Err(format!("unknown command '{other}'")),
+        Verb::ClearPermissions { user } => changes::clear_permissions(shard, vhost, user).await,
+        Verb::Authenticate { user, password, loopback } => http_verbs::authenticate(shard, &user, &password, loopback),
+        Verb::QueueDetails => http_verbs::queue_details(shard).await,
+        Verb::ExchangeDetails => Ok(http_verbs::exchange_details(shard)),
+        Verb::DeclareQueue { definition } => http_verbs::declare_queue(shard, &definition).await,
+        Verb::Alarms => Ok(http_verbs::alarms(shard)),
+        Verb::DeleteExchange { exchange } => http_verbs::delete_exchange(shard, vhost, exchange).await,
+        Verb::Unbind { binding } => http_verbs::unbind(shard, &binding).await,
     }
 }
 

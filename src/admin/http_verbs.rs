@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde_json::{Value, json};
 
-use super::{Request, arg, change, every_shard, table};
+use super::{change, every_shard, table};
 use crate::broker::definitions::{BindingDef, Definitions, QueueDef, json_table};
 use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
@@ -14,9 +14,7 @@ use crate::shard::placement::shard_of;
 
 /// `authenticate USER PASSWORD LOOPBACK`: the user's tags and the vhosts it may use, or an error,
 /// checked as the AMQP login checks (password hash, loopback-only users).
-pub fn authenticate(shard: &Shard, req: &Request) -> Result<Value, String> {
-    let (user, password) = (arg(req, 0, "username")?, arg(req, 1, "password")?);
-    let loopback = arg(req, 2, "loopback")? == "true";
+pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -> Result<Value, String> {
     let access = shard.access.borrow();
     let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.text)?;
     let mut vhosts: Vec<&str> =
@@ -89,8 +87,8 @@ pub fn exchange_details(shard: &Shard) -> Value {
 /// `declare_queue DEFINITION`: declares a queue from a RabbitMQ queue definition (JSON), as a
 /// client's queue.declare would; answers whether it was created. An inequivalent existing queue
 /// is an error (PRECONDITION_FAILED).
-pub async fn declare_queue(shard: &Rc<Shard>, req: &Request) -> Result<Value, String> {
-    let def: QueueDef = serde_json::from_str(arg(req, 0, "definition")?).map_err(|e| format!("bad queue: {e}"))?;
+pub async fn declare_queue(shard: &Rc<Shard>, definition: &str) -> Result<Value, String> {
+    let def: QueueDef = serde_json::from_str(definition).map_err(|e| format!("bad queue: {e}"))?;
     if !shard.routes.borrow().has_vhost(&def.vhost) {
         return Err(format!("no such vhost '{}'", def.vhost));
     }
@@ -116,18 +114,17 @@ pub fn alarms(shard: &Shard) -> Value {
 }
 
 /// `delete_exchange NAME`: as exchange.delete without if-unused.
-pub async fn delete_exchange(shard: &Shard, req: &Request) -> Result<Value, String> {
-    let name = arg(req, 0, "exchange")?;
+pub async fn delete_exchange(shard: &Shard, vhost: String, name: String) -> Result<Value, String> {
     if name.is_empty() || name.starts_with("amq.") {
         return Err(format!("ACCESS_REFUSED - operation not permitted on the default exchange or '{name}'"));
     }
-    let op = MetaOp::DeleteExchange { vhost: req.vhost.clone(), name: name.into(), if_unused: false };
+    let op = MetaOp::DeleteExchange { vhost, name, if_unused: false };
     change(shard, op).await
 }
 
 /// `unbind DEFINITION`: removes the binding a RabbitMQ binding definition (JSON) names.
-pub async fn unbind(shard: &Shard, req: &Request) -> Result<Value, String> {
-    let def: BindingDef = serde_json::from_str(arg(req, 0, "binding")?).map_err(|e| format!("bad binding: {e}"))?;
+pub async fn unbind(shard: &Shard, binding: &str) -> Result<Value, String> {
+    let def: BindingDef = serde_json::from_str(binding).map_err(|e| format!("bad binding: {e}"))?;
     let defs = Definitions { bindings: vec![def], ..Default::default() };
     for op in defs.routing_ops() {
         if let MetaOp::Bind { vhost, source, dest, key, args } = op {
@@ -135,12 +132,4 @@ pub async fn unbind(shard: &Shard, req: &Request) -> Result<Value, String> {
         }
     }
     Ok(super::done())
-}
-
-/// Verbs that only read: the management API and Prometheus scrapes ask them often, so they are
-/// logged at debug, changes at info.
-pub fn reads_only(verb: &str) -> bool {
-    verb.starts_with("list_")
-        || verb.ends_with("_details")
-        || matches!(verb, "authenticate" | "alarms" | "export_definitions")
 }

@@ -1,0 +1,178 @@
+//! The verbs that list: vhosts, users, permissions, exchanges, bindings, queues, consumers,
+//! connections, channels and mesh message counts, each a table sorted as rabbitmqctl sorts it.
+
+use serde_json::{Value, json};
+
+use super::{every_shard, table, vhost_queues};
+use crate::broker::definitions::json_table;
+use crate::broker::queue::Consumer;
+use crate::broker::routing::Dest;
+use crate::shard::Shard;
+
+pub fn vhosts(shard: &Shard) -> Value {
+    let mut names: Vec<String> = shard.routes.borrow().vhosts().map(|(v, _)| v.clone()).collect();
+    names.sort();
+    table(&["name"], names.into_iter().map(|n| [json!(n)]).collect())
+}
+
+pub fn users(shard: &Shard) -> Value {
+    let mut rows: Vec<[Value; 2]> = shard.access.borrow().users().map(|u| [json!(u.name), json!(u.tags)]).collect();
+    rows.sort_by_key(|r| r[0].to_string());
+    table(&["user", "tags"], rows)
+}
+
+pub fn permissions(shard: &Shard, vhost: &str) -> Value {
+    let mut rows: Vec<[Value; 4]> = shard
+        .access
+        .borrow()
+        .permissions()
+        .filter(|((_, v), _)| *v == vhost)
+        .map(|((u, _), p)| [json!(u), json!(p.configure.as_str()), json!(p.write.as_str()), json!(p.read.as_str())])
+        .collect();
+    rows.sort_by_key(|r| r[0].to_string());
+    table(&["user", "configure", "write", "read"], rows)
+}
+
+pub fn exchanges(shard: &Shard, vhost: &str) -> Value {
+    let routes = shard.routes.borrow();
+    let mut rows: Vec<[Value; 3]> = routes
+        .vhosts()
+        .filter(|(v, _)| **v == vhost)
+        .flat_map(|(_, xs)| xs.values())
+        .map(|e| [json!(e.name), json!(e.kind.as_str()), json!(e.durable)])
+        .collect();
+    rows.sort_by_key(|r| r[0].to_string());
+    table(&["name", "type", "durable"], rows)
+}
+
+pub fn bindings(shard: &Shard, vhost: &str) -> Value {
+    let routes = shard.routes.borrow();
+    let mut rows = Vec::new();
+    for (_, xs) in routes.vhosts().filter(|(v, _)| **v == vhost) {
+        for e in xs.values() {
+            for b in &e.bindings {
+                let (dest, kind) = match &b.dest {
+                    Dest::Queue(q) => (q, "queue"),
+                    Dest::Exchange(x) => (x, "exchange"),
+                };
+                rows.push([
+                    json!(e.name),
+                    json!("exchange"),
+                    json!(&**dest),
+                    json!(kind),
+                    json!(b.key),
+                    Value::Object(json_table(&b.args)),
+                ]);
+            }
+        }
+    }
+    rows.sort_by_key(|r| format!("{}\u{0}{}\u{0}{}", r[0], r[2], r[4]));
+    let cols = ["source_name", "source_kind", "destination_name", "destination_kind", "routing_key", "arguments"];
+    table(&cols, rows)
+}
+
+pub async fn queues(shard: &Shard, vhost: String) -> Result<Value, String> {
+    let mut rows = vhost_queues(shard, vhost, |q, shard| {
+        vec![[
+            json!(&*q.name),
+            json!(q.message_count()),
+            json!(q.unacked_count()),
+            json!(q.consumer_count()),
+            json!(q.flags.durable),
+            json!(shard),
+        ]]
+    })
+    .await?;
+    rows.sort_by_key(|r| r[0].to_string());
+    let cols = ["name", "messages_ready", "messages_unacknowledged", "consumers", "durable", "shard"];
+    Ok(table(&cols, rows))
+}
+
+pub async fn consumers(shard: &Shard, vhost: String) -> Result<Value, String> {
+    let mut rows = vhost_queues(shard, vhost, |q, _| {
+        let row = |c: &Consumer| {
+            [
+                json!(&*q.name),
+                json!(c.conn),
+                json!(c.channel),
+                json!(&*c.tag),
+                json!(!c.no_ack),
+                json!(c.prefetch),
+                json!(c.exclusive),
+            ]
+        };
+        q.consumers().iter().map(row).collect()
+    })
+    .await?;
+    rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[3]));
+    let cols = ["queue_name", "connection", "channel", "consumer_tag", "ack_required", "prefetch_count", "exclusive"];
+    Ok(table(&cols, rows))
+}
+
+pub async fn connections(shard: &Shard) -> Result<Value, String> {
+    let mut rows = every_shard(shard, |s| {
+        s.conns
+            .borrow()
+            .values()
+            .map(|c| {
+                let i = c.info();
+                [
+                    json!(i.id),
+                    json!(i.name),
+                    json!(i.user),
+                    json!(&*i.vhost),
+                    json!(s.id),
+                    json!(i.channels),
+                    json!(i.state),
+                    json!(i.buffer_bytes),
+                ]
+            })
+            .collect()
+    })
+    .await?;
+    rows.sort_by_key(|r| r[0].as_u64());
+    Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state", "buffer_bytes"], rows))
+}
+
+pub async fn channels(shard: &Shard) -> Result<Value, String> {
+    let mut rows = every_shard(shard, |s| {
+        let mut rows = Vec::new();
+        for c in s.conns.borrow().values() {
+            let i = c.info();
+            for ch in c.channels() {
+                rows.push([
+                    json!(i.id),
+                    json!(format!("{} ({})", i.name, ch.number)),
+                    json!(ch.number),
+                    json!(i.user),
+                    json!(&*i.vhost),
+                    json!(ch.consumers),
+                    json!(ch.unacked),
+                    json!(ch.prefetch),
+                    json!(ch.confirm),
+                ]);
+            }
+        }
+        rows
+    })
+    .await?;
+    rows.sort_by_key(|r| (r[0].as_u64(), r[2].as_u64()));
+    let cols = [
+        "connection",
+        "name",
+        "number",
+        "user",
+        "vhost",
+        "consumer_count",
+        "messages_unacknowledged",
+        "prefetch_count",
+        "confirm",
+    ];
+    Ok(table(&cols, rows))
+}
+
+pub async fn shard_messages(shard: &Shard) -> Result<Value, String> {
+    let rows =
+        every_shard(shard, |s| s.handled().map(|(kind, n)| [json!(s.id), json!(kind), json!(n)]).collect()).await?;
+    Ok(table(&["shard", "kind", "handled"], rows))
+}
