@@ -149,18 +149,14 @@ impl Conn {
 
     /// basic.ack, basic.nack and basic.reject (buffered until commit in tx mode).
     pub fn basic_settle(self: &Rc<Self>, ch: u16, m: Method) -> Result<()> {
-        let in_tx = self.with_channel(ch, |c| {
-            Ok(match &mut c.tx {
-                Some(tx) => {
-                    tx.settles.push(m.clone());
-                    true
-                }
-                None => false,
-            })
-        })?;
-        if in_tx {
-            return Ok(());
+        match self.with_channel(ch, |c| Ok(c.hold_settle_for_tx(m)))? {
+            Some(m) => self.settle_now(ch, m),
+            None => Ok(()),
         }
+    }
+
+    /// Applies an ack, nack or reject (at once, or at tx.commit).
+    fn settle_now(self: &Rc<Self>, ch: u16, m: Method) -> Result<()> {
         let (tag, multiple, action) = match m {
             Method::BasicAck(a) => (a.delivery_tag, a.multiple, Settle::Ack),
             Method::BasicNack(n) => {
@@ -196,13 +192,7 @@ impl Conn {
     }
 
     pub fn confirm_select(self: &Rc<Self>, ch: u16, m: confirm::Select) -> Result<()> {
-        self.with_channel(ch, |c| {
-            if c.tx.is_some() {
-                return Err(AmqpError::precondition("cannot switch from tx to confirm mode"));
-            }
-            c.confirms.get_or_insert_with(Default::default);
-            Ok(())
-        })?;
+        self.with_channel(ch, |c| c.select_confirms())?;
         if !m.nowait {
             self.send_method(ch, &Method::ConfirmSelectOk(confirm::SelectOk {}));
         }
@@ -210,45 +200,25 @@ impl Conn {
     }
 
     pub fn tx_select(self: &Rc<Self>, ch: u16) -> Result<()> {
-        self.with_channel(ch, |c| {
-            if c.confirms.is_some() {
-                return Err(AmqpError::precondition("cannot switch from confirm to tx mode"));
-            }
-            c.tx.get_or_insert_with(Default::default);
-            Ok(())
-        })?;
+        self.with_channel(ch, |c| c.select_tx())?;
         self.send_method(ch, &Method::TxSelectOk(tx::SelectOk {}));
         Ok(())
     }
 
     pub fn tx_commit(self: &Rc<Self>, ch: u16) -> Result<()> {
-        let work = self.with_channel(ch, |c| match &mut c.tx {
-            Some(tx) => Ok(std::mem::take(tx)),
-            None => Err(AmqpError::precondition("channel is not transactional")),
-        })?;
+        let work = self.with_channel(ch, |c| c.take_tx())?;
         for (p, header, body) in work.publishes {
             self.route_publish(ch, p, header, body)?;
         }
-        // Settles replay outside tx mode, then the channel returns to it.
-        let tx = self.with_channel(ch, |c| Ok(c.tx.take()))?;
-        let result = work.settles.into_iter().try_for_each(|m| self.basic_settle(ch, m));
-        self.with_channel(ch, |c| {
-            c.tx = tx;
-            Ok(())
-        })?;
-        result?;
+        for m in work.settles {
+            self.settle_now(ch, m)?;
+        }
         self.send_method(ch, &Method::TxCommitOk(tx::CommitOk {}));
         Ok(())
     }
 
     pub fn tx_rollback(self: &Rc<Self>, ch: u16) -> Result<()> {
-        self.with_channel(ch, |c| match &mut c.tx {
-            Some(tx) => {
-                *tx = Default::default();
-                Ok(())
-            }
-            None => Err(AmqpError::precondition("channel is not transactional")),
-        })?;
+        self.with_channel(ch, |c| c.take_tx().map(drop))?;
         self.send_method(ch, &Method::TxRollbackOk(tx::RollbackOk {}));
         Ok(())
     }

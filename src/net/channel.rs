@@ -109,7 +109,7 @@ impl Tx {
 
 pub struct Channel {
     pub state: ChannelState,
-    pub content: Content,
+    content: Content,
     pub next_tag: u64,
     pub unacked: BTreeMap<u64, Unacked>,
     pub consumers: HashMap<String, ConsumerEntry>,
@@ -123,10 +123,139 @@ pub struct Channel {
     pub next_publish: u64,
     pub pending: HashMap<u64, PendingPublish>,
     pub confirms: Option<Confirms>,
-    pub tx: Option<Tx>,
+    tx: Option<Tx>,
+}
+
+/// Where a message being published stands after a frame of it arrived.
+pub enum Assembly {
+    /// More frames are due.
+    Partial,
+    /// The whole message: its method, header and body.
+    Complete(basic::Publish, ContentHeader, Bytes),
 }
 
 impl Channel {
+    /// basic.publish arrived: its content header comes next.
+    pub fn start_publish(&mut self, p: basic::Publish) {
+        self.content = Content::AwaitHeader(p);
+    }
+
+    /// Whether no message is half received (a method frame may come).
+    pub fn between_messages(&self) -> bool {
+        matches!(self.content, Content::Idle)
+    }
+
+    /// Drops a message half received (its channel closes).
+    pub fn abandon_content(&mut self) {
+        self.content = Content::Idle;
+    }
+
+    /// A content header on channel `ch` (spec 4.2.6); `max` is the largest body accepted.
+    pub fn on_header(&mut self, ch: u16, header: ContentHeader, max: u64) -> Result<Assembly> {
+        let Content::AwaitHeader(publish) = std::mem::replace(&mut self.content, Content::Idle) else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content header frame on channel {ch}")));
+        };
+        if header.class_id != 60 {
+            return Err(AmqpError::unexpected_frame(format!(
+                "content header for class {} on channel {ch}",
+                header.class_id
+            )));
+        }
+        if header.body_size > max {
+            return Err(AmqpError::precondition(format!(
+                "message size {} is larger than configured max size {max}",
+                header.body_size
+            ))
+            .on((60, 40)));
+        }
+        if header.body_size == 0 {
+            return Ok(Assembly::Complete(publish, header, Bytes::new()));
+        }
+        self.content = Content::AwaitBody { publish, header, body: Body::default() };
+        Ok(Assembly::Partial)
+    }
+
+    /// A content body frame on channel `ch`.
+    pub fn on_body(&mut self, ch: u16, part: Bytes) -> Result<Assembly> {
+        let Content::AwaitBody { body, header, .. } = &mut self.content else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content body frame on channel {ch}")));
+        };
+        body.push(part);
+        if body.received > header.body_size {
+            return Err(AmqpError::frame(format!(
+                "content body of {} bytes exceeds the {} bytes its header declared",
+                body.received, header.body_size
+            )));
+        }
+        if body.received < header.body_size {
+            return Ok(Assembly::Partial);
+        }
+        match std::mem::replace(&mut self.content, Content::Idle) {
+            Content::AwaitBody { publish, header, body } => Ok(Assembly::Complete(publish, header, body.finish())),
+            _ => Ok(Assembly::Partial),
+        }
+    }
+
+    /// confirm.select: 406 on a transactional channel.
+    pub fn select_confirms(&mut self) -> Result<()> {
+        if self.tx.is_some() {
+            return Err(AmqpError::precondition("cannot switch from tx to confirm mode"));
+        }
+        self.confirms.get_or_insert_with(Default::default);
+        Ok(())
+    }
+
+    /// tx.select: 406 on a channel in confirm mode.
+    pub fn select_tx(&mut self) -> Result<()> {
+        if self.confirms.is_some() {
+            return Err(AmqpError::precondition("cannot switch from confirm to tx mode"));
+        }
+        self.tx.get_or_insert_with(Default::default);
+        Ok(())
+    }
+
+    /// In tx mode, keeps a complete publish for the commit and gives it back as `None`;
+    /// otherwise gives it back to be routed now.
+    pub fn hold_for_tx(
+        &mut self,
+        publish: (basic::Publish, ContentHeader, Bytes),
+    ) -> Option<(basic::Publish, ContentHeader, Bytes)> {
+        match &mut self.tx {
+            Some(tx) => {
+                tx.publishes.push(publish);
+                None
+            }
+            None => Some(publish),
+        }
+    }
+
+    /// In tx mode, keeps an ack, nack or reject for the commit and gives back `None`; otherwise
+    /// gives it back to be applied now.
+    pub fn hold_settle_for_tx(&mut self, m: Method) -> Option<Method> {
+        match &mut self.tx {
+            Some(tx) => {
+                tx.settles.push(m);
+                None
+            }
+            None => Some(m),
+        }
+    }
+
+    /// The channel closes: no transaction, no publishes awaiting receipts.
+    pub fn end_tx_and_pending(&mut self) {
+        self.tx = None;
+        self.pending.clear();
+    }
+
+    /// tx.commit or tx.rollback: what the transaction holds, and a fresh one in its place; 406 on
+    /// a channel not in tx mode.
+    pub fn take_tx(&mut self) -> Result<Tx> {
+        match &mut self.tx {
+            Some(tx) => Ok(std::mem::take(tx)),
+            None => Err(AmqpError::precondition("channel is not transactional")),
+        }
+    }
+
     /// Message bytes this channel holds outside any queue: the body being assembled and the
     /// publishes of an uncommitted transaction (both count toward the memory alarm).
     pub fn held_bytes(&self) -> u64 {

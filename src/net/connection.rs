@@ -25,7 +25,7 @@ use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
 use crate::shard::msg::ShardMsg;
 
-use super::channel::{Channel, ChannelState, Content};
+use super::channel::{Channel, ChannelState};
 use super::io;
 
 /// RabbitMQ's handshake_timeout.
@@ -357,7 +357,7 @@ impl Conn {
         }
         let state = {
             let st = self.st.borrow();
-            st.channels.get(&ch).map(|c| (c.state, matches!(c.content, Content::Idle)))
+            st.channels.get(&ch).map(|c| (c.state, c.between_messages()))
         };
         match (state, m) {
             (None, Method::ChannelOpen(_)) => {
@@ -418,7 +418,7 @@ impl Conn {
         let mut st = self.st.borrow_mut();
         let c = st.channels.entry(ch).or_default();
         c.state = ChannelState::Closing;
-        c.content = Content::Idle;
+        c.abandon_content();
         drop(st);
         self.send_method(
             ch,

@@ -120,8 +120,7 @@ impl Conn {
         let consumers = std::mem::take(&mut c.consumers);
         let unacked = std::mem::take(&mut c.unacked);
         let parked = std::mem::take(&mut c.parked);
-        c.pending.clear();
-        c.tx = None;
+        c.end_tx_and_pending();
         drop(st);
         let id = self.id;
         for (tag, entry) in consumers {

@@ -16,7 +16,7 @@ use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::shard::msg::{ShardMsg, Targets};
 use crate::shard::placement::shard_of;
 
-use super::channel::{Body, Content, PendingPublish};
+use super::channel::{Assembly, Channel, ChannelState, PendingPublish};
 use super::connection::Conn;
 
 impl Conn {
@@ -29,85 +29,43 @@ impl Conn {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
         self.with_channel(ch, |c| {
-            c.content = Content::AwaitHeader(p);
+            c.start_publish(p);
             Ok(())
         })
     }
 
     pub fn on_header(self: &Rc<Self>, ch: u16, header: ContentHeader) -> Result<()> {
         let max = self.shard.config.max_message_size;
-        let mut st = self.st.borrow_mut();
-        let Some(c) = st.channels.get_mut(&ch) else {
-            return Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")));
-        };
-        if c.state != super::channel::ChannelState::Open {
-            return Ok(());
-        }
-        let Content::AwaitHeader(publish) = std::mem::replace(&mut c.content, Content::Idle) else {
-            return Err(AmqpError::unexpected_frame(format!("unexpected content header frame on channel {ch}")));
-        };
-        if header.class_id != 60 {
-            return Err(AmqpError::unexpected_frame(format!(
-                "content header for class {} on channel {ch}",
-                header.class_id
-            )));
-        }
-        if header.body_size > max {
-            return Err(AmqpError::precondition(format!(
-                "message size {} is larger than configured max size {max}",
-                header.body_size
-            ))
-            .on((60, 40)));
-        }
-        if header.body_size == 0 {
-            drop(st);
-            return self.publish_complete(ch, publish, header, Bytes::new());
-        }
-        c.content = Content::AwaitBody { publish, header, body: Body::default() };
-        Ok(())
+        self.on_content(ch, |c| c.on_header(ch, header, max))
     }
 
     pub fn on_body(self: &Rc<Self>, ch: u16, part: Bytes) -> Result<()> {
-        let mut st = self.st.borrow_mut();
-        let Some(c) = st.channels.get_mut(&ch) else {
-            return Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")));
+        self.on_content(ch, |c| c.on_body(ch, part))
+    }
+
+    /// A frame of a message being published; once it is whole it is published. Frames on a
+    /// channel that is closing are dropped.
+    fn on_content(self: &Rc<Self>, ch: u16, frame: impl FnOnce(&mut Channel) -> Result<Assembly>) -> Result<()> {
+        let assembled = {
+            let mut st = self.st.borrow_mut();
+            let Some(c) = st.channels.get_mut(&ch) else {
+                return Err(AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")));
+            };
+            if c.state != ChannelState::Open {
+                return Ok(());
+            }
+            frame(c)?
         };
-        if c.state != super::channel::ChannelState::Open {
-            return Ok(());
+        match assembled {
+            Assembly::Partial => Ok(()),
+            Assembly::Complete(p, header, body) => self.publish_complete(ch, p, header, body),
         }
-        let Content::AwaitBody { body, header, .. } = &mut c.content else {
-            return Err(AmqpError::unexpected_frame(format!("unexpected content body frame on channel {ch}")));
-        };
-        body.push(part);
-        if body.received > header.body_size {
-            return Err(AmqpError::frame(format!(
-                "content body of {} bytes exceeds the {} bytes its header declared",
-                body.received, header.body_size
-            )));
-        }
-        if body.received < header.body_size {
-            return Ok(());
-        }
-        let Content::AwaitBody { publish, header, body } = std::mem::replace(&mut c.content, Content::Idle) else {
-            return Ok(());
-        };
-        drop(st);
-        self.publish_complete(ch, publish, header, body.finish())
     }
 
     fn publish_complete(self: &Rc<Self>, ch: u16, p: basic::Publish, header: ContentHeader, body: Bytes) -> Result<()> {
-        let in_tx = self.with_channel(ch, |c| {
-            Ok(match &mut c.tx {
-                Some(tx) => {
-                    tx.publishes.push((p.clone(), header.clone(), body.clone()));
-                    true
-                }
-                None => false,
-            })
-        })?;
-        if in_tx {
+        let Some((p, header, body)) = self.with_channel(ch, |c| Ok(c.hold_for_tx((p, header, body))))? else {
             return Ok(());
-        }
+        };
         self.route_publish(ch, p, header, body).map_err(|e| e.on((60, 40)))
     }
 
