@@ -17,7 +17,10 @@ type Batch = Vec<ShardMsg>;
 
 const PARK_RECHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// One per shard, rung by every other shard: on a cache line of its own, so ringing one shard's
+/// bell does not invalidate the line a neighbour's bell (and its parked flag) sits on.
 #[derive(Default)]
+#[repr(align(64))]
 pub struct Doorbell {
     parked: AtomicBool,
     waker: AtomicWaker,
@@ -196,6 +199,12 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn doorbells_do_not_share_cache_lines() {
+        assert_eq!(std::mem::align_of::<super::Doorbell>(), 64);
+        assert!(std::mem::size_of::<super::Doorbell>() <= 64);
+    }
+
     use super::*;
     use crate::broker::delivery::Settle;
 
