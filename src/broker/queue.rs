@@ -265,6 +265,12 @@ impl Queue {
         Some((run.file.clone(), run.serial))
     }
 
+    /// The page file of its paged run, while more than `limit` bytes of it wait in memory to be
+    /// written.
+    pub fn page_backlog(&self, limit: u64) -> Option<PageFile> {
+        self.run.as_ref().filter(|r| r.file.in_memory() > limit).map(|r| r.file.clone())
+    }
+
     /// Messages read back from run `serial` join the ready ones (unless the run was purged since).
     pub fn paged_in(&mut self, serial: u64, msgs: Vec<PagedMessage>) {
         let Some(run) = self.run.as_mut().filter(|r| r.serial == serial) else { return };

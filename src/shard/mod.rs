@@ -28,7 +28,7 @@ use crate::broker::routing::PREDECLARED;
 use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
 use crate::store::page::PageDir;
-use crate::store::recovery::QueueMessages;
+use crate::store::recovery::Recovered;
 
 use crate::broker::delivery::{PublishRef, Settle};
 use crate::ids::{ConnId, QueueId, make_id, shard_of_id};
@@ -39,6 +39,10 @@ use msg::{Reply, ShardMsg};
 
 pub const LOW_ON_MEMORY: &str = "low on memory";
 pub const LOW_ON_DISK: &str = "low on disk";
+
+/// While recovery pages a queue, how many bytes of its page file may wait in memory for the disk
+/// before recovery waits for them to be written.
+const RESTORE_PAGE_BACKLOG: u64 = 4 << 20;
 
 /// Bytes available to unprivileged users on the filesystem holding `dir`.
 fn disk_free(dir: &std::path::Path) -> Option<u64> {
@@ -441,28 +445,60 @@ impl Shard {
         }
     }
 
-    /// Puts the messages recovered from this shard's log back into their queues, in order. Messages
+    /// Puts the messages recovered from this shard's log back into their queues, in order, as
+    /// pass 2 of recovery reads them. Past this shard's share of the paging threshold each queue
+    /// keeps what it keeps when it pages and the rest goes to its page file; recovery waits for
+    /// the page files' writes as it goes, so memory stays bounded whatever the backlog. Messages
     /// of queues that no longer exist are dropped from the log.
-    pub fn restore_messages(&self, recovered: QueueMessages) {
-        let mut queues = self.queues.borrow_mut();
-        let (mut restored, share) = (0u64, self.memory.limit / 2 / self.shards() as u64);
-        for ((vhost, name), msgs) in recovered {
-            let Some(q) = queues.lookup(&vhost, &name).and_then(|id| queues.get_mut(id)) else {
-                log::warn!(
-                    "dropping {} logged messages of queue '{name}' in vhost '{vhost}': it no longer exists",
-                    msgs.len()
-                );
-                self.log.dropped(&vhost, &name, msgs.values().map(|(_, seg)| (*seg, 1)));
-                continue;
-            };
-            log::info!("queue '{name}' in vhost '{vhost}': {} messages recovered", msgs.len());
-            for (id, (msg, seg)) in msgs {
-                // What does not fit in this shard's share of the paging threshold goes to disk.
-                let pages = (restored > share).then_some(&self.pages);
-                restored += msg.body.len() as u64;
-                q.restore(id, Arc::new(msg), seg, pages);
+    pub async fn restore_messages(&self, mut recovered: Recovered) -> std::io::Result<()> {
+        let mut target: Vec<Option<QueueId>> = Vec::new();
+        for rq in recovered.queues() {
+            let id = self.queues.borrow().lookup(&rq.vhost, &rq.name);
+            let (vhost, name) = (&rq.vhost, &rq.name);
+            match id {
+                Some(_) => log::info!("queue '{name}' in vhost '{vhost}': {} messages to recover", rq.messages),
+                None => {
+                    log::warn!(
+                        "dropping {} logged messages of queue '{name}' in vhost '{vhost}': it no longer exists",
+                        rq.messages
+                    );
+                    self.log.dropped(vhost, name, rq.segments.into_iter());
+                    recovered.skip(rq.index);
+                }
+            }
+            target.resize(target.len().max(rq.index + 1), None);
+            if let Some(t) = target.get_mut(rq.index) {
+                *t = id;
             }
         }
+        let (mut restored, share) = (0u64, self.memory.limit / 2 / self.shards() as u64);
+        let mut replay = recovered.replay();
+        while let Some(m) = replay.next_message()? {
+            let Some(id) = target.get(m.queue).copied().flatten() else { continue };
+            let backlog = {
+                let mut queues = self.queues.borrow_mut();
+                let Some(q) = queues.get_mut(id) else { continue };
+                // What does not fit in this shard's share of the paging threshold goes to disk.
+                let pages = (restored > share && !self.pages.failed()).then_some(&self.pages);
+                restored += m.msg.body.len() as u64;
+                q.restore(m.id, Arc::new(m.msg), m.seg, pages);
+                q.page_backlog(RESTORE_PAGE_BACKLOG)
+            };
+            if let Some(file) = backlog {
+                file.flushed().await;
+            }
+        }
+        let queues = self.queues.borrow();
+        for q in queues.iter().filter(|q| q.message_count() > 0) {
+            log::info!(
+                "queue '{}' in vhost '{}': {} messages recovered ({} paged to disk)",
+                q.name,
+                q.vhost,
+                q.message_count(),
+                q.paged_count()
+            );
+        }
+        Ok(())
     }
 
     /// Watches the message bytes held by every shard's queues (each 100 ms) and, each second, the

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use futures_channel::oneshot;
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
@@ -111,19 +112,19 @@ pub fn start(config: Config) -> io::Result<Running> {
     let (ends, stopper) = mesh::build(n);
     let limit = if config.memory_limit == 0 { memory::default_limit() } else { config.memory_limit };
     let gauge = Arc::new(memory::MemoryGauge::new(n, limit));
+    let (report, reports) = mpsc::channel();
     let mut handles = Vec::new();
-    let mut addr: Option<SocketAddr> = None;
+    let mut binds = Vec::new();
     for (i, ends) in ends.into_iter().enumerate() {
-        // Shard 0 binds the configured address (port 0 picks a free port); the others bind the
-        // address it got, so all share one port.
-        let listen = addr.map(|a| a.to_string()).unwrap_or_else(|| config.listen.clone());
-        let (tx, rx) = mpsc::channel();
+        let (bind, listen) = oneshot::channel();
+        binds.push(bind);
         let placement = match cpus.get(i % cpus.len().max(1)) {
             Some(&cpu) if n <= cpus.len() || !config.cpus.is_empty() => Placement::Fixed(cpu),
             _ => Placement::Unbound,
         };
         let config = config.clone();
         let gauge = gauge.clone();
+        let reporter = Reporter { shard: i, tx: Some(report.clone()) };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("warren-shard-{i}"))
             .io_memory(64 << 10)
@@ -134,24 +135,87 @@ pub fn start(config: Config) -> io::Result<Running> {
             .preempt_timer(PREEMPT_TIMER)
             .spawn({
                 let definitions = definitions.clone();
-                move || run_shard(config, ends, gauge, definitions, listen, tx)
+                move || run_shard(config, ends, gauge, definitions, listen, reporter)
             })
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
-        match rx.recv() {
-            Ok(Ok(a)) => addr = Some(a),
-            Ok(Err(e)) => {
-                stopper.stop();
-                return Err(e);
-            }
-            Err(_) => {
-                stopper.stop();
-                return Err(io::Error::other(format!("shard {i} failed to start")));
-            }
-        }
         handles.push(handle);
+    }
+    drop(report);
+    let failed = |e: io::Error| {
+        stopper.stop();
+        e
+    };
+    // Every shard recovers its log at the same time, on its own core; none listens before all
+    // have, so a client that connects finds every recovered message in place.
+    for _ in 0..n {
+        match reports.recv() {
+            Ok((_, Ok(Progress::Recovered))) => {}
+            Ok((_, Err(e))) => return Err(failed(e)),
+            Ok((i, Ok(Progress::Listening(_)))) => {
+                return Err(failed(io::Error::other(format!("shard {i} listened before it was told to"))));
+            }
+            Err(_) => return Err(failed(io::Error::other("the shards stopped while starting"))),
+        }
+    }
+    // Shard 0 binds the configured address (port 0 picks a free port); the others bind the
+    // address it got, so all share one port.
+    let mut addr: Option<SocketAddr> = None;
+    for (i, bind) in binds.into_iter().enumerate() {
+        let _ = bind.send(addr.map(|a| a.to_string()).unwrap_or_else(|| config.listen.clone()));
+        match reports.recv() {
+            Ok((_, Ok(Progress::Listening(a)))) => {
+                addr.get_or_insert(a);
+            }
+            Ok((_, Err(e))) => return Err(failed(e)),
+            _ => return Err(failed(io::Error::other(format!("shard {i} failed to start")))),
+        }
     }
     let addr = addr.ok_or_else(|| io::Error::other("no shards"))?;
     Ok(Running { addr, shards: n, stopper, handles })
+}
+
+/// What a starting shard tells `start`.
+enum Progress {
+    /// Its log is recovered: its queues hold their messages again.
+    Recovered,
+    /// It listens on this address.
+    Listening(SocketAddr),
+}
+
+/// A starting shard's line to `start`. Dropped before the shard listens (it stopped on the way),
+/// it says so, so that `start` never waits for a shard that is gone.
+struct Reporter {
+    shard: usize,
+    tx: Option<mpsc::Sender<(usize, io::Result<Progress>)>>,
+}
+
+impl Reporter {
+    fn recovered(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((self.shard, Ok(Progress::Recovered)));
+        }
+    }
+
+    fn listening(mut self, a: SocketAddr) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.shard, Ok(Progress::Listening(a))));
+        }
+    }
+
+    fn failed(mut self, e: io::Error) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.shard, Err(e)));
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ =
+                tx.send((self.shard, Err(io::Error::other(format!("shard {} stopped while starting", self.shard)))));
+        }
+    }
 }
 
 async fn run_shard(
@@ -159,35 +223,19 @@ async fn run_shard(
     ends: MeshEnds,
     gauge: Arc<memory::MemoryGauge>,
     definitions: Arc<Definitions>,
-    listen: String,
-    ready: mpsc::Sender<io::Result<SocketAddr>>,
+    listen: oneshot::Receiver<String>,
+    report: Reporter,
 ) {
     log::debug!("shard {} starting", ends.me);
-    let dir = log_dir(&config, ends.me);
-    let recovered = match recovery::recover(&dir) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ready.send(Err(io::Error::other(format!("cannot read message log {}: {e}", dir.display()))));
-            return;
-        }
+    let started = Instant::now();
+    let shard = match recover_shard(&config, ends, gauge, &definitions).await {
+        Ok(s) => s,
+        Err(e) => return report.failed(e),
     };
-    let log = MessageLog::new(dir, config.segment_bytes, recovered.live, recovered.written, recovered.next_seg);
-    let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
-    // A paging queue keeps up to 1 MiB in memory, less under a small limit (1/16 of it).
-    let keep = (gauge.limit / 16).clamp(16 << 10, 1 << 20);
-    let pages = match PageDir::new(page_dir.clone(), keep) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = ready.send(Err(io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display()))));
-            return;
-        }
-    };
-    let shard = Shard::new(config.clone(), ends, log, pages, gauge);
-    if let Err(e) = shard.load_definitions(&definitions) {
-        let _ = ready.send(Err(io::Error::other(e)));
-        return;
-    }
-    shard.restore_messages(recovered.queues);
+    log::info!("shard {}: recovered in {:.1?}", shard.id, started.elapsed());
+    report.recovered();
+    // Cancelled: another shard failed to start, and so does the broker.
+    let Ok(listen) = listen.await else { return };
     let bound = TcpListener::bind(listen.as_str())
         .map_err(|e| io::Error::other(format!("cannot listen on {listen}: {e}")))
         .and_then(|l| {
@@ -197,13 +245,10 @@ async fn run_shard(
     let listener = match bound {
         Ok((l, a)) => {
             log::debug!("shard {} ready on {a}", shard.id);
-            let _ = ready.send(Ok(a));
+            report.listening(a);
             l
         }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+        Err(e) => return report.failed(e),
     };
     let log_writer = glommio::spawn_local(shard.clone().run_log());
     let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
@@ -224,6 +269,30 @@ async fn run_shard(
         shard.defs.wake();
         saver.await;
     }
+}
+
+/// A shard with its log recovered: the log continues after it, the queues the definitions name
+/// are declared, and the messages they held are back in them.
+async fn recover_shard(
+    config: &Arc<Config>,
+    ends: MeshEnds,
+    gauge: Arc<memory::MemoryGauge>,
+    definitions: &Definitions,
+) -> io::Result<Rc<Shard>> {
+    let dir = log_dir(config, ends.me);
+    let unreadable = |e: io::Error| io::Error::other(format!("cannot read message log {}: {e}", dir.display()));
+    let mut recovered = recovery::recover(&dir).map_err(unreadable)?;
+    let (live, written) = (std::mem::take(&mut recovered.live), std::mem::take(&mut recovered.written));
+    let log = MessageLog::new(dir.clone(), config.segment_bytes, live, written, recovered.next_seg);
+    let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
+    // A paging queue keeps up to 1 MiB in memory, less under a small limit (1/16 of it).
+    let keep = (gauge.limit / 16).clamp(16 << 10, 1 << 20);
+    let pages = PageDir::new(page_dir.clone(), keep)
+        .map_err(|e| io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display())))?;
+    let shard = Shard::new(config.clone(), ends, log, pages, gauge);
+    shard.load_definitions(definitions).map_err(io::Error::other)?;
+    shard.restore_messages(recovered).await.map_err(unreadable)?;
+    Ok(shard)
 }
 
 /// What the shards start from: the durable definitions saved by the last run (or, on a first start

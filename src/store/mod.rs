@@ -2,8 +2,11 @@
 //! and the durable definitions.
 
 pub mod definitions_file;
+pub mod id_runs;
 pub mod log;
 pub mod page;
 pub mod record;
 pub mod recovery;
 pub mod relayout;
+pub mod replay;
+pub mod segment_reader;

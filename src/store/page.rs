@@ -146,6 +146,22 @@ impl PageFile {
         (io.pending.len() + io.batched + io.in_write) as u64
     }
 
+    /// Waits until the full batches appended so far are written (or writing failed: then they
+    /// stay in memory). For recovery, which fills runs before any reader exists: a reader
+    /// waiting at the same time would lose its wake-up (one waiter per notification).
+    pub async fn flushed(&self) {
+        loop {
+            let (writing, done) = {
+                let io = self.0.borrow();
+                (io.writing, io.write_done.clone())
+            };
+            if !writing {
+                return;
+            }
+            done.wait().await;
+        }
+    }
+
     /// Writes the full batches, one after another, until none is left (or writing failed: then
     /// the batches stay in memory and are read from there).
     async fn write_out(self) {

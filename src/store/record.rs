@@ -135,9 +135,17 @@ impl<'a> Fields<'a> {
     pub fn u64(&mut self) -> Option<u64> {
         self.array().map(u64::from_le_bytes)
     }
-    pub fn short(&mut self) -> Option<String> {
+    pub fn short_str(&mut self) -> Option<&'a str> {
         let n = self.u8()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    pub fn short_bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u8()? as usize;
+        self.take(n)
+    }
+    pub fn long_bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
     }
     /// Any bytes: a u8 length cannot exceed what a `ShortStr` holds.
     pub fn shortstr(&mut self) -> Option<ShortStr> {
@@ -150,29 +158,117 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn decode(payload: &[u8]) -> Option<Record> {
+/// A record as it lies in a segment, borrowing its fields: what recovery reads every record as,
+/// copying out only what it keeps.
+#[derive(Debug)]
+pub enum RecordRef<'a> {
+    Message(MessageRef<'a>),
+    /// `ids` holds the acked ids, 8 bytes (little endian) each: see `ack_ids`.
+    Ack {
+        vhost: &'a str,
+        queue: &'a str,
+        ids: &'a [u8],
+    },
+    AckRange {
+        vhost: &'a str,
+        queue: &'a str,
+        first: u64,
+        last: u64,
+    },
+    Drop {
+        vhost: &'a str,
+        queue: &'a str,
+    },
+}
+
+/// A message record's fields, borrowed.
+#[derive(Debug)]
+pub struct MessageRef<'a> {
+    pub vhost: &'a str,
+    pub queue: &'a str,
+    pub id: u64,
+    /// At most 255 bytes each (a u8 length on disk).
+    exchange: &'a [u8],
+    routing_key: &'a [u8],
+    properties: &'a [u8],
+    pub body: &'a [u8],
+}
+
+/// The ids of an `Ack` record's `ids` field.
+pub fn ack_ids(ids: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    ids.chunks_exact(8).filter_map(|b| b.try_into().ok()).map(u64::from_le_bytes)
+}
+
+impl MessageRef<'_> {
+    /// The message, owning copies of its fields (a kept message owns an allocation of its own size).
+    pub fn to_message(&self) -> Message {
+        // A u8 length on disk: always fits a ShortStr.
+        let short = |b: &[u8]| ShortStr::copy_from_slice(b).unwrap_or_default();
+        Message {
+            exchange: short(self.exchange),
+            routing_key: short(self.routing_key),
+            properties: Bytes::copy_from_slice(self.properties),
+            body: Bytes::copy_from_slice(self.body),
+        }
+    }
+}
+
+impl RecordRef<'_> {
+    fn to_record(&self) -> Record {
+        match self {
+            RecordRef::Message(m) => {
+                let Message { exchange, routing_key, properties, body } = m.to_message();
+                Record::Message {
+                    vhost: m.vhost.into(),
+                    queue: m.queue.into(),
+                    id: m.id,
+                    exchange,
+                    routing_key,
+                    properties,
+                    body,
+                }
+            }
+            RecordRef::Ack { vhost, queue, ids } => {
+                Record::Ack { vhost: (*vhost).into(), queue: (*queue).into(), ids: ack_ids(ids).collect() }
+            }
+            RecordRef::AckRange { vhost, queue, first, last } => {
+                Record::AckRange { vhost: (*vhost).into(), queue: (*queue).into(), first: *first, last: *last }
+            }
+            RecordRef::Drop { vhost, queue } => Record::Drop { vhost: (*vhost).into(), queue: (*queue).into() },
+        }
+    }
+}
+
+/// Decodes one record's payload (after its header); `None` if it is not a whole, valid record.
+pub fn decode_ref(payload: &[u8]) -> Option<RecordRef<'_>> {
     let mut f = Fields(payload);
     let rec = match f.u8()? {
-        MESSAGE => Record::Message {
-            vhost: f.short()?,
-            queue: f.short()?,
+        MESSAGE => RecordRef::Message(MessageRef {
+            vhost: f.short_str()?,
+            queue: f.short_str()?,
             id: f.u64()?,
-            exchange: f.shortstr()?,
-            routing_key: f.shortstr()?,
-            properties: f.long()?,
-            body: f.long()?,
-        },
+            exchange: f.short_bytes()?,
+            routing_key: f.short_bytes()?,
+            properties: f.long_bytes()?,
+            body: f.long_bytes()?,
+        }),
         ACK => {
-            let (vhost, queue) = (f.short()?, f.short()?);
+            let (vhost, queue) = (f.short_str()?, f.short_str()?);
             let n = f.u32()? as usize;
-            let ids = (0..n).map(|_| f.u64()).collect::<Option<Vec<_>>>()?;
-            Record::Ack { vhost, queue, ids }
+            RecordRef::Ack { vhost, queue, ids: f.take(n.checked_mul(8)?)? }
         }
-        ACK_RANGE => Record::AckRange { vhost: f.short()?, queue: f.short()?, first: f.u64()?, last: f.u64()? },
-        DROP => Record::Drop { vhost: f.short()?, queue: f.short()? },
+        ACK_RANGE => {
+            RecordRef::AckRange { vhost: f.short_str()?, queue: f.short_str()?, first: f.u64()?, last: f.u64()? }
+        }
+        DROP => RecordRef::Drop { vhost: f.short_str()?, queue: f.short_str()? },
         _ => return None,
     };
     f.0.is_empty().then_some(rec)
+}
+
+/// A record header's fields: the length of the payload that follows it, and the payload's CRC.
+pub fn header(h: &[u8; HEADER]) -> (usize, u32) {
+    (u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize, u32::from_le_bytes([h[4], h[5], h[6], h[7]]))
 }
 
 /// Reads the records of a segment in order. Returns them with the length of the good prefix: if
@@ -184,9 +280,9 @@ pub fn read_all(data: &[u8]) -> (Vec<Record>, usize) {
         && let Some((crc, after)) = after.split_first_chunk::<4>()
         && let Some((payload, after)) = after.split_at_checked(u32::from_le_bytes(*len) as usize)
         && crc32fast::hash(payload) == u32::from_le_bytes(*crc)
-        && let Some(rec) = decode(payload)
+        && let Some(rec) = decode_ref(payload)
     {
-        out.push(rec);
+        out.push(rec.to_record());
         rest = after;
     }
     (out, data.len() - rest.len())

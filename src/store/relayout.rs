@@ -78,21 +78,21 @@ fn rewrite(
     }
     let (mut queues, mut messages) = (0, 0);
     let mut buf = Vec::new();
-    // One old shard at a time: memory holds one shard's recovered messages, not all of them.
+    // Recovery streams each old log: memory holds one message at a time, not a shard's backlog.
     for i in 0..from {
         let recovered = recover(&shard_dir(root, i))?;
-        for ((vhost, queue), msgs) in recovered.queues {
-            let k = place(&vhost, &queue, to);
+        queues += recovered.queues().len();
+        let mut replay = recovered.replay();
+        while let Some(m) = replay.next_message()? {
+            let (vhost, queue) = replay.queue(m.queue);
+            buf.clear();
+            record::put_message(&mut buf, vhost, queue, m.id, &m.msg);
+            let k = place(vhost, queue, to);
             let file = files.get_mut(k).ok_or_else(|| {
                 io::Error::other(format!("queue '{queue}' of vhost '{vhost}' placed on shard {k} of {to}"))
             })?;
-            queues += 1;
-            for (id, (msg, _)) in msgs {
-                buf.clear();
-                record::put_message(&mut buf, &vhost, &queue, id, &msg);
-                file.write_all(&buf)?;
-                messages += 1;
-            }
+            file.write_all(&buf)?;
+            messages += 1;
         }
     }
     for (k, f) in files.into_iter().enumerate() {
@@ -143,15 +143,11 @@ mod tests {
         ensure(&root, 3, place).unwrap();
         assert_eq!(fs::read_to_string(root.join("shards")).unwrap(), "3\n");
         let held = |k: usize| -> Vec<(String, u64, String)> {
-            let r = recover(&shard_dir(&root, k)).unwrap();
-            let mut v: Vec<_> = r
-                .queues
-                .into_iter()
-                .flat_map(|((_, q), m)| {
-                    m.into_iter()
-                        .map(move |(id, (msg, _))| (q.clone(), id, String::from_utf8(msg.body.to_vec()).unwrap()))
-                })
-                .collect();
+            let mut replay = recover(&shard_dir(&root, k)).unwrap().replay();
+            let mut v = Vec::new();
+            while let Some(m) = replay.next_message().unwrap() {
+                v.push((replay.queue(m.queue).1.to_string(), m.id, String::from_utf8(m.msg.body.to_vec()).unwrap()));
+            }
             v.sort();
             v
         };
