@@ -116,7 +116,7 @@ fn main() {
     let rate = args.first().copied().unwrap_or(10_000);
     let seconds = args.get(1).copied().unwrap_or(8);
     let total = rate * seconds;
-    let cpus = warren::shard::pool::allowed_cpus();
+    let cpus = warren::server::allowed_cpus();
     let cpu = |var: &str, default: Option<usize>| std::env::var(var).ok().and_then(|v| v.parse().ok()).or(default);
     let (relay_cpu, load_cpu) = (cpu("RELAY_CPU", cpus.first().copied()), cpu("LOAD_CPU", cpus.get(1).copied()));
 

@@ -17,7 +17,7 @@ fn main() {
         let (mut ends, _stop) = mesh::build(2);
         let (e1, e0) = (ends.pop().unwrap(), ends.pop().unwrap());
         let got = Arc::new(AtomicU64::new(0));
-        let cpus = warren::shard::pool::allowed_cpus();
+        let cpus = warren::server::allowed_cpus();
         let place = |i: usize| cpus.get(i).map(|&c| Placement::Fixed(c)).unwrap_or(Placement::Unbound);
         let start = Instant::now();
         let g = got.clone();

@@ -19,11 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "src"
 
 # Edges on a cycle today, "from -> to".
 KNOWN = {
-    "admin -> shard",
     "broker -> store",
-    "net -> shard",
-    "shard -> admin",
-    "shard -> net",
     "store -> broker",
 }
 

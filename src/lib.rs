@@ -5,6 +5,7 @@
 //! - `shard/`: executors pinned per core, queue placement, the mesh between shards.
 //! - `broker/`: exchanges, routing tables, queues and consumers, owned per shard.
 //! - `net/`: listeners, connections and channels speaking to clients.
+//! - `server`: starts the shards (recovering their logs), their listeners and the admin socket.
 //! - `admin`: the admin socket warrenctl uses; `mgmt/`: the management HTTP API and Prometheus
 //!   endpoint on a thread of their own, asking the shards through the admin socket.
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -25,5 +26,6 @@ pub mod mgmt;
 pub mod net;
 pub mod notify;
 pub mod protocol;
+pub mod server;
 pub mod shard;
 pub mod store;

@@ -8,7 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use warren::config::Config;
-use warren::shard::pool;
+use warren::server;
 
 #[derive(Parser, Debug)]
 #[command(name = "warren", version, about = "A thread-per-core AMQP 0-9-1 broker")]
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let running = match pool::start(config) {
+    let running = match server::start(config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warren: {e}");
@@ -128,10 +128,10 @@ fn main() -> ExitCode {
                 if let Some(sig) = signals.forever().next() {
                     log::info!("signal {sig}: shutting down");
                     stopper.stop();
-                    // Shards close their connections within pool::SHUTDOWN_GRACE. A shard that does
+                    // Shards close their connections within server::SHUTDOWN_GRACE. A shard that does
                     // not exit after that (seen rarely in stress runs, cause not yet found) must not
                     // keep the process alive: nothing is left to flush (no disk store yet).
-                    std::thread::sleep(pool::SHUTDOWN_GRACE + std::time::Duration::from_secs(2));
+                    std::thread::sleep(server::SHUTDOWN_GRACE + std::time::Duration::from_secs(2));
                     log::warn!("shards did not stop within the grace period; exiting");
                     std::process::exit(0);
                 }

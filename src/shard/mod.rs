@@ -6,7 +6,6 @@ pub mod memory;
 pub mod mesh;
 pub mod msg;
 pub mod placement;
-pub mod pool;
 
 use ahash::AHashMap as HashMap;
 use std::cell::{Cell, RefCell};

@@ -21,10 +21,10 @@ use crate::store::page::PageDir;
 use crate::store::recovery;
 use crate::store::relayout;
 
-use super::Shard;
-use super::memory;
-use super::mesh::{self, MeshEnds, Stopper};
-use super::placement;
+use crate::shard::Shard;
+use crate::shard::memory;
+use crate::shard::mesh::{self, MeshEnds, Stopper};
+use crate::shard::placement;
 
 const PREEMPT_TIMER: Duration = Duration::from_micros(500);
 
