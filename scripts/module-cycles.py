@@ -17,11 +17,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "src"
 
-# Edges on a cycle today, "from -> to".
-KNOWN = {
-    "broker -> store",
-    "store -> broker",
-}
+# Edges on a cycle, "from -> to": none since issue 16 broke the last one.
+KNOWN: set[str] = set()
 
 MODULES = {p.name.removesuffix(".rs") for p in ROOT.iterdir() if p.is_dir() or p.suffix == ".rs"} - {"bin", "main", "lib"}
 PATH = re.compile(r"\bcrate::(\w+)")

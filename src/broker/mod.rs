@@ -6,6 +6,7 @@ pub mod definitions;
 pub mod delivery;
 pub mod exchange;
 pub mod message;
+pub mod paging;
 pub mod queue;
 pub mod queues;
 pub mod routing;

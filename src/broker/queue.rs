@@ -9,9 +9,9 @@ use std::sync::Arc;
 use crate::broker::delivery::{Delivery, Settle};
 use crate::ids::{ConnId, QueueId};
 use crate::protocol::types::FieldTable;
-use crate::store::page::{PageDir, PageFile, PagedMessage};
 
 use super::message::Message;
+use super::paging::{PageSpace, PagedMessage, RunFile};
 
 #[derive(Clone, Debug)]
 pub struct QueueFlags {
@@ -93,7 +93,7 @@ const PAGE_IN_BELOW: usize = 512;
 /// Messages paged out to disk. They follow `ready` in queue order and have the consecutive ids
 /// `first..=last` (ids in that range the run does not hold left the queue already).
 struct Run {
-    file: PageFile,
+    file: RunFile,
     serial: u64,
     first: u64,
     last: u64,
@@ -201,7 +201,7 @@ impl Queue {
 
     /// Appends a message; `persist` is given its id and returns the log segment it was written
     /// to (0 if it was not). `pages` is given while the shard pages.
-    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32, pages: Option<&PageDir>) {
+    pub fn push(&mut self, msg: Arc<Message>, persist: impl FnOnce(u64) -> u32, pages: Option<&dyn PageSpace>) {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         let seg = persist(id);
@@ -210,13 +210,13 @@ impl Queue {
 
     /// Puts back a message recovered from the log; called in id order. It may have been delivered
     /// before the restart, so it is marked redelivered (RabbitMQ marks what it cannot rule out).
-    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, pages: Option<&PageDir>) {
+    pub fn restore(&mut self, id: u64, msg: Arc<Message>, seg: u32, pages: Option<&dyn PageSpace>) {
         self.next_msg_id = self.next_msg_id.max(id + 1);
         self.enqueue(Queued { id, msg, redelivered: true, seg, own: false }, pages);
     }
 
     /// Adds a message at the tail: in memory, or in the paged run once there is one (queue order).
-    fn enqueue(&mut self, q: Queued, pages: Option<&PageDir>) {
+    fn enqueue(&mut self, q: Queued, pages: Option<&dyn PageSpace>) {
         if self.run.is_none()
             && let Some(pages) = pages
             && self.ready.bytes + self.unacked_bytes > pages.keep()
@@ -231,7 +231,7 @@ impl Queue {
                 self.ready.bytes + self.unacked_bytes
             );
             let run = Run {
-                file: pages.file(),
+                file: pages.run_file(),
                 serial,
                 first: q.id,
                 last: q.id,
@@ -256,7 +256,7 @@ impl Queue {
 
     /// The page file to read next from, if the queue is running short of ready messages in
     /// memory and has some on disk; the answer goes to `paged_in` with the serial.
-    pub fn page_in_due(&mut self) -> Option<(PageFile, u64)> {
+    pub fn page_in_due(&mut self) -> Option<(RunFile, u64)> {
         let run = self.run.as_mut()?;
         if run.reading || self.ready.len() >= PAGE_IN_BELOW || self.ready.bytes >= run.file.keep() / 2 {
             return None;
@@ -267,7 +267,7 @@ impl Queue {
 
     /// The page file of its paged run, while more than `limit` bytes of it wait in memory to be
     /// written.
-    pub fn page_backlog(&self, limit: u64) -> Option<PageFile> {
+    pub fn page_backlog(&self, limit: u64) -> Option<RunFile> {
         self.run.as_ref().filter(|r| r.file.in_memory() > limit).map(|r| r.file.clone())
     }
 
@@ -318,6 +318,11 @@ impl Queue {
             self.gone_runs.push(PurgedRun { first: run.first, last: run.last, segs: run.segs });
         }
         n
+    }
+
+    /// Bytes of ready messages in memory.
+    pub fn ready_bytes(&self) -> u64 {
+        self.ready.bytes
     }
 
     /// Bytes of messages held in memory: ready, unacked, and paged ones not yet on disk.
@@ -521,45 +526,74 @@ mod tests {
         })
     }
 
+    /// A run file that keeps what it is given in memory and hands it back at once: queue logic
+    /// with paging, tested without files or an executor (store/page.rs tests the real one).
+    struct MemRun {
+        keep: u64,
+        msgs: std::cell::RefCell<std::collections::VecDeque<PagedMessage>>,
+    }
+
+    struct MemSpace(u64);
+
+    impl PageSpace for MemSpace {
+        fn keep(&self) -> u64 {
+            self.0
+        }
+        fn run_file(&self) -> RunFile {
+            std::rc::Rc::new(MemRun { keep: self.0, msgs: Default::default() })
+        }
+    }
+
+    impl super::super::paging::PagedRun for MemRun {
+        fn append(&self, id: u64, seg: u32, redelivered: bool, msg: &Message) {
+            self.msgs.borrow_mut().push_back(PagedMessage { id, seg, redelivered, msg: msg.compacted() });
+        }
+        fn keep(&self) -> u64 {
+            self.keep
+        }
+        fn in_memory(&self) -> u64 {
+            self.msgs.borrow().iter().map(|p| p.msg.footprint()).sum()
+        }
+        fn read(&self) -> super::super::paging::LocalFuture<Vec<PagedMessage>> {
+            let batch: Vec<_> = {
+                let mut msgs = self.msgs.borrow_mut();
+                let n = msgs.len().min(100);
+                msgs.drain(..n).collect()
+            };
+            Box::pin(std::future::ready(batch))
+        }
+        fn flushed(&self) -> super::super::paging::LocalFuture<()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
     #[test]
-    fn paged_messages_come_back_in_order_and_a_purge_logs_the_run() {
-        crate::store::page::with_page_dir("queue-page", 1 << 20, |pages| async move {
-            let mut q = queue();
-            // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
-            for i in 1..=3000u64 {
-                q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages));
+    fn a_paged_queue_keeps_order_through_page_ins_and_requeues() {
+        let pages = MemSpace(1 << 20);
+        let mut q = queue();
+        for i in 1..=3000u64 {
+            q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages));
+        }
+        assert_eq!(q.message_count(), 3000);
+        assert!(q.paged_count() > 1500 && q.ready_bytes() < 2 << 20, "{} {}", q.paged_count(), q.ready_bytes());
+        // What the run holds in memory counts (here: all of it, the fake never writes).
+        assert!(q.bytes() > 3 << 20, "{}", q.bytes());
+        q.push(big(3001), |_| 0, None);
+        let (mut seen, mut requeued) = (Vec::new(), false);
+        while seen.len() < 3001 {
+            if let Some((file, serial)) = q.page_in_due() {
+                q.paged_in(serial, futures_lite::future::block_on(file.read()));
             }
-            assert_eq!(q.message_count(), 3000);
-            assert!(q.paged_count() > 1500 && q.ready.bytes < 2 << 20, "{} {}", q.paged_count(), q.ready.bytes);
-            // Paged bytes the writer has not put on disk yet still count as memory (a disk
-            // slower than publishers must raise the memory alarm, not grow the heap unseen).
-            assert!(q.bytes() > 3 << 20, "{}", q.bytes());
-            // No longer paging: new messages still go behind the paged ones.
-            q.push(big(3001), |_| 0, None);
-            let (mut seen, mut requeued) = (Vec::new(), false);
-            while seen.len() < 2000 {
-                if let Some((file, serial)) = q.page_in_due() {
-                    q.paged_in(serial, file.read().await);
-                }
-                let (id, m, _) = q.get(false).unwrap();
-                seen.push((id, m.body[..8].to_vec()));
-                if id == 1990 && !requeued {
-                    q.settle(id, Settle::Requeue);
-                    (requeued, _) = (true, seen.pop());
-                }
+            let (id, m, _) = q.get(false).unwrap();
+            seen.push((id, m.body[..8].to_vec()));
+            if id == 1990 && !requeued {
+                q.settle(id, Settle::Requeue);
+                (requeued, _) = (true, seen.pop());
             }
-            let expect: Vec<_> = (1..=2000u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
-            assert_eq!(seen, expect);
-            // Purge: what is in memory is logged one by one, the paged run as one id range.
-            assert_eq!(q.purge(), 1001);
-            let (ones, runs) = q.take_gone();
-            let paged_from = runs[0].first;
-            assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
-            assert_eq!(runs[0].last, 3001);
-            let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
-            assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
-            assert_eq!((q.message_count(), q.paged_count()), (0, 0));
-        });
+        }
+        let expect: Vec<_> = (1..=3001u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
+        assert_eq!(seen, expect);
+        assert_eq!((q.message_count(), q.paged_count()), (0, 0));
     }
 
     #[test]

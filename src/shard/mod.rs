@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::broker::access::{Access, AccessOp};
 use crate::broker::definitions::Definitions;
 use crate::broker::message::Message;
+use crate::broker::paging::PageSpace;
 use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::Dest;
@@ -279,7 +280,7 @@ impl Shard {
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
                 let (mut enqueued, mut persisted) = (0, false);
-                let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages);
+                let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages as &dyn PageSpace);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
@@ -478,7 +479,7 @@ impl Shard {
                 let mut queues = self.queues.borrow_mut();
                 let Some(q) = queues.get_mut(id) else { continue };
                 // What does not fit in this shard's share of the paging threshold goes to disk.
-                let pages = (restored > share && !self.pages.failed()).then_some(&self.pages);
+                let pages = (restored > share && !self.pages.failed()).then_some(&self.pages as &dyn PageSpace);
                 restored += m.msg.body.len() as u64;
                 q.restore(m.id, Arc::new(m.msg), m.seg, pages);
                 q.page_backlog(RESTORE_PAGE_BACKLOG)

@@ -23,6 +23,7 @@ use bytes::{BufMut, Bytes};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use crate::broker::message::Message;
+use crate::broker::paging::{LocalFuture, PageSpace, PagedMessage, PagedRun, RunFile};
 use crate::notify::Notify;
 use crate::protocol::codec::put_prefixed;
 
@@ -34,14 +35,6 @@ const WRITE_BATCH: usize = 256 << 10;
 const READ_CHUNK: u64 = 1 << 20;
 /// Disk space of what was read is given back in steps of this many bytes.
 const PUNCH_STEP: u64 = 8 << 20;
-
-/// A message read back from a page file.
-pub struct PagedMessage {
-    pub id: u64,
-    pub seg: u32,
-    pub redelivered: bool,
-    pub msg: Message,
-}
 
 /// Where a shard's page files go: `data_dir/page/shard-N/`, emptied at start; and how many bytes
 /// of messages a queue keeps in memory before it pages.
@@ -119,6 +112,35 @@ struct Io {
 /// One run of a queue's paged-out messages (cheap to clone: a handle).
 #[derive(Clone)]
 pub struct PageFile(Rc<RefCell<Io>>);
+
+impl PageSpace for PageDir {
+    fn keep(&self) -> u64 {
+        self.keep
+    }
+    fn run_file(&self) -> RunFile {
+        Rc::new(self.file())
+    }
+}
+
+impl PagedRun for PageFile {
+    fn append(&self, id: u64, seg: u32, redelivered: bool, msg: &Message) {
+        PageFile::append(self, id, seg, redelivered, msg)
+    }
+    fn keep(&self) -> u64 {
+        PageFile::keep(self)
+    }
+    fn in_memory(&self) -> u64 {
+        PageFile::in_memory(self)
+    }
+    fn read(&self) -> LocalFuture<Vec<PagedMessage>> {
+        let f = self.clone();
+        Box::pin(async move { PageFile::read(&f).await })
+    }
+    fn flushed(&self) -> LocalFuture<()> {
+        let f = self.clone();
+        Box::pin(async move { PageFile::flushed(&f).await })
+    }
+}
 
 impl PageFile {
     pub fn append(&self, id: u64, seg: u32, redelivered: bool, msg: &Message) {
@@ -392,7 +414,68 @@ pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::delivery::Settle;
+    use crate::broker::queue::{Queue, QueueFlags};
     use crate::protocol::shortstr::ShortStr;
+    use crate::protocol::types::FieldTable;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn queue() -> Queue {
+        let flags =
+            QueueFlags { durable: false, exclusive: false, auto_delete: false, arguments: FieldTable::default() };
+        Queue::new(1, "/".into(), "q".into(), flags, None)
+    }
+
+    fn big(i: u64) -> Arc<Message> {
+        Arc::new(Message {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            properties: Bytes::from_static(&[0, 0]),
+            body: Bytes::from(i.to_le_bytes().repeat(128)),
+        })
+    }
+
+    #[test]
+    fn a_queue_pages_to_real_files_in_order_and_a_purge_logs_the_run() {
+        with_page_dir("queue-page", 1 << 20, |pages| async move {
+            let mut q = queue();
+            // 1 KiB messages while the shard pages: about 1 MiB stays in memory, the rest goes out.
+            for i in 1..=3000u64 {
+                q.push(big(i), |id| (id % 2) as u32 * 7, Some(&pages as &dyn PageSpace));
+            }
+            assert_eq!(q.message_count(), 3000);
+            assert!(q.paged_count() > 1500 && q.ready_bytes() < 2 << 20, "{} {}", q.paged_count(), q.ready_bytes());
+            // Paged bytes the writer has not put on disk yet still count as memory (a disk
+            // slower than publishers must raise the memory alarm, not grow the heap unseen).
+            assert!(q.bytes() > 3 << 20, "{}", q.bytes());
+            // No longer paging: new messages still go behind the paged ones.
+            q.push(big(3001), |_| 0, None);
+            let (mut seen, mut requeued) = (Vec::new(), false);
+            while seen.len() < 2000 {
+                if let Some((file, serial)) = q.page_in_due() {
+                    q.paged_in(serial, file.read().await);
+                }
+                let (id, m, _) = q.get(false).unwrap();
+                seen.push((id, m.body[..8].to_vec()));
+                if id == 1990 && !requeued {
+                    q.settle(id, Settle::Requeue);
+                    (requeued, _) = (true, seen.pop());
+                }
+            }
+            let expect: Vec<_> = (1..=2000u64).map(|i| (i, i.to_le_bytes().to_vec())).collect();
+            assert_eq!(seen, expect);
+            // Purge: what is in memory is logged one by one, the paged run as one id range.
+            assert_eq!(q.purge(), 1001);
+            let (ones, runs) = q.take_gone();
+            let paged_from = runs[0].first;
+            assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
+            assert_eq!(runs[0].last, 3001);
+            let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
+            assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
+            assert_eq!((q.message_count(), q.paged_count()), (0, 0));
+        });
+    }
 
     /// Every third key ends in 0xFF, which is not UTF-8: page files keep keys as bytes.
     fn key(i: usize) -> Vec<u8> {
