@@ -39,24 +39,29 @@ fn route(n: u64) -> (&'static str, Vec<u8>) {
     (FANOUT, key)
 }
 
-fn client(addr: std::net::SocketAddr) -> SyncClient {
-    let mut c = SyncClient::connect(addr, "guest", "guest", "/").expect("connect");
-    c.open_channel(1).expect("channel");
+/// A client with the queue, the exchange and its binding declared. It fails if the broker is
+/// killed meanwhile: a round's kill can come before a slow (loaded) machine finished this.
+fn client(addr: std::net::SocketAddr) -> std::io::Result<SyncClient> {
+    let mut c = SyncClient::connect(addr, "guest", "guest", "/")?;
+    c.open_channel(1)?;
     let declare = queue::Declare { queue: QUEUE.into(), durable: true, ..Default::default() };
-    c.call(1, &Method::QueueDeclare(declare)).expect("declare");
+    c.call(1, &Method::QueueDeclare(declare))?;
     let fanout =
         exchange::Declare { exchange: FANOUT.into(), kind: "fanout".into(), durable: true, ..Default::default() };
-    c.call(1, &Method::ExchangeDeclare(fanout)).expect("exchange.declare");
+    c.call(1, &Method::ExchangeDeclare(fanout))?;
     let bind = queue::Bind { queue: QUEUE.into(), exchange: FANOUT.into(), ..Default::default() };
-    c.call(1, &Method::QueueBind(bind)).expect("bind");
-    c
+    c.call(1, &Method::QueueBind(bind))?;
+    Ok(c)
 }
 
 /// Publishes numbered persistent messages from `next` on until the socket fails; returns the
 /// numbers the broker confirmed.
 fn publish_until_broken(addr: std::net::SocketAddr, mut next: u64) -> (Vec<u64>, u64) {
-    let mut c = client(addr);
-    c.call(1, &Method::ConfirmSelect(confirm::Select { nowait: false })).expect("confirm.select");
+    // Killed before it could publish: nothing was confirmed.
+    let Ok(mut c) = client(addr) else { return (Vec::new(), next) };
+    if c.call(1, &Method::ConfirmSelect(confirm::Select { nowait: false })).is_err() {
+        return (Vec::new(), next);
+    }
     let mut reader = c.reader().expect("reader");
     let first = next;
     let acks = std::thread::spawn(move || {
@@ -98,9 +103,12 @@ fn publish_until_broken(addr: std::net::SocketAddr, mut next: u64) -> (Vec<u64>,
 
 /// Consumes and acks until the socket fails; returns the numbers it acked.
 fn consume_until_broken(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u64>>>) {
-    let mut c = client(addr);
-    c.call(1, &Method::BasicQos(basic::Qos { prefetch_count: 50, ..Default::default() })).expect("qos");
-    c.call(1, &Method::BasicConsume(basic::Consume { queue: QUEUE.into(), ..Default::default() })).expect("consume");
+    let Ok(mut c) = client(addr) else { return };
+    let qos = basic::Qos { prefetch_count: 50, ..Default::default() };
+    let consume = basic::Consume { queue: QUEUE.into(), ..Default::default() };
+    if c.call(1, &Method::BasicQos(qos)).is_err() || c.call(1, &Method::BasicConsume(consume)).is_err() {
+        return;
+    }
     let mut tag = 0;
     while !stop.load(Ordering::Relaxed) {
         let Ok(f) = c.recv() else { return };
@@ -126,7 +134,7 @@ fn consume_until_broken(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, acked
 
 /// Every message left in the queue: (number, redelivered), via basic.get with acks.
 fn drain(addr: std::net::SocketAddr) -> Vec<(u64, bool)> {
-    let mut c = client(addr);
+    let mut c = client(addr).expect("client");
     let mut out = Vec::new();
     loop {
         match c.call(1, &Method::BasicGet(basic::Get { queue: QUEUE.into(), no_ack: false, ..Default::default() })) {
