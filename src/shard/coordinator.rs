@@ -1,0 +1,259 @@
+//! Metadata: routes, users, vhosts and permissions change through the coordinator (shard 0), which
+//! orders every change and keeps the durable definitions file; every shard applies each change in
+//! that order.
+
+use std::rc::Rc;
+
+use crate::broker::access::AccessOp;
+use crate::broker::definitions::{
+    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table,
+};
+use crate::broker::routing::{Dest, MetaOp, PREDECLARED};
+use crate::ids::QueueId;
+use crate::protocol::reply::{AmqpError, Result};
+
+use super::Shard;
+use super::clients::{Client, ConnInfo};
+use super::msg::{Reply, ShardMsg};
+use super::placement;
+
+impl Shard {
+    /// Applies definitions at start: every shard takes the users, vhosts, exchanges and bindings,
+    /// and declares the queues it owns. Every shard reads the same file, so all agree.
+    pub fn load_definitions(&self, d: &Definitions) -> std::result::Result<(), String> {
+        *self.access.borrow_mut() = d.access(self.config.loopback_users.clone())?;
+        let mut routes = self.routes.borrow_mut();
+        let mut apply = |op: MetaOp| routes.apply(&op).map_err(|e| format!("definitions: {}", e.text));
+        for op in d.routing_ops() {
+            apply(op)?;
+        }
+        drop(routes);
+        if self.id == 0 {
+            let mut registry = self.defs.queues.borrow_mut();
+            for q in d.queues.iter().filter(|q| q.durable) {
+                registry.insert((q.vhost.clone(), q.name.clone()), q.clone());
+            }
+            drop(registry);
+            self.defs.changed();
+        }
+        let n = self.shards();
+        for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
+            let flags = q.flags();
+            self.queues
+                .borrow_mut()
+                .declare(&q.vhost, &q.name, flags, false, 0)
+                .map_err(|e| format!("definitions: {}", e.text))?;
+        }
+        Ok(())
+    }
+
+    /// Changes the routing table everywhere: the coordinator (shard 0) validates and orders the
+    /// change, every shard applies it, and this returns once all have (so a client that gets its
+    /// -ok can rely on every shard routing by it).
+    pub async fn change_routes(&self, op: MetaOp) -> Result<()> {
+        // The other shards' answers come here; the coordinator sends them the change, so every
+        // shard applies changes in the coordinator's order.
+        let (replies, answers): (Vec<_>, Vec<_>) = (1..self.shards()).map(|_| Reply::new(self.id)).unzip();
+        let saved = self
+            .call(0, move |coordinator| {
+                let durable = coordinator.touches_durable(&op);
+                coordinator.apply_meta(&op)?;
+                match &op {
+                    MetaOp::QueueDeleted { vhost, queue } => {
+                        coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
+                    }
+                    MetaOp::DeleteVhost { vhost } => {
+                        coordinator.defs.queues.borrow_mut().retain(|(v, _), _| v != vhost)
+                    }
+                    _ => {}
+                }
+                for (k, done) in (1..).zip(replies) {
+                    coordinator.send(k, ShardMsg::ApplyMeta { op: op.clone(), done });
+                }
+                Ok::<_, AmqpError>(durable.then(|| coordinator.defs.changed()))
+            })
+            .await??;
+        for a in answers {
+            a.await.map_err(|_| AmqpError::internal("shard stopped"))?;
+        }
+        match saved {
+            Some(v) => self.definitions_saved(v).await,
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn apply_meta(&self, op: &MetaOp) -> Result<()> {
+        match op {
+            MetaOp::Access(a) => {
+                self.access.borrow_mut().apply(a)?;
+                // Permissions may have narrowed: open connections check afresh.
+                for c in self.conns.borrow().values() {
+                    c.forget_permissions();
+                }
+                if let AccessOp::DeleteUser(user) = a {
+                    // RabbitMQ (since 3.7) closes a deleted user's connections.
+                    self.close_conns(|c| *c.user == **user, &format!("user '{user}' is deleted"));
+                }
+                Ok(())
+            }
+            MetaOp::DeleteVhost { vhost } => {
+                self.routes.borrow_mut().apply(op)?;
+                self.access.borrow_mut().apply(&AccessOp::DeleteVhost(vhost.clone()))?;
+                self.vhost_deleted(vhost);
+                Ok(())
+            }
+            _ => self.routes.borrow_mut().apply(op),
+        }
+    }
+
+    /// A vhost was deleted: its connections on this shard are closed (320 CONNECTION_FORCED, as
+    /// RabbitMQ does) and the queues this shard owns in it go, with their logged messages.
+    pub(super) fn vhost_deleted(&self, vhost: &str) {
+        self.close_conns(|c| *c.vhost == *vhost, &format!("vhost '{vhost}' is deleted"));
+        let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
+        for id in ids {
+            self.drop_queue(id);
+        }
+    }
+
+    /// Closes this shard's open connections that `pick` selects with 320 CONNECTION_FORCED.
+    pub(super) fn close_conns(&self, pick: impl Fn(&ConnInfo) -> bool, text: &str) {
+        let conns: Vec<Rc<dyn Client>> =
+            self.conns.borrow().values().filter(|c| c.is_open() && pick(&c.info())).cloned().collect();
+        for c in conns {
+            c.force_close(text);
+        }
+    }
+
+    /// Whether applying `op` changes what the definitions file holds (asked on the coordinator,
+    /// before applying it).
+    pub(super) fn touches_durable(&self, op: &MetaOp) -> bool {
+        let routes = self.routes.borrow();
+        let durable_exchange = |vhost: &str, name: &str| routes.exchange(vhost, name).is_some_and(|e| e.durable);
+        match op {
+            MetaOp::AddVhost { vhost } => !routes.has_vhost(vhost),
+            MetaOp::DeleteVhost { vhost } => routes.has_vhost(vhost),
+            MetaOp::DeclareExchange { vhost, name, passive, durable, .. } => {
+                !passive && *durable && routes.exchange(vhost, name).is_none()
+            }
+            MetaOp::DeleteExchange { vhost, name, .. } => durable_exchange(vhost, name),
+            // Bindings are kept only between durable ends: binding a transient queue (an RPC reply
+            // queue, say) to a durable exchange costs no save.
+            MetaOp::Bind { vhost, source, dest, .. } | MetaOp::Unbind { vhost, source, dest, .. } => {
+                let auto_delete = routes.exchange(vhost, source).is_some_and(|e| e.auto_delete);
+                durable_exchange(vhost, source)
+                    && (auto_delete
+                        || match dest {
+                            Dest::Queue(q) => self.defs.queues.borrow().contains_key(&(vhost.clone(), q.to_string())),
+                            Dest::Exchange(x) => durable_exchange(vhost, x),
+                        })
+            }
+            MetaOp::QueueDeleted { vhost, queue } => {
+                self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
+            }
+            MetaOp::Access(_) => true,
+        }
+    }
+
+    /// Tells the coordinator about a new durable queue and waits until the definitions file has it
+    /// (541 INTERNAL_ERROR if the save failed: the queue stays, and the save is tried again).
+    pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
+        let what = format!("queue '{}' in vhost '{}'", def.name, def.vhost);
+        let v = self
+            .call(0, move |c| {
+                c.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
+                c.defs.changed()
+            })
+            .await?;
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the definition of {what}: {e}")))
+    }
+
+    /// Waits until the coordinator's definitions file covers version `v`; 541 INTERNAL_ERROR if a
+    /// save that would have covered it failed (RabbitMQ's answer when it cannot store a change).
+    pub async fn definitions_saved(&self, v: u64) -> Result<()> {
+        self.definitions_saved_or(v)
+            .await?
+            .map_err(|e| AmqpError::internal(format!("cannot save the durable definitions: {e}")))
+    }
+
+    /// `definitions_saved`, with the save's own error.
+    pub(super) async fn definitions_saved_or(&self, v: u64) -> Result<std::result::Result<(), String>> {
+        self.ask(0, |done| ShardMsg::DefinitionsSaved { version: v, done }).await
+    }
+
+    /// The durable definitions in RabbitMQ's export format (on the coordinator, which has them all).
+    pub fn definitions(&self) -> Definitions {
+        let access = self.access.borrow();
+        let routes = self.routes.borrow();
+        let queues = self.defs.queues.borrow();
+        let mut d = Definitions {
+            users: access
+                .users()
+                .map(|u| UserDef {
+                    name: u.name.clone(),
+                    password_hash: u.hash.to_base64(),
+                    hashing_algorithm: u.hash.algorithm().into(),
+                    tags: serde_json::Value::from(u.tags.clone()),
+                })
+                .collect(),
+            permissions: access
+                .permissions()
+                .map(|((user, vhost), p)| PermissionDef {
+                    user: user.clone(),
+                    vhost: vhost.clone(),
+                    configure: p.configure.as_str().into(),
+                    write: p.write.as_str().into(),
+                    read: p.read.as_str().into(),
+                })
+                .collect(),
+            queues: queues.values().cloned().collect(),
+            ..Default::default()
+        };
+        let predeclared = |name: &str| PREDECLARED.iter().any(|(p, _)| *p == name);
+        for (vhost, exchanges) in routes.vhosts() {
+            d.vhosts.push(VhostDef { name: vhost.clone() });
+            for e in exchanges.values().filter(|e| e.durable) {
+                if !predeclared(&e.name) {
+                    d.exchanges.push(ExchangeDef {
+                        name: e.name.clone(),
+                        vhost: vhost.clone(),
+                        kind: e.kind.as_str().into(),
+                        durable: true,
+                        auto_delete: e.auto_delete,
+                        internal: e.internal,
+                        arguments: json_table(&e.arguments),
+                    });
+                }
+                for b in &e.bindings {
+                    let (destination, destination_type, durable) = match &b.dest {
+                        Dest::Queue(q) => (q, "queue", queues.contains_key(&(vhost.clone(), q.to_string()))),
+                        Dest::Exchange(x) => (x, "exchange", exchanges.get(&**x).is_some_and(|x| x.durable)),
+                    };
+                    if durable {
+                        d.bindings.push(BindingDef {
+                            source: e.name.clone(),
+                            vhost: vhost.clone(),
+                            destination: destination.to_string(),
+                            destination_type: destination_type.into(),
+                            routing_key: b.key.clone(),
+                            arguments: json_table(&b.args),
+                        });
+                    }
+                }
+            }
+        }
+        // A stable order, so the file only changes when the definitions do.
+        d.users.sort_by(|a, b| a.name.cmp(&b.name));
+        d.permissions.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
+        d.vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        d.exchanges.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        d
+    }
+
+    /// The coordinator's saver of the definitions file: returns once the shard stops and all is saved.
+    pub async fn run_definitions_saver(self: Rc<Self>) {
+        self.defs.run(|| self.definitions().to_json(), || self.stopping.get()).await
+    }
+}
