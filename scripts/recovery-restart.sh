@@ -78,9 +78,11 @@ listening() {
     done
     awk '/listening/ {print $4; exit}' "$WORK/out"
 }
+# Messages the queues hold (0 while the admin socket does not answer yet).
 messages() {
-    "$BIN_DIR/warrenctl" --data-dir "$WORK/data" list_queues --formatter json |
-        python3 -c 'import json, sys; print(sum(q["messages_ready"] + q["messages_unacknowledged"] for q in json.load(sys.stdin)))'
+    local json
+    json=$("$BIN_DIR/warrenctl" --data-dir "$WORK/data" list_queues --formatter json 2>/dev/null) || { echo 0; return; }
+    python3 -c 'import json, sys; print(sum(q["messages_ready"] + q["messages_unacknowledged"] for q in json.load(sys.stdin)))' <<< "$json"
 }
 peak_kib() { awk '/^VmHWM/ {print $2}' "/proc/$PID/status"; }
 
