@@ -281,7 +281,15 @@ async fn recover_shard(
 ) -> io::Result<Rc<Shard>> {
     let dir = log_dir(config, ends.me);
     let unreadable = |e: io::Error| io::Error::other(format!("cannot read message log {}: {e}", dir.display()));
+    let started = Instant::now();
     let mut recovered = recovery::recover(&dir).map_err(unreadable)?;
+    log::info!(
+        "shard {}: message log read in {:.1?}: {} live messages in {} segments",
+        ends.me,
+        started.elapsed(),
+        recovered.live.values().sum::<u64>(),
+        recovered.live.len()
+    );
     let (live, written) = (std::mem::take(&mut recovered.live), std::mem::take(&mut recovered.written));
     let log = MessageLog::new(dir.clone(), config.segment_bytes, live, written, recovered.next_seg);
     let page_dir = config.data_dir.join("page").join(format!("shard-{}", ends.me));
