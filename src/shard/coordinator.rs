@@ -68,7 +68,7 @@ impl Shard {
                     _ => {}
                 }
                 for (k, done) in (1..).zip(replies) {
-                    coordinator.send(k, ShardMsg::ApplyMeta { op: op.clone(), done });
+                    coordinator.send(k, ShardMsg::ApplyMeta { op: Box::new(op.clone()), done });
                 }
                 Ok::<_, AmqpError>(durable.then(|| coordinator.defs.changed()))
             })
