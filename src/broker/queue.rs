@@ -509,7 +509,7 @@ impl Queue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
 
@@ -522,7 +522,8 @@ mod tests {
         })
     }
 
-    fn queue() -> Queue {
+    /// A plain queue (not durable, exclusive or auto-delete), for tests here and in store/.
+    pub(crate) fn queue() -> Queue {
         let flags =
             QueueFlags { durable: false, exclusive: false, auto_delete: false, arguments: FieldTable::default() };
         Queue::new(1, "/".into(), "q".into(), flags, None)
@@ -534,7 +535,8 @@ mod tests {
         out
     }
 
-    fn big(i: u64) -> Arc<Message> {
+    /// Message `i`: 1 KiB of its number.
+    pub(crate) fn big(i: u64) -> Arc<Message> {
         Arc::new(Message {
             exchange: "".into(),
             routing_key: "q".into(),

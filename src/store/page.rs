@@ -415,26 +415,9 @@ pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
 mod tests {
     use super::*;
     use crate::broker::delivery::Settle;
-    use crate::broker::queue::{Queue, QueueFlags};
+    use crate::broker::queue::tests::{big, queue};
     use crate::protocol::shortstr::ShortStr;
-    use crate::protocol::types::FieldTable;
     use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    fn queue() -> Queue {
-        let flags =
-            QueueFlags { durable: false, exclusive: false, auto_delete: false, arguments: FieldTable::default() };
-        Queue::new(1, "/".into(), "q".into(), flags, None)
-    }
-
-    fn big(i: u64) -> Arc<Message> {
-        Arc::new(Message {
-            exchange: "".into(),
-            routing_key: "q".into(),
-            properties: Bytes::from_static(&[0, 0]),
-            body: Bytes::from(i.to_le_bytes().repeat(128)),
-        })
-    }
 
     #[test]
     fn a_queue_pages_to_real_files_in_order_and_a_purge_logs_the_run() {
