@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod broker;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod ids;

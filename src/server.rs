@@ -253,6 +253,7 @@ async fn run_shard(
     let log_writer = glommio::spawn_local(shard.clone().run_log());
     let saver = (shard.id == 0).then(|| glommio::spawn_local(shard.clone().run_definitions_saver()));
     glommio::spawn_local(shard.clone().run_flusher()).detach();
+    glommio::spawn_local(shard.clone().run_timers()).detach();
     glommio::spawn_local(shard.clone().run_monitor()).detach();
     if shard.id == 0 {
         let (shard, dir) = (shard.clone(), config.data_dir.clone());

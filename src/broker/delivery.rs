@@ -15,6 +15,15 @@ pub struct PublishRef {
     pub seq: u64,
 }
 
+/// What one destination shard did with a publish: how many of its queues took it, and whether
+/// one refused it (`x-overflow` reject-publish: the publisher's confirm is a nack).
+#[derive(Clone, Copy, Debug)]
+pub struct Receipt {
+    pub to: PublishRef,
+    pub enqueued: u32,
+    pub rejected: bool,
+}
+
 /// A message on its way from a queue to a consumer's connection.
 #[derive(Debug)]
 pub struct Delivery {

@@ -2,6 +2,7 @@
 //! owns them drives them and moves their output over the mesh.
 
 pub mod access;
+pub mod dead_letter;
 pub mod definitions;
 pub mod delivery;
 pub mod exchange;

@@ -8,7 +8,7 @@ use crate::ids::{ConnId, QueueId, make_id};
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::FieldValue;
 
-use super::queue::{Queue, QueueFlags};
+use super::queue::{Queue, QueueArgs, QueueFlags};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclareOk {
@@ -111,6 +111,12 @@ impl QueueTable {
         passive: bool,
         conn: ConnId,
     ) -> Result<DeclareOk> {
+        // Arguments are checked first, as RabbitMQ's channel does (a passive declare has none).
+        let args = if passive {
+            QueueArgs::default()
+        } else {
+            QueueArgs::parse(&flags, &format!("queue '{name}' in vhost '{vhost}'"))?
+        };
         if let Some((id, q)) = self.named(vhost, name) {
             // A passive declare only needs access; a declare must also match the exclusive flag,
             // even on the owning connection (RabbitMQ's strict check_exclusive_access: 405, not 406).
@@ -122,7 +128,12 @@ impl QueueTable {
             if !passive {
                 Self::check_equivalent(q, &flags)?;
             }
-            return Ok(DeclareOk { id, message_count: q.message_count(), consumer_count: q.consumer_count() });
+            let ok = DeclareOk { id, message_count: q.message_count(), consumer_count: q.consumer_count() };
+            // A declare counts as use (`x-expires`).
+            if let Some(q) = self.queues.get_mut(&id) {
+                q.touch();
+            }
+            return Ok(ok);
         }
         if passive {
             return Err(not_found(vhost, name));
@@ -133,7 +144,7 @@ impl QueueTable {
         log::debug!("queue '{name}' in vhost '{vhost}' created on shard {}", self.shard);
         let (vhost, name): (Arc<str>, Arc<str>) = (vhost.into(), name.into());
         self.by_name.entry(vhost.clone()).or_default().insert(name.clone(), id);
-        self.queues.insert(id, Queue::new(id, vhost, name, flags, owner));
+        self.queues.insert(id, Queue::new(id, vhost, name, flags, args, owner));
         Ok(DeclareOk { id, message_count: 0, consumer_count: 0 })
     }
 

@@ -82,6 +82,8 @@ pub struct PendingPublish {
     pub enqueued: u32,
     pub mandatory: bool,
     pub confirm_seq: Option<u64>,
+    /// A queue refused it (`x-overflow` reject-publish): its confirm is a nack.
+    pub rejected: bool,
     pub msg: Arc<Message>,
 }
 
@@ -93,6 +95,8 @@ pub struct Confirms {
     /// ...and the client has been told up to here.
     pub announced: u64,
     pub done: BTreeSet<u64>,
+    /// Confirmed publishes a queue refused, not yet told: basic.nack instead of ack.
+    pub nacked: BTreeSet<u64>,
 }
 
 #[derive(Default)]
@@ -132,6 +136,27 @@ pub enum Assembly {
     Partial,
     /// The whole message: its method, header and body.
     Complete(basic::Publish, ContentHeader, Bytes),
+}
+
+impl Confirms {
+    /// What the client has not been told yet of its confirmed prefix: one basic.ack covering it
+    /// (`multiple`), split around any publish a queue refused, which gets a basic.nack.
+    pub fn announce(&mut self, mut put: impl FnMut(Method)) {
+        let upto = self.acked_upto;
+        let ack = |from: u64, to: u64, put: &mut dyn FnMut(Method)| {
+            if to > from {
+                put(Method::BasicAck(basic::Ack { delivery_tag: to, multiple: to - from > 1 }));
+            }
+        };
+        while let Some(&n) = self.nacked.first().filter(|&&n| n <= upto) {
+            self.nacked.remove(&n);
+            ack(self.announced, n - 1, &mut put);
+            put(Method::BasicNack(basic::Nack { delivery_tag: n, multiple: false, requeue: false }));
+            self.announced = n;
+        }
+        ack(self.announced, upto, &mut put);
+        self.announced = self.announced.max(upto);
+    }
 }
 
 impl Channel {

@@ -90,8 +90,8 @@ impl Client for Conn {
     fn deliver(self: Rc<Self>, d: Delivery) {
         Conn::deliver(&self, d)
     }
-    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32) {
-        Conn::on_receipt(&self, channel, seq, enqueued)
+    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32, rejected: bool) {
+        Conn::on_receipt(&self, channel, seq, enqueued, rejected)
     }
     fn resource_alarm(&self, reason: Option<&'static str>) {
         Conn::resource_alarm(self, reason)

@@ -8,10 +8,11 @@ use bytes::Bytes;
 
 use crate::broker::delivery::PublishRef;
 use crate::broker::message::Message;
+use crate::broker::queue::args::parse_expiration;
 use crate::protocol::Method;
 use crate::protocol::frame;
 use crate::protocol::methods::basic;
-use crate::protocol::properties::{BasicProperties, ContentHeader};
+use crate::protocol::properties::{self, BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::shard::msg::{ShardMsg, Targets};
 use crate::shard::placement::shard_of;
@@ -84,6 +85,7 @@ impl Conn {
             return Err(AmqpError::not_found(format!("no exchange '{}' in vhost '{vhost}'", p.exchange)));
         };
         self.permit_publish(exchange)?;
+        self.check_properties(&header.properties)?;
         let n = self.shard.shards();
         // One envelope per destination shard. The default exchange names its one queue by the
         // routing key; otherwise the routed list goes as it is when every queue shares a shard.
@@ -120,6 +122,7 @@ impl Conn {
                     enqueued: 0,
                     mandatory: p.mandatory,
                     confirm_seq,
+                    rejected: false,
                     msg: msg.clone(),
                 },
             );
@@ -127,7 +130,7 @@ impl Conn {
         })?;
         if targets == 0 {
             if let Some(r) = reply {
-                self.on_receipt(ch, r.seq, 0);
+                self.on_receipt(ch, r.seq, 0, false);
             }
             return Ok(());
         }
@@ -142,13 +145,35 @@ impl Conn {
         Ok(())
     }
 
+    /// The properties RabbitMQ checks on publish: a valid `expiration` (406 otherwise), and a
+    /// `user_id` that names the connection's user (validated user-id: 406 otherwise).
+    fn check_properties(&self, raw: &[u8]) -> Result<()> {
+        if properties::has_expiration(raw)
+            && let Some(e) = properties::expiration(raw)
+        {
+            parse_expiration(e)?;
+        }
+        if let Some(user_id) = properties::user_id(raw) {
+            let st = self.st.borrow();
+            if user_id != st.user.as_bytes() {
+                return Err(AmqpError::precondition(format!(
+                    "user_id property set to '{}' but authenticated user was '{}'",
+                    String::from_utf8_lossy(user_id),
+                    st.user
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// One destination shard took (or could not place) a publish; once all have, the publisher
     /// hears: basic.return for an unroutable mandatory message, then basic.ack when confirming.
-    pub fn on_receipt(self: &Rc<Self>, ch: u16, serial: u64, enqueued: u32) {
+    pub fn on_receipt(self: &Rc<Self>, ch: u16, serial: u64, enqueued: u32, rejected: bool) {
         let mut st = self.st.borrow_mut();
         let Some(c) = st.channels.get_mut(&ch) else { return };
         let Some(p) = c.pending.get_mut(&serial) else { return };
         p.enqueued += enqueued;
+        p.rejected |= rejected;
         p.shards_left = p.shards_left.saturating_sub(1);
         if p.shards_left > 0 {
             return;
@@ -157,6 +182,9 @@ impl Conn {
         let advanced = p.confirm_seq.is_some_and(|seq| {
             let Some(cf) = c.confirms.as_mut() else { return false };
             cf.done.insert(seq);
+            if p.rejected {
+                cf.nacked.insert(seq);
+            }
             let before = cf.acked_upto;
             while cf.done.remove(&(cf.acked_upto + 1)) {
                 cf.acked_upto += 1;
@@ -164,7 +192,7 @@ impl Conn {
             cf.acked_upto > before
         });
         drop(st);
-        if p.mandatory && p.enqueued == 0 {
+        if p.mandatory && p.enqueued == 0 && !p.rejected {
             let m = Method::BasicReturn(basic::Return {
                 reply_code: ReplyCode::NoRoute.code(),
                 reply_text: "NO_ROUTE".into(),
@@ -187,19 +215,16 @@ impl Conn {
             return;
         }
         for ch in channels.drain(..) {
-            let ack = self.with_channel(ch, |c| {
+            let _ = self.with_channel(ch, |c| {
                 // A channel the broker closed says nothing more (its client counts them failed).
                 if c.state != super::channel::ChannelState::Open {
-                    return Ok(None);
+                    return Ok(());
                 }
-                let Some(cf) = c.confirms.as_mut() else { return Ok(None) };
-                let (upto, told) = (cf.acked_upto, cf.announced);
-                cf.announced = upto;
-                Ok((upto > told).then_some(basic::Ack { delivery_tag: upto, multiple: upto - told > 1 }))
+                if let Some(cf) = c.confirms.as_mut() {
+                    cf.announce(|m| frame::put_method(&mut self.out_mut(), ch, &m));
+                }
+                Ok(())
             });
-            if let Ok(Some(ack)) = ack {
-                frame::put_method(&mut self.out_mut(), ch, &Method::BasicAck(ack));
-            }
         }
     }
 

@@ -58,6 +58,9 @@ impl Conn {
                 let existed = queues.lookup(&vhost, &n).is_some();
                 let ok = queues.declare(&vhost, &n, flags, passive, conn)?;
                 let unsaved = queues.get(ok.id).is_some_and(|q| q.definition_unsaved);
+                drop(queues);
+                // Its expiry (`x-expires`) starts now, or again.
+                s.dispatch(ok.id);
                 Ok::<_, AmqpError>((ok, !existed, unsaved))
             })
             .await??;

@@ -52,29 +52,63 @@ fn read_opt<T: Field>(flags: u16, bit: u16, r: &mut Reader) -> Result<Option<T>>
     if flags & (1 << bit) != 0 { T::read(r).map(Some) } else { Ok(None) }
 }
 
-/// The delivery mode from raw properties without decoding them all: the persistence check runs
-/// for every message a durable queue takes. `None` if absent or malformed.
-pub fn delivery_mode(raw: &[u8]) -> Option<u8> {
+/// Where property `bit` starts in raw properties, without decoding them: the checks a queue makes
+/// of every message it takes (persistence, priority, expiration) stay cheap. `None` if it is
+/// absent or the properties are malformed.
+fn offset_of(raw: &[u8], bit: u16) -> Option<usize> {
     let flags = u16::from_be_bytes([*raw.first()?, *raw.get(1)?]);
+    if flags & (1 << bit) == 0 {
+        return None;
+    }
     let mut at = 2;
     let mut more = flags & 1 != 0;
     while more {
         more = raw.get(at + 1)? & 1 != 0;
         at += 2;
     }
-    if flags & (1 << 12) == 0 {
-        return None;
+    // The properties before it, in flag order: short strings, the headers table, two octets.
+    for b in (bit + 1..=15).rev().filter(|b| flags & (1 << b) != 0) {
+        at += match b {
+            13 => 4 + u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?) as usize,
+            12 | 11 => 1,
+            6 => 8,
+            _ => 1 + *raw.get(at)? as usize,
+        };
     }
-    for bit in [15, 14] {
-        if flags & (1 << bit) != 0 {
-            at += 1 + *raw.get(at)? as usize;
-        }
-    }
-    if flags & (1 << 13) != 0 {
-        let len = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?);
-        at += 4 + len as usize;
-    }
-    raw.get(at).copied()
+    Some(at)
+}
+
+/// The delivery mode from raw properties without decoding them all: the persistence check runs
+/// for every message a durable queue takes. `None` if absent or malformed.
+pub fn delivery_mode(raw: &[u8]) -> Option<u8> {
+    raw.get(offset_of(raw, 12)?).copied()
+}
+
+/// The priority property, for priority queues.
+pub fn priority(raw: &[u8]) -> Option<u8> {
+    raw.get(offset_of(raw, 11)?).copied()
+}
+
+/// Whether the expiration property is set (one look at the flags).
+pub fn has_expiration(raw: &[u8]) -> bool {
+    raw.first().is_some_and(|f| f & 1 != 0)
+}
+
+/// The short string property at `bit`.
+fn short_string(raw: &[u8], bit: u16) -> Option<&[u8]> {
+    let at = offset_of(raw, bit)?;
+    let len = *raw.get(at)? as usize;
+    raw.get(at + 1..at + 1 + len)
+}
+
+/// The expiration property's bytes.
+pub fn expiration(raw: &[u8]) -> Option<&[u8]> {
+    short_string(raw, 8)
+}
+
+/// The user-id property's bytes.
+pub fn user_id(raw: &[u8]) -> Option<&[u8]> {
+    short_string(raw, 4)
 }
 
 impl BasicProperties {
@@ -197,8 +231,28 @@ mod tests {
             BasicProperties { content_type: Some("a/b".into()), delivery_mode: Some(2), ..Default::default() },
             BasicProperties { headers: Some(headers), delivery_mode: Some(2), priority: Some(1), ..Default::default() },
         ];
-        for p in cases {
-            assert_eq!(delivery_mode(&p.encode()), p.delivery_mode, "{p:?}");
+        let full = BasicProperties {
+            content_type: Some("a".into()),
+            content_encoding: Some("b".into()),
+            delivery_mode: Some(2),
+            priority: Some(7),
+            correlation_id: Some("cid".into()),
+            reply_to: Some("rt".into()),
+            expiration: Some("1500".into()),
+            message_id: Some("mid".into()),
+            timestamp: Some(7),
+            kind: Some("k".into()),
+            user_id: Some("bob".into()),
+            ..Default::default()
+        };
+        let only = BasicProperties { expiration: Some("0".into()), ..Default::default() };
+        for p in cases.into_iter().chain([full, only]) {
+            let raw = p.encode();
+            assert_eq!(delivery_mode(&raw), p.delivery_mode, "{p:?}");
+            assert_eq!(priority(&raw), p.priority, "{p:?}");
+            assert_eq!(expiration(&raw), p.expiration.as_ref().map(|e| e.as_bytes()), "{p:?}");
+            assert_eq!(has_expiration(&raw), p.expiration.is_some(), "{p:?}");
+            assert_eq!(user_id(&raw), p.user_id.as_ref().map(|e| e.as_bytes()), "{p:?}");
         }
         assert_eq!(delivery_mode(&[0x10]), None);
         assert_eq!(delivery_mode(&[0x90, 0, 9]), None);

@@ -13,8 +13,9 @@ pub trait Client {
     fn id(&self) -> ConnId;
     /// A delivery from a queue for one of its consumers (sent back if the consumer is gone).
     fn deliver(self: Rc<Self>, d: Delivery);
-    /// One destination shard took (`enqueued` queues) a publish it made on `channel`.
-    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32);
+    /// One destination shard took (`enqueued` queues, or a queue `rejected` it) a publish it made
+    /// on `channel`.
+    fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32, rejected: bool);
     /// A resource alarm went on (with RabbitMQ's reason text) or off.
     fn resource_alarm(&self, reason: Option<&'static str>);
     /// Queue `queue` asks it to pause publishing (flow control), or lets it resume.

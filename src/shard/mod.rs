@@ -3,6 +3,7 @@
 
 pub mod clients;
 mod coordinator;
+mod dead_letters;
 mod flow;
 pub mod memory;
 pub mod mesh;
@@ -10,6 +11,7 @@ mod monitor;
 pub mod msg;
 pub mod placement;
 mod restore;
+mod timers;
 
 use ahash::AHashMap as HashMap;
 use std::cell::{Cell, RefCell};
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use crate::broker::access::Access;
 use crate::broker::paging::PageSpace;
-use crate::broker::queue::Consumer;
+use crate::broker::queue::{Consumer, Pushed, QueueType};
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
 use crate::config::Config;
@@ -28,7 +30,7 @@ use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
 use crate::store::page::PageDir;
 
-use crate::broker::delivery::{PublishRef, Settle};
+use crate::broker::delivery::{Receipt, Settle};
 use crate::ids::{ConnId, QueueId, make_id, shard_of_id};
 use crate::notify::Notify;
 use clients::Client;
@@ -61,7 +63,7 @@ pub struct Shard {
     pub stopping: Cell<bool>,
     pub stop: Notify,
     /// Persistent messages of durable queues; publishes that wrote to it wait for its fsync.
-    pub log: MessageLog<(PublishRef, u32)>,
+    pub log: MessageLog<Receipt>,
     /// Page files of queues whose newest messages are on disk.
     pages: PageDir,
     /// Queues hold more than half the memory limit: their newest messages go to page files.
@@ -79,13 +81,15 @@ pub struct Shard {
     mesh_bytes: Cell<i64>,
     /// Mesh messages handled, by `ShardMsg::index`.
     handled: [Cell<u64>; ShardMsg::KINDS.len()],
+    /// Deadlines of its queues (message TTL, queue expiry).
+    timers: timers::Timers,
 }
 
 impl Shard {
     pub fn new(
         config: Arc<Config>,
         mesh: MeshEnds,
-        log: MessageLog<(PublishRef, u32)>,
+        log: MessageLog<Receipt>,
         pages: PageDir,
         memory: Arc<memory::MemoryGauge>,
     ) -> Rc<Self> {
@@ -117,6 +121,7 @@ impl Shard {
             alarm: Cell::new(None),
             mesh_bytes: Cell::new(0),
             handled: Default::default(),
+            timers: Default::default(),
             config,
         })
     }
@@ -176,6 +181,7 @@ impl Shard {
     /// Sends everything queued: batches to other shards, and handles this shard's own messages
     /// (which may queue more, hence the loop).
     fn flush_outbox(self: &Rc<Self>) {
+        crate::clock::refresh();
         loop {
             let batches = self.outbox.take();
             if batches.is_empty() {
@@ -206,6 +212,7 @@ impl Shard {
         let mut batches = Vec::new();
         loop {
             self.mesh.park().await;
+            crate::clock::refresh();
             if self.mesh.take_stop() {
                 self.stopping.set(true);
                 self.stop.notify();
@@ -228,44 +235,51 @@ impl Shard {
         }
         if !matches!(
             m,
-            ShardMsg::Publish { .. } | ShardMsg::Deliver(_) | ShardMsg::Settle { .. } | ShardMsg::Receipt { .. }
+            ShardMsg::Publish { .. } | ShardMsg::Deliver(_) | ShardMsg::Settle { .. } | ShardMsg::Receipt(_)
         ) {
             log::trace!("shard {}: {}", self.id, m.kind());
         }
         match m {
             ShardMsg::Publish { vhost, queues, msg, from, reply } => {
-                let (mut enqueued, mut persisted) = (0, false);
+                let (mut enqueued, mut persisted, mut rejected) = (0, false, false);
                 let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages as &dyn PageSpace);
                 for name in queues.names(&msg) {
                     let id = self.queues.borrow().lookup(&vhost, name);
                     if let Some(id) = id {
                         if let Some(q) = self.queues.borrow_mut().get_mut(id) {
-                            let persist = q.flags.durable && msg.is_persistent();
-                            q.push(
+                            // A quorum queue persists every message.
+                            let persist = q.flags.durable && (msg.is_persistent() || q.args.kind == QueueType::Quorum);
+                            let pushed = q.push(
                                 msg.clone(),
                                 |msg_id| if persist { self.log.message(&vhost, name, msg_id, &msg) } else { 0 },
                                 pages,
                             );
-                            persisted |= persist;
-                            enqueued += 1;
+                            if pushed == Pushed::Rejected {
+                                rejected = true;
+                            } else {
+                                persisted |= persist;
+                                enqueued += 1;
+                            }
                         }
                         self.dispatch(id);
-                        self.check_flow(id, Some(from));
+                        // Dead letters come from no connection (0).
+                        self.check_flow(id, (from != 0).then_some(from));
                     }
                 }
                 if let Some(to) = reply {
+                    let r = Receipt { to, enqueued, rejected };
                     // Confirms of persisted messages wait for the log's fsync (group commit).
                     if persisted {
-                        self.log.after_sync((to, enqueued));
+                        self.log.after_sync(r);
                     } else {
-                        self.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                        self.send(shard_of_id(to.conn), ShardMsg::Receipt(r));
                     }
                 }
             }
-            ShardMsg::Receipt { to, enqueued } => {
-                let conn = self.conns.borrow().get(&to.conn).cloned();
+            ShardMsg::Receipt(r) => {
+                let conn = self.conns.borrow().get(&r.to.conn).cloned();
                 if let Some(c) = conn {
-                    c.on_receipt(to.channel, to.seq, enqueued);
+                    c.on_receipt(r.to.channel, r.to.seq, r.enqueued, r.rejected);
                 }
             }
             ShardMsg::Deliver(d) => {
@@ -366,11 +380,19 @@ impl Shard {
             let (gone, runs) = q.take_gone();
             self.log.gone(&q.vhost, &q.name, &gone);
             for r in runs {
-                self.log.gone_range(&q.vhost, &q.name, r.first, r.last, &r.segs);
+                let mut segs = Some(r.segs);
+                for (first, last) in r.ranges {
+                    let segs = segs.take().unwrap_or_default();
+                    self.log.gone_range(&q.vhost, &q.name, first, last, &segs);
+                }
             }
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
             q.page_in_due()
         };
+        if let Some((route, dead)) = self.take_dead(id) {
+            self.route_dead(route, dead);
+        }
+        self.arm(id);
         if let Some((file, serial)) = page_in {
             let me = self.clone();
             glommio::spawn_local(async move {
@@ -407,8 +429,8 @@ impl Shard {
             .run(
                 || me.stopping.get(),
                 |done| {
-                    for (to, enqueued) in done {
-                        me.send(shard_of_id(to.conn), ShardMsg::Receipt { to, enqueued });
+                    for r in done {
+                        me.send(shard_of_id(r.to.conn), ShardMsg::Receipt(r));
                     }
                 },
             )

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::broker::delivery::{Delivery, PublishRef, Settle};
+use crate::broker::delivery::{Delivery, PublishRef, Receipt, Settle};
 use futures_channel::oneshot;
 
 use crate::broker::message::Message;
@@ -72,10 +72,7 @@ pub enum ShardMsg {
         reply: Option<PublishRef>,
     },
     /// The destination shard took a publish into `enqueued` queues.
-    Receipt {
-        to: PublishRef,
-        enqueued: u32,
-    },
+    Receipt(Receipt),
     Deliver(Delivery),
     /// What became of these deliveries of one queue (batched per queue).
     Settle {
@@ -148,7 +145,7 @@ impl ShardMsg {
     pub fn index(&self) -> usize {
         match self {
             ShardMsg::Publish { .. } => 0,
-            ShardMsg::Receipt { .. } => 1,
+            ShardMsg::Receipt(_) => 1,
             ShardMsg::Deliver(_) => 2,
             ShardMsg::Settle { .. } => 3,
             ShardMsg::RemoveConsumer { .. } => 4,

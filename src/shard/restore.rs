@@ -66,6 +66,12 @@ impl Shard {
                 q.paged_count()
             );
         }
+        // Recovered queues' TTLs and expiry start from now.
+        let ids: Vec<QueueId> = queues.iter().map(|q| q.id).collect();
+        drop(queues);
+        for id in ids {
+            self.arm(id);
+        }
         Ok(())
     }
 }

@@ -451,9 +451,9 @@ mod tests {
             // Purge: what is in memory is logged one by one, the paged run as one id range.
             assert_eq!(q.purge(), 1001);
             let (ones, runs) = q.take_gone();
-            let paged_from = runs[0].first;
+            let paged_from = runs[0].ranges[0].0;
             assert!(ones.iter().all(|&(id, seg)| id < paged_from && seg == (id % 2) as u32 * 7));
-            assert_eq!(runs[0].last, 3001);
+            assert_eq!(runs[0].ranges.last().unwrap().1, 3001);
             let persisted_in_run = (paged_from..=3000).filter(|i| i % 2 == 1).count() as u64;
             assert_eq!(runs[0].segs, BTreeMap::from([(7, persisted_in_run)]));
             assert_eq!((q.message_count(), q.paged_count()), (0, 0));

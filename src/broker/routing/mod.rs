@@ -250,13 +250,27 @@ impl RoutingTable {
         headers: &dyn Fn() -> Option<FieldTable>,
         out: &mut Vec<Arc<str>>,
     ) -> Result<()> {
-        let exchanges = self.vhosts.get(vhost).ok_or_else(|| no_exchange(vhost, exchange))?;
-        let e = exchanges.get(exchange).ok_or_else(|| no_exchange(vhost, exchange))?;
-        if e.internal {
+        let internal = self.vhosts.get(vhost).and_then(|x| x.get(exchange)).is_some_and(|e| e.internal);
+        if internal {
             return Err(AmqpError::access_refused(format!(
                 "cannot publish to internal exchange '{exchange}' in vhost '{vhost}'"
             )));
         }
+        self.route_from(vhost, exchange, key, headers, out)
+    }
+
+    /// `route` from any exchange, internal ones included: the broker's own publishes
+    /// (dead-lettering) may use them, clients may not.
+    pub fn route_from(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        key: &[u8],
+        headers: &dyn Fn() -> Option<FieldTable>,
+        out: &mut Vec<Arc<str>>,
+    ) -> Result<()> {
+        let exchanges = self.vhosts.get(vhost).ok_or_else(|| no_exchange(vhost, exchange))?;
+        let e = exchanges.get(exchange).ok_or_else(|| no_exchange(vhost, exchange))?;
         if exchange.is_empty() {
             // Queue names are text: a key that is not names no queue.
             if let Ok(queue) = std::str::from_utf8(key) {

@@ -1,0 +1,84 @@
+//! Dead-lettering on the queue's shard: a message a queue dropped is routed through this shard's
+//! routing table copy from the queue's dead-letter exchange, like a publish, and crosses the mesh
+//! to the shards of its target queues. A missing exchange drops it silently (RabbitMQ), and so
+//! does a target that would close an automatic cycle.
+
+use std::sync::Arc;
+
+use crate::broker::dead_letter::dead_lettered;
+use crate::broker::queue::DeadLetter;
+use crate::clock;
+use crate::ids::QueueId;
+use crate::protocol::properties::BasicProperties;
+use crate::protocol::shortstr::ShortStr;
+
+use super::Shard;
+use super::msg::{ShardMsg, Targets};
+use super::placement::shard_of;
+
+/// Where a queue's dead letters go: its name, vhost and dead-letter exchange and key.
+pub(super) struct DeadLetterRoute {
+    pub vhost: Arc<str>,
+    pub queue: Arc<str>,
+    pub exchange: String,
+    pub routing_key: Option<ShortStr>,
+}
+
+impl Shard {
+    /// Takes what queue `id` dead-lettered, with where it goes (nothing if it dropped nothing).
+    pub(super) fn take_dead(&self, id: QueueId) -> Option<(DeadLetterRoute, Vec<DeadLetter>)> {
+        let mut queues = self.queues.borrow_mut();
+        let q = queues.get_mut(id)?;
+        let dead = q.take_dead();
+        if dead.is_empty() {
+            return None;
+        }
+        let route = DeadLetterRoute {
+            vhost: q.vhost.clone(),
+            queue: q.name.clone(),
+            exchange: q.args.dead_letter_exchange.clone()?,
+            routing_key: q.args.dead_letter_routing_key.clone(),
+        };
+        Some((route, dead))
+    }
+
+    /// Publishes dead letters to their exchange's queues, on whichever shard each lives.
+    pub(super) fn route_dead(&self, r: DeadLetterRoute, dead: Vec<DeadLetter>) {
+        let now = clock::unix_secs();
+        let n = self.shards();
+        for d in dead {
+            let Some(dl) = dead_lettered(&d.msg, &r.queue, d.reason, &r.exchange, r.routing_key.as_ref(), now) else {
+                continue;
+            };
+            let mut targets = Vec::new();
+            let props = dl.msg.properties.clone();
+            let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
+            let routed =
+                self.routes.borrow().route_from(&r.vhost, &r.exchange, &dl.msg.routing_key, &headers, &mut targets);
+            if routed.is_err() {
+                log::debug!("dead letter from queue '{}' dropped: no exchange '{}'", r.queue, r.exchange);
+                continue;
+            }
+            targets.retain(|t| !dl.is_cycle(d.reason, t));
+            let mut by_shard: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
+            for t in targets {
+                let s = shard_of(&r.vhost, &t, n);
+                match by_shard.iter_mut().find(|(d, _)| *d == s) {
+                    Some((_, list)) => list.push(t),
+                    None => by_shard.push((s, vec![t])),
+                }
+            }
+            let msg = Arc::new(dl.msg);
+            for (dest, queues) in by_shard {
+                let publish = ShardMsg::Publish {
+                    vhost: r.vhost.clone(),
+                    queues: Targets::Named(queues),
+                    msg: msg.clone(),
+                    from: 0,
+                    reply: None,
+                };
+                self.send(dest, publish);
+            }
+        }
+    }
+}
