@@ -48,6 +48,9 @@ impl Conn {
     }
 
     pub async fn basic_consume(self: &Rc<Self>, ch: u16, m: basic::Consume) -> Result<()> {
+        if m.queue == super::direct_reply::REPLY_TO {
+            return self.consume_reply_to(ch, m);
+        }
         let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.consumer_prefetch())))?;
         self.permit(Perm::Read, Resource::Queue(&name))?;
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
@@ -102,8 +105,14 @@ impl Conn {
     }
 
     pub async fn basic_cancel(self: &Rc<Self>, ch: u16, m: basic::Cancel) -> Result<()> {
-        let entry = self.with_channel(ch, |c| Ok(c.consumers.remove(&m.consumer_tag)))?;
-        if let Some(entry) = entry {
+        let entry = self.with_channel(ch, |c| {
+            if c.reply_consumer.as_ref().is_some_and(|r| r.tag == m.consumer_tag) {
+                c.reply_consumer = None;
+            }
+            Ok(c.consumers.remove(&m.consumer_tag))
+        })?;
+        // The reply consumer (queue 0) has no queue to leave.
+        if let Some(entry) = entry.filter(|e| e.queue != 0) {
             let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
             self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
             for d in entry.held {

@@ -128,6 +128,8 @@ pub struct Channel {
     pub pending: HashMap<u64, PendingPublish>,
     pub confirms: Option<Confirms>,
     tx: Option<Tx>,
+    /// Its consumer of `amq.rabbitmq.reply-to` (direct reply-to).
+    pub reply_consumer: Option<super::direct_reply::ReplyConsumer>,
 }
 
 /// Where a message being published stands after a frame of it arrived.
@@ -306,6 +308,7 @@ impl Channel {
             pending: HashMap::new(),
             confirms: None,
             tx: None,
+            reply_consumer: None,
         }
     }
 

@@ -90,6 +90,10 @@ impl Client for Conn {
     fn deliver(self: Rc<Self>, d: Delivery) {
         Conn::deliver(&self, d)
     }
+    fn direct_reply(self: Rc<Self>, channel: u16, key: u64, msg: std::sync::Arc<crate::broker::message::Message>) {
+        Conn::direct_reply(&self, channel, key, msg)
+    }
+
     fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32, rejected: bool) {
         Conn::on_receipt(&self, channel, seq, enqueued, rejected)
     }

@@ -123,7 +123,7 @@ impl Conn {
         c.end_tx_and_pending();
         drop(st);
         let id = self.id;
-        for (tag, entry) in consumers {
+        for (tag, entry) in consumers.into_iter().filter(|(_, e)| e.queue != 0) {
             let queue = entry.queue;
             self.shard.send(shard_of_id(queue), ShardMsg::RemoveConsumer { queue, conn: id, channel: ch, tag });
             for d in entry.held {

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod client;
 pub mod connection;
 pub mod delivery;
+pub mod direct_reply;
 pub mod exchange_methods;
 pub mod handshake;
 pub mod io;

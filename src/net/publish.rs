@@ -86,10 +86,15 @@ impl Conn {
         };
         self.permit_publish(exchange)?;
         self.check_properties(&header.properties)?;
+        let properties = self.rewrite_reply_to(ch, header.properties)?;
+        // A reply to a direct reply-to requester goes to its connection, not to a queue.
+        let direct = if exchange.is_empty() { super::direct_reply::parse_reply_name(&p.routing_key) } else { None };
         let n = self.shard.shards();
         // One envelope per destination shard. The default exchange names its one queue by the
         // routing key; otherwise the routed list goes as it is when every queue shares a shard.
-        let groups = if exchange.is_empty() {
+        let groups = if direct.is_some() {
+            Groups::Many(Vec::new())
+        } else if exchange.is_empty() {
             match p.routing_key.as_str() {
                 Some(queue) => Groups::One(shard_of(&vhost, queue, n), Targets::RoutingKey),
                 // Queue names are text: a key that is not names no queue.
@@ -97,13 +102,12 @@ impl Conn {
             }
         } else {
             let mut queues = Vec::new();
-            let props = header.properties.clone();
+            let props = properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
             self.shard.routes.borrow().route(&vhost, exchange, &p.routing_key, &headers, &mut queues)?;
             group_by_shard(queues, |q| shard_of(&vhost, q, n))
         };
-        let msg =
-            Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties: header.properties, body });
+        let msg = Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties, body });
         let targets = groups.len() as u32;
         let reply = self.with_channel(ch, |c| {
             let confirm_seq = c.confirms.as_mut().map(|cf| {
@@ -129,8 +133,11 @@ impl Conn {
             Ok(Some(PublishRef { conn: self.id, channel: ch, seq: serial }))
         })?;
         if targets == 0 {
+            if let Some(to) = direct {
+                self.send_direct_reply(to, msg);
+            }
             if let Some(r) = reply {
-                self.on_receipt(ch, r.seq, 0, false);
+                self.on_receipt(ch, r.seq, direct.is_some() as u32, false);
             }
             return Ok(());
         }

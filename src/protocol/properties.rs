@@ -106,6 +106,11 @@ pub fn expiration(raw: &[u8]) -> Option<&[u8]> {
     short_string(raw, 8)
 }
 
+/// The reply-to property's bytes.
+pub fn reply_to(raw: &[u8]) -> Option<&[u8]> {
+    short_string(raw, 9)
+}
+
 /// The user-id property's bytes.
 pub fn user_id(raw: &[u8]) -> Option<&[u8]> {
     short_string(raw, 4)
@@ -253,6 +258,7 @@ mod tests {
             assert_eq!(expiration(&raw), p.expiration.as_ref().map(|e| e.as_bytes()), "{p:?}");
             assert_eq!(has_expiration(&raw), p.expiration.is_some(), "{p:?}");
             assert_eq!(user_id(&raw), p.user_id.as_ref().map(|e| e.as_bytes()), "{p:?}");
+            assert_eq!(reply_to(&raw), p.reply_to.as_ref().map(|e| e.as_bytes()), "{p:?}");
         }
         assert_eq!(delivery_mode(&[0x10]), None);
         assert_eq!(delivery_mode(&[0x90, 0, 9]), None);

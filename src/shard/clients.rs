@@ -16,6 +16,8 @@ pub trait Client {
     /// One destination shard took (`enqueued` queues, or a queue `rejected` it) a publish it made
     /// on `channel`.
     fn on_receipt(self: Rc<Self>, channel: u16, seq: u64, enqueued: u32, rejected: bool);
+    /// A direct reply-to reply for its channel's reply consumer (made with `key`).
+    fn direct_reply(self: Rc<Self>, channel: u16, key: u64, msg: Arc<crate::broker::message::Message>);
     /// A resource alarm went on (with RabbitMQ's reason text) or off.
     fn resource_alarm(&self, reason: Option<&'static str>);
     /// Queue `queue` asks it to pause publishing (flow control), or lets it resume.

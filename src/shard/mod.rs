@@ -334,6 +334,12 @@ impl Shard {
                 let me = self.clone();
                 self.defs.when_saved(version, Box::new(move |r| done.send(&me, r)));
             }
+            ShardMsg::DirectReply { conn, channel, key, msg } => {
+                let c = self.conns.borrow().get(&conn).cloned();
+                if let Some(c) = c {
+                    c.direct_reply(channel, key, msg);
+                }
+            }
             ShardMsg::Call(job) => job(self),
             ShardMsg::Answer(complete) => complete(),
         }
@@ -355,7 +361,8 @@ impl Shard {
     /// Tells the owning shards what became of deliveries: one message per run of the same queue.
     pub fn settle(&self, deliveries: impl IntoIterator<Item = (QueueId, u64)>, action: Settle) {
         let mut batch: Option<(QueueId, Vec<u64>)> = None;
-        for (queue, msg_id) in deliveries {
+        // Queue 0 is none: direct reply-to deliveries come from no queue.
+        for (queue, msg_id) in deliveries.into_iter().filter(|(q, _)| *q != 0) {
             match &mut batch {
                 Some((q, ids)) if *q == queue => ids.push(msg_id),
                 _ => {

@@ -119,13 +119,21 @@ pub enum ShardMsg {
     },
     /// A request with its own code, run on the destination shard (`Shard::call`).
     Call(Job),
+    /// A reply to a direct reply-to requester: for connection `conn`'s channel, if its reply
+    /// consumer still has `key`.
+    DirectReply {
+        conn: ConnId,
+        channel: u16,
+        key: u64,
+        msg: Arc<Message>,
+    },
     /// A round trip's answer, completing the asking task's oneshot on its own shard.
     Answer(Box<dyn FnOnce() + Send>),
 }
 
 impl ShardMsg {
     /// Every kind, in `index` order.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 14] = [
         "publish",
         "receipt",
         "deliver",
@@ -139,6 +147,7 @@ impl ShardMsg {
         "definitions_saved",
         "call",
         "answer",
+        "direct_reply",
     ];
 
     /// Its position in `KINDS`, for counting.
@@ -157,6 +166,7 @@ impl ShardMsg {
             ShardMsg::DefinitionsSaved { .. } => 10,
             ShardMsg::Call(_) => 11,
             ShardMsg::Answer(_) => 12,
+            ShardMsg::DirectReply { .. } => 13,
         }
     }
 

@@ -329,3 +329,37 @@ def test_quorum_queues_refuse_transient_declares_and_dead_letter_past_the_delive
     assert wait(lambda: depth(ch, dst) == 1, 10)
     assert get(ch, dst)[1].headers["x-death"][0]["reason"] == "delivery_limit"
     c.close()
+
+
+def test_direct_reply_to_reaches_the_requester_without_a_queue(broker):
+    requester = broker.connect()
+    ch = requester.channel()
+    ch.queue_declare("rpc")
+    replies = []
+    ch.basic_consume("amq.rabbitmq.reply-to", lambda c_, m, p, b: replies.append((b, m.routing_key)), auto_ack=True)
+    for i in range(4):
+        ch.basic_publish("", "rpc", b"q%d" % i, pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+    # Four responders, on whichever shards their connections land.
+    for i in range(4):
+        responder = broker.connect()
+        rch = responder.channel()
+        assert wait(lambda: rch.queue_declare("rpc", passive=True).method.message_count > 0, 10)
+        m, props, body = rch.basic_get("rpc", auto_ack=True)
+        assert props.reply_to.startswith("amq.rabbitmq.reply-to.") and props.reply_to != "amq.rabbitmq.reply-to"
+        rch.basic_publish("", props.reply_to, b"answer to " + body)
+        responder.close()
+    assert wait(lambda: (requester.process_data_events(0.05), len(replies))[1] == 4, 10)
+    assert sorted(b for b, _ in replies) == [b"answer to q%d" % i for i in range(4)]
+    requester.close()
+
+
+def test_direct_reply_to_errors_are_rabbitmqs(broker):
+    c = broker.connect()
+    text = closed_with(406, c.channel().basic_consume, "amq.rabbitmq.reply-to", lambda *a: None, auto_ack=False)
+    assert text == "PRECONDITION_FAILED - reply consumer cannot acknowledge"
+    ch = c.channel()
+    ch.basic_publish("", "anywhere", b"x", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+    with pytest.raises(ChannelClosedByBroker) as e:
+        ch.queue_declare("anything", passive=True)
+    assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - fast reply consumer does not exist")
+    c.close()

@@ -28,7 +28,7 @@ impl Consumer {
             client.call(1, &Method::BasicQos(basic::Qos { prefetch_count: args.prefetch, ..Default::default() }))?;
         }
         let consume = basic::Consume {
-            queue: topology::queue_name(args, index),
+            queue: topology::consumed_queue(args, index),
             consumer_tag: format!("perf-{index}"),
             no_ack: args.auto_ack,
             ..Default::default()

@@ -77,6 +77,17 @@ pub struct Args {
     /// Stop once the consumers received this many messages in all (0: no such limit).
     #[arg(short = 'D', long, default_value_t = 0)]
     pub cmessages: u64,
+    /// Queue TTL (x-message-ttl, ms) of the queues published to.
+    #[arg(long)]
+    pub ttl: Option<u64>,
+    /// Dead-lettering: the queues published to dead-letter (fanout exchange perf-dlx) into
+    /// queues QUEUE-PREFIX-dead-i, which the consumers read instead. With --ttl 0 every message
+    /// takes that path.
+    #[arg(long)]
+    pub dead_letter: bool,
+    /// Priority queues (x-max-priority N); message n gets priority n % (N + 1).
+    #[arg(long, default_value_t = 0)]
+    pub priorities: u8,
     /// Keep what the queues already hold (default: purge them first), e.g. to drain a backlog.
     #[arg(long)]
     pub no_purge: bool,

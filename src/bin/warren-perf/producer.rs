@@ -59,7 +59,16 @@ impl Producer {
             h.insert("perf", FieldValue::str("1"));
             props.headers = Some(h);
         }
-        let props = props.encode();
+        // One encoding per priority the messages cycle through.
+        let props: Vec<_> = (0..=args.priorities)
+            .map(|p| {
+                let mut props = props.clone();
+                if args.priorities > 0 {
+                    props.priority = Some(p);
+                }
+                props.encode()
+            })
+            .collect();
         let mut body = vec![0u8; args.size.max(8)];
         let mut out = BytesMut::with_capacity(1 << 20);
         let started = Instant::now();
@@ -100,7 +109,8 @@ impl Producer {
                     1,
                     &Method::BasicPublish(basic::Publish { exchange, routing_key, ..Default::default() }),
                 );
-                put_content(&mut out, 1, &props, &body, client.frame_max);
+                let props = &props[(sent % props.len() as u64) as usize];
+                put_content(&mut out, 1, props, &body, client.frame_max);
                 sent += 1;
             }
             if client.stream.write_all(&out).is_err() {

@@ -13,6 +13,32 @@ pub fn queue_name(args: &Args, i: usize) -> String {
     format!("{}-{}", args.queue_prefix, i % args.queues.max(1))
 }
 
+/// The queue consumer `i` reads: the dead-letter queue with --dead-letter.
+pub fn consumed_queue(args: &Args, i: usize) -> String {
+    if args.dead_letter {
+        format!("{}-dead-{}", args.queue_prefix, i % args.queues.max(1))
+    } else {
+        queue_name(args, i)
+    }
+}
+
+const DLX: &str = "perf-dlx";
+
+/// The x- arguments of the queues published to.
+fn queue_arguments(args: &Args) -> FieldTable {
+    let mut t = FieldTable::default();
+    if let Some(ttl) = args.ttl {
+        t.insert("x-message-ttl", FieldValue::I64(ttl as i64));
+    }
+    if args.dead_letter {
+        t.insert("x-dead-letter-exchange", FieldValue::str(DLX));
+    }
+    if args.priorities > 0 {
+        t.insert("x-max-priority", FieldValue::U8(args.priorities));
+    }
+    t
+}
+
 /// The (exchange, routing key) producer `p` publishes its `n`th message with.
 pub fn target(args: &Args, p: usize, n: u64) -> (String, String) {
     match args.exchange_type.as_str() {
@@ -31,6 +57,10 @@ pub fn copies(args: &Args) -> u64 {
 pub fn declare(args: &Args) -> io::Result<()> {
     let mut c = SyncClient::connect(&args.addr, &args.user, &args.pass, &args.vhost)?;
     c.open_channel(1)?;
+    if args.dead_letter {
+        let dlx = exchange::Declare { exchange: DLX.into(), kind: "fanout".into(), ..Default::default() };
+        c.call(1, &Method::ExchangeDeclare(dlx))?;
+    }
     for i in 0..args.queues {
         let name = queue_name(args, i);
         c.call(
@@ -38,11 +68,22 @@ pub fn declare(args: &Args) -> io::Result<()> {
             &Method::QueueDeclare(queue::Declare {
                 queue: name.clone(),
                 durable: args.persistent,
+                arguments: queue_arguments(args),
                 ..Default::default()
             }),
         )?;
         if !args.no_purge {
             c.call(1, &Method::QueuePurge(queue::Purge { queue: name, ..Default::default() }))?;
+        }
+        if args.dead_letter {
+            let dead = consumed_queue(args, i);
+            let declare = queue::Declare { queue: dead.clone(), durable: args.persistent, ..Default::default() };
+            c.call(1, &Method::QueueDeclare(declare))?;
+            if !args.no_purge {
+                c.call(1, &Method::QueuePurge(queue::Purge { queue: dead.clone(), ..Default::default() }))?;
+            }
+            let bind = queue::Bind { queue: dead, exchange: DLX.into(), ..Default::default() };
+            c.call(1, &Method::QueueBind(bind))?;
         }
     }
     if args.exchange_type != "default" {
