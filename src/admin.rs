@@ -155,7 +155,7 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
         let (vhost, name, flags) = (q.vhost.clone(), q.name.clone(), q.flags());
         shard
             .call(shard_of(&q.vhost, &q.name, shard.shards()), move |s| {
-                s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| ())
+                s.declare_queue(&vhost, &name, flags, false, 0).map(|_| ())
             })
             .await
             .and_then(|r| r)
@@ -204,6 +204,11 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         Verb::Alarms => Ok(http_verbs::alarms(shard)),
         Verb::DeleteExchange { exchange } => http_verbs::delete_exchange(shard, vhost, exchange).await,
         Verb::Unbind { binding } => http_verbs::unbind(shard, &binding).await,
+        Verb::SetPolicy { name, pattern, definition, priority, apply_to } => {
+            changes::set_policy(shard, vhost, name, pattern, definition, priority, apply_to).await
+        }
+        Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
+        Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{change, done, every_shard, table};
 use crate::broker::access::{AccessOp, PasswordHash, User};
+use crate::broker::policy::{Policy, PolicyDef};
 use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
@@ -108,6 +109,30 @@ pub async fn set_permissions(
         return Err(format!("no such vhost '{vhost}'"));
     }
     change(shard, MetaOp::Access(AccessOp::SetPermissions { user, vhost, configure, write, read })).await
+}
+
+/// rabbitmqctl set_policy: checked where it is made (the coordinator), then on every shard.
+pub async fn set_policy(
+    shard: &Shard,
+    vhost: String,
+    name: String,
+    pattern: String,
+    definition: String,
+    priority: i64,
+    apply_to: String,
+) -> Result<Value, String> {
+    let definition = match serde_json::from_str(&definition) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(format!("Validation failed\n\n'{definition}' is not a JSON object")),
+    };
+    let def = PolicyDef { vhost, name, pattern, apply_to, definition, priority };
+    // Checked here first, for the message; the coordinator checks again as it applies it.
+    Policy::new(def.clone())?;
+    change(shard, MetaOp::SetPolicy(Box::new(def))).await
+}
+
+pub async fn clear_policy(shard: &Shard, vhost: String, name: String) -> Result<Value, String> {
+    change(shard, MetaOp::ClearPolicy { vhost, name }).await
 }
 
 pub async fn clear_permissions(shard: &Shard, vhost: String, user: String) -> Result<Value, String> {

@@ -95,8 +95,7 @@ pub async fn declare_queue(shard: &Rc<Shard>, definition: &str) -> Result<Value,
     let (vhost, name, flags) = (def.vhost.clone(), def.name.clone(), def.flags());
     let created = shard
         .call(shard_of(&def.vhost, &def.name, shard.shards()), move |s| {
-            let existed = s.queues.borrow().lookup(&vhost, &name).is_some();
-            s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| !existed)
+            s.declare_queue(&vhost, &name, flags, false, 0).map(|(_, created)| created)
         })
         .await
         .and_then(|r| r)

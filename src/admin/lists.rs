@@ -45,6 +45,29 @@ pub fn exchanges(shard: &Shard, vhost: &str) -> Value {
     table(&["name", "type", "durable"], rows)
 }
 
+/// rabbitmqctl list_policies' columns.
+pub fn policies(shard: &Shard, vhost: &str) -> Value {
+    let routes = shard.routes.borrow();
+    let mut rows: Vec<[Value; 6]> = routes
+        .policies
+        .iter()
+        .filter(|p| p.def.vhost == vhost)
+        .map(|p| {
+            let d = &p.def;
+            [
+                json!(d.vhost),
+                json!(d.name),
+                json!(d.pattern),
+                json!(d.apply_to),
+                Value::Object(d.definition.clone()),
+                json!(d.priority),
+            ]
+        })
+        .collect();
+    rows.sort_by_key(|r| r[1].to_string());
+    table(&["vhost", "name", "pattern", "apply-to", "definition", "priority"], rows)
+}
+
 pub fn bindings(shard: &Shard, vhost: &str) -> Value {
     let routes = shard.routes.borrow();
     let mut rows = Vec::new();

@@ -80,6 +80,18 @@ pub enum Verb {
     Unbind {
         binding: String,
     },
+    SetPolicy {
+        name: String,
+        pattern: String,
+        /// The policy's settings (a JSON object).
+        definition: String,
+        priority: i64,
+        apply_to: String,
+    },
+    ClearPolicy {
+        name: String,
+    },
+    ListPolicies,
 }
 
 impl Verb {
@@ -132,6 +144,18 @@ impl Verb {
             "alarms" => Verb::Alarms,
             "delete_exchange" => Verb::DeleteExchange { exchange: arg(0, "exchange")? },
             "unbind" => Verb::Unbind { binding: arg(0, "binding")? },
+            "set_policy" => Verb::SetPolicy {
+                name: arg(0, "name")?,
+                pattern: arg(1, "pattern")?,
+                definition: arg(2, "definition")?,
+                priority: match req.args.get(3) {
+                    Some(p) => p.parse().map_err(|_| format!("set_policy: priority '{p}' is not an integer"))?,
+                    None => 0,
+                },
+                apply_to: req.args.get(4).cloned().unwrap_or_else(|| "all".into()),
+            },
+            "clear_policy" => Verb::ClearPolicy { name: arg(0, "name")? },
+            "list_policies" => Verb::ListPolicies,
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -156,6 +180,7 @@ impl Verb {
                 | Verb::QueueDetails
                 | Verb::ExchangeDetails
                 | Verb::Alarms
+                | Verb::ListPolicies
         )
     }
 

@@ -19,7 +19,8 @@ set_permissions [-p VHOST] USER CONF WRITE READ, clear_permissions [-p VHOST] US
 list_permissions [-p VHOST], list_queues [-p VHOST], list_exchanges [-p VHOST], list_bindings [-p VHOST], \
 list_connections, list_channels, list_consumers [-p VHOST], list_shard_messages, close_connection PID|NAME [EXPLANATION], \
 purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-, \
-import_definitions FILE";
+import_definitions FILE, set_policy [-p VHOST] [--priority N] [--apply-to queues|exchanges|all] NAME PATTERN \
+DEFINITION, clear_policy [-p VHOST] NAME, list_policies [-p VHOST]";
 
 #[derive(Parser)]
 #[command(name = "warrenctl", about = "Manage a running Warren broker", after_help = COMMANDS)]
@@ -33,6 +34,12 @@ struct Args {
     /// Virtual host.
     #[arg(short = 'p', long = "vhost", default_value = "/")]
     vhost: String,
+    /// set_policy: the policy's priority (the highest matching one applies).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i64,
+    /// set_policy: what it applies to (queues, exchanges or all).
+    #[arg(long = "apply-to", default_value = "all")]
+    apply_to: String,
     /// Output: aligned table (default) or json.
     #[arg(long, default_value = "table")]
     formatter: String,
@@ -70,6 +77,10 @@ fn main() -> ExitCode {
             Ok(text) => args = vec![text],
             Err(e) => return fail(66, format!("cannot read {path}: {e}")),
         }
+    }
+    if a.command == "set_policy" && args.len() == 3 {
+        args.push(a.priority.to_string());
+        args.push(a.apply_to.clone());
     }
     let req = Request { verb: a.command.clone(), args, vhost: a.vhost.clone() };
     let reply = match ask(&socket, &req) {

@@ -9,6 +9,7 @@ use crate::protocol::shortstr::ShortStr;
 use crate::protocol::types::{FieldTable, FieldValue};
 
 use super::access::{Access, PasswordHash, Permission, User};
+use super::policy::PolicyDef;
 use super::queue::QueueFlags;
 use super::routing::{Dest, MetaOp};
 
@@ -26,6 +27,8 @@ pub struct Definitions {
     pub queues: Vec<QueueDef>,
     #[serde(default)]
     pub bindings: Vec<BindingDef>,
+    #[serde(default)]
+    pub policies: Vec<PolicyDef>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -122,6 +125,7 @@ impl Definitions {
         self.exchanges.extend(other.exchanges);
         self.queues.extend(other.queues);
         self.bindings.extend(other.bindings);
+        self.policies.extend(other.policies);
     }
 
     /// The vhosts, exchanges and bindings as routing-table changes, in the order to apply them.
@@ -149,7 +153,8 @@ impl Definitions {
             key: b.routing_key.clone(),
             args: field_table(&b.arguments),
         });
-        vhosts.chain(exchanges).chain(bindings).collect()
+        let policies = self.policies.iter().map(|p| MetaOp::SetPolicy(Box::new(p.clone())));
+        vhosts.chain(policies).chain(exchanges).chain(bindings).collect()
     }
 
     pub fn to_json(&self) -> String {

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod exchange;
 pub mod message;
 pub mod paging;
+pub mod policy;
 pub mod queue;
 pub mod queues;
 pub mod routing;

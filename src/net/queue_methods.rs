@@ -54,14 +54,9 @@ impl Conn {
         let (ok, created, unsaved) = self
             .shard
             .call(owner, move |s| {
-                let mut queues = s.queues.borrow_mut();
-                let existed = queues.lookup(&vhost, &n).is_some();
-                let ok = queues.declare(&vhost, &n, flags, passive, conn)?;
-                let unsaved = queues.get(ok.id).is_some_and(|q| q.definition_unsaved);
-                drop(queues);
-                // Its expiry (`x-expires`) starts now, or again.
-                s.dispatch(ok.id);
-                Ok::<_, AmqpError>((ok, !existed, unsaved))
+                let (ok, created) = s.declare_queue(&vhost, &n, flags, passive, conn)?;
+                let unsaved = s.queues.borrow().get(ok.id).is_some_and(|q| q.definition_unsaved);
+                Ok::<_, AmqpError>((ok, created, unsaved))
             })
             .await??;
         // A new durable queue is in the definitions file before the client hears declare-ok; so is

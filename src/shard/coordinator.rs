@@ -39,10 +39,7 @@ impl Shard {
         let n = self.shards();
         for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
             let flags = q.flags();
-            self.queues
-                .borrow_mut()
-                .declare(&q.vhost, &q.name, flags, false, 0)
-                .map_err(|e| format!("definitions: {}", e.text))?;
+            self.declare_queue(&q.vhost, &q.name, flags, false, 0).map_err(|e| format!("definitions: {}", e.text))?;
         }
         Ok(())
     }
@@ -102,7 +99,59 @@ impl Shard {
                 self.vhost_deleted(vhost);
                 Ok(())
             }
+            MetaOp::SetPolicy(def) => {
+                self.routes.borrow_mut().apply(op)?;
+                self.reapply_policies(&def.vhost);
+                Ok(())
+            }
+            MetaOp::ClearPolicy { vhost, .. } => {
+                self.routes.borrow_mut().apply(op)?;
+                self.reapply_policies(vhost);
+                Ok(())
+            }
             _ => self.routes.borrow_mut().apply(op),
+        }
+    }
+
+    /// Policies of `vhost` changed: each queue of it this shard owns takes the one that applies
+    /// now, at once (limits are enforced, timers armed).
+    fn reapply_policies(&self, vhost: &str) {
+        let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
+        for id in ids {
+            self.apply_policy(id);
+            if let Some((route, dead)) = self.take_dead(id) {
+                self.route_dead(route, dead);
+            }
+            self.arm(id);
+        }
+    }
+
+    /// Declares a queue this shard owns (`QueueTable::declare`); a new one takes the policy that
+    /// applies to it, and any queue's expiry (`x-expires`) starts again. True if it was created.
+    pub fn declare_queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        flags: crate::broker::queue::QueueFlags,
+        passive: bool,
+        conn: crate::ids::ConnId,
+    ) -> Result<(crate::broker::queues::DeclareOk, bool)> {
+        let existed = self.queues.borrow().lookup(vhost, name).is_some();
+        let ok = self.queues.borrow_mut().declare(vhost, name, flags, passive, conn)?;
+        if !existed {
+            self.apply_policy(ok.id);
+        }
+        self.arm(ok.id);
+        Ok((ok, !existed))
+    }
+
+    /// Gives queue `id` the policy that applies to it (a new queue, or policies changed).
+    pub fn apply_policy(&self, id: QueueId) {
+        let routes = self.routes.borrow();
+        let mut queues = self.queues.borrow_mut();
+        if let Some(q) = queues.get_mut(id) {
+            let policy = routes.policies.find(&q.vhost, &q.name, true).map(|p| p.settings());
+            q.set_policy(policy);
         }
     }
 
@@ -151,7 +200,7 @@ impl Shard {
             MetaOp::QueueDeleted { vhost, queue } => {
                 self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
             }
-            MetaOp::Access(_) => true,
+            MetaOp::Access(_) | MetaOp::SetPolicy(_) | MetaOp::ClearPolicy { .. } => true,
         }
     }
 
@@ -209,6 +258,7 @@ impl Shard {
                 })
                 .collect(),
             queues: queues.values().cloned().collect(),
+            policies: routes.policies.iter().map(|p| p.def.clone()).collect(),
             ..Default::default()
         };
         let predeclared = |name: &str| PREDECLARED.iter().any(|(p, _)| *p == name);

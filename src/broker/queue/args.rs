@@ -40,6 +40,8 @@ pub struct QueueArgs {
     pub max_length: Option<u64>,
     pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
+    /// `x-overflow` was given (a policy's overflow applies only when it was not).
+    pub overflow_given: bool,
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<crate::protocol::shortstr::ShortStr>,
     /// `x-max-priority`: priorities 0..=max (0 as good as none).
@@ -197,6 +199,7 @@ impl QueueArgs {
                         a.max_priority = Some(n as u8);
                     }
                     "x-overflow" => {
+                        a.overflow_given = true;
                         a.overflow = match one_of(
                             value,
                             &["drop-head", "reject-publish", "reject-publish-dlx"],

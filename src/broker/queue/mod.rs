@@ -93,7 +93,10 @@ pub struct Queue {
     pub vhost: Arc<str>,
     pub name: Arc<str>,
     pub flags: QueueFlags,
+    /// What it does: its arguments combined with the policy that applies to it.
     pub args: QueueArgs,
+    /// What its own arguments say.
+    declared: QueueArgs,
     /// The connection an exclusive queue belongs to.
     pub owner: Option<ConnId>,
     /// Ready messages by priority (index 0 the lowest); one lane without `x-max-priority`.
@@ -162,8 +165,9 @@ impl Queue {
             next_run_serial: 0,
             compacted_from: 0,
             expiring: args.message_ttl.is_some(),
-            last_used: if args.expires.is_some() { clock::now() } else { 0 },
+            last_used: clock::now(),
             armed: NEVER,
+            declared: args.clone(),
             args,
         }
     }
@@ -330,6 +334,16 @@ impl Queue {
     fn dead_letter(&mut self, msg: Arc<Message>, reason: DeathReason) {
         if self.args.dead_letter_exchange.is_some() {
             self.dead.push(DeadLetter { msg, reason });
+        }
+    }
+
+    /// A policy applies to it now (or none does): its settings combine with its own arguments
+    /// (`policy::effective`). Messages already queued keep their expiry.
+    pub fn set_policy(&mut self, policy: Option<&super::policy::Settings>) {
+        self.args = super::policy::effective(&self.declared, policy);
+        self.expiring |= self.args.message_ttl.is_some();
+        if self.args.has_limit() {
+            self.drop_over_limit();
         }
     }
 

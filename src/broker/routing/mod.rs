@@ -13,6 +13,7 @@ use crate::protocol::types::FieldTable;
 
 use super::access::AccessOp;
 use super::exchange::{Binding, Exchange, ExchangeKind};
+use super::policy::{Policies, Policy, PolicyDef};
 
 /// Where a binding leads.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +68,12 @@ pub enum MetaOp {
     },
     /// Users and permissions (the routing table itself is not touched).
     Access(AccessOp),
+    /// Adds or replaces a policy (boxed: it is larger than the other changes).
+    SetPolicy(Box<PolicyDef>),
+    ClearPolicy {
+        vhost: String,
+        name: String,
+    },
 }
 
 pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
@@ -81,6 +88,7 @@ pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
 #[derive(Default)]
 pub struct RoutingTable {
     vhosts: HashMap<String, HashMap<String, Exchange>>,
+    pub policies: Policies,
 }
 
 fn no_exchange(vhost: &str, name: &str) -> AmqpError {
@@ -122,7 +130,23 @@ impl RoutingTable {
                 Ok(())
             }
             MetaOp::DeleteVhost { vhost } => {
+                self.policies.drop_vhost(vhost);
                 self.vhosts.remove(vhost).map(|_| ()).ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
+            }
+            MetaOp::SetPolicy(def) => {
+                if !self.has_vhost(&def.vhost) {
+                    return Err(AmqpError::not_found(format!("no vhost '{}'", def.vhost)));
+                }
+                let p = Policy::new((**def).clone()).map_err(AmqpError::precondition)?;
+                self.policies.set(p);
+                Ok(())
+            }
+            MetaOp::ClearPolicy { vhost, name } => {
+                if self.policies.clear(vhost, name) {
+                    Ok(())
+                } else {
+                    Err(AmqpError::not_found(format!("policy '{name}' in vhost '{vhost}' not found")))
+                }
             }
             MetaOp::DeclareExchange { vhost, name, kind, passive, durable, auto_delete, internal, arguments } => {
                 let exchanges = self.exchanges_mut(vhost)?;
@@ -307,7 +331,10 @@ impl RoutingTable {
                 }
             });
             if !routed
-                && let Some(ae) = e.arguments.get_str("alternate-exchange")
+                && let Some(ae) = e.arguments.get_str("alternate-exchange").or_else(|| {
+                    let policy = self.policies.find(vhost, &e.name, false)?;
+                    policy.settings().alternate_exchange.clone()
+                })
                 && let Some(to) = exchanges.get(&ae)
                 && to.name != exchange
             {
