@@ -421,3 +421,30 @@ fn purged_ranges_leave_out_held_ids() {
     assert_eq!(ranges_without(10, 20, &[3, 12, 13, 20, 25]), [(10, 11), (14, 19)]);
     assert_eq!(ranges_without(10, 20, &[]), [(10, 20)]);
 }
+
+#[test]
+fn paged_messages_keep_their_expiry() {
+    crate::clock::set(10);
+    let pages = MemSpace(64 << 10);
+    let mut q = with_args(&[("x-message-ttl", FieldValue::I32(100)), dlx()]);
+    for i in 1..=300u64 {
+        q.push(big(i), |_| 0, Some(&pages));
+    }
+    crate::clock::set(60);
+    q.push(big(301), |_| 0, Some(&pages));
+    assert!(q.paged_count() > 100);
+    crate::clock::set(111);
+    let mut got = Vec::new();
+    loop {
+        while let Some((file, serial)) = q.page_in_due() {
+            q.paged_in(serial, futures_lite::future::block_on(file.read()));
+        }
+        match q.get(true) {
+            Some((id, _, _)) => got.push(id),
+            None if q.message_count() == 0 => break,
+            None => {}
+        }
+    }
+    assert_eq!(got, [301], "the 300 older ones expired, paged or not");
+    assert_eq!(q.take_dead().len(), 300);
+}
