@@ -255,8 +255,9 @@ pub fn mutate(rng: &mut Rng, s: Session, other: &Session) -> Vec<u8> {
                 }
             }
             _ => {
-                // A frame end dropped or a stray byte inserted.
-                let at = rng.range(8, out.len() as u64) as usize;
+                // A frame end dropped or a stray byte inserted (after a truncation the stream
+                // may be shorter than the protocol header).
+                let at = (rng.range(8, out.len() as u64) as usize).min(out.len());
                 if rng.coin() {
                     out.insert(at, FRAME_END);
                 } else if at < out.len() {

@@ -25,8 +25,9 @@ impl Rng {
         self.next() % n.max(1)
     }
 
+    /// Uniform in `lo..=hi`; `lo` if the range is empty.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
+        lo + self.below(hi.saturating_sub(lo) + 1)
     }
 
     /// True one time in `n`.
