@@ -2,7 +2,6 @@
 //! and the modes a channel can switch to: confirm.select, tx.select / commit / rollback.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use crate::broker::access::{Perm, Resource};
 use crate::broker::delivery::Settle;
@@ -11,6 +10,7 @@ use crate::ids::shard_of_id;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
+use crate::shard::queue_ops::QueueOp;
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;
@@ -46,21 +46,8 @@ impl Conn {
             c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: m.nowait, held: Vec::new() });
             Ok(())
         })?;
-        let (conn, exclusive, no_ack) = (self.id, m.exclusive, m.no_ack);
-        let consumer_tag: Arc<str> = tag.as_str().into();
-        let result = self
-            .with_queue(ch, &name, move |q| {
-                if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
-                    return Err(AmqpError::access_refused(format!(
-                        "queue '{}' in vhost '{}' in exclusive use",
-                        q.name, q.vhost
-                    )));
-                }
-                q.add_consumer(Consumer::new(consumer_tag, conn, ch, no_ack, exclusive, prefetch as u32));
-                Ok(())
-            })
-            .await
-            .map(|(id, ())| id);
+        let consumer = Consumer::new(tag.as_str().into(), self.id, ch, m.no_ack, m.exclusive, prefetch as u32);
+        let result = self.with_queue(ch, &name, |at, done| QueueOp::Consume { at, consumer, done }).await;
         let id = match result {
             Ok(id) => id,
             Err(e) => {
@@ -88,7 +75,8 @@ impl Conn {
         let entry = self.with_channel(ch, |c| Ok(c.consumers.remove(&m.consumer_tag)))?;
         if let Some(entry) = entry {
             let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
-            self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
+            let cancel = |done| QueueOp::Cancel { queue, conn, channel: ch, tag, done };
+            self.shard.ask_queue(shard_of_id(queue), cancel).await?;
             for d in entry.held {
                 self.shard.settle([(d.queue, d.msg_id)], Settle::Return);
             }
@@ -104,14 +92,7 @@ impl Conn {
         self.permit(Perm::Read, Resource::Queue(&name))?;
         let no_ack = m.no_ack;
         let (queue, got) = loop {
-            let (queue, got) = self
-                .with_queue(ch, &name, move |q| {
-                    if q.paging_in() {
-                        return Ok(None);
-                    }
-                    Ok(Some(q.get(no_ack).map(|(id, msg, redelivered)| (id, msg, redelivered, q.message_count()))))
-                })
-                .await?;
+            let (queue, got) = self.with_queue(ch, &name, |at, done| QueueOp::Get { at, no_ack, done }).await?;
             match got {
                 Some(got) => break (queue, got),
                 // The head of the queue is on disk: wait until it is read back, then ask again.

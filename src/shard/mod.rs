@@ -1,6 +1,7 @@
 //! A shard: everything one pinned core owns (its connections, its queues, its copy of the routing
 //! table) and the loop that moves work between it and the other shards over the mesh.
 
+pub mod admin_ops;
 pub mod clients;
 mod coordinator;
 mod flow;
@@ -9,6 +10,7 @@ pub mod mesh;
 mod monitor;
 pub mod msg;
 pub mod placement;
+pub mod queue_ops;
 mod restore;
 
 use ahash::AHashMap as HashMap;
@@ -320,7 +322,16 @@ impl Shard {
                 let me = self.clone();
                 self.defs.when_saved(version, Box::new(move |r| done.send(&me, r)));
             }
-            ShardMsg::Call(job) => job(self),
+            ShardMsg::ChangeRoutes { op, replies, done } => {
+                let r = self.coordinate(*op, replies);
+                done.send(self, r);
+            }
+            ShardMsg::DefineQueue { def, done } => {
+                let v = self.define_queue(*def);
+                done.send(self, v);
+            }
+            ShardMsg::Queue(op) => self.queue_op(*op),
+            ShardMsg::Admin(op) => self.admin_op(*op),
             ShardMsg::Answer(complete) => complete(),
         }
     }
@@ -336,6 +347,23 @@ impl Shard {
         let (reply, rx) = Reply::new(self.id);
         self.send(dest, make(reply));
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+    }
+
+    /// Sends every shard (this one included) the message `make` builds around a `Reply`, all at
+    /// once, and waits for their answers, in shard order.
+    pub async fn ask_every<R: Send + 'static>(&self, make: impl Fn(Reply<R>) -> ShardMsg) -> Result<Vec<R>> {
+        let answers: Vec<_> = (0..self.shards())
+            .map(|k| {
+                let (reply, rx) = Reply::new(self.id);
+                self.send(k, make(reply));
+                rx
+            })
+            .collect();
+        let mut all = Vec::with_capacity(answers.len());
+        for rx in answers {
+            all.push(rx.await.map_err(|_| AmqpError::internal("shard stopped"))?);
+        }
+        Ok(all)
     }
 
     /// Tells the owning shards what became of deliveries: one message per run of the same queue.
@@ -413,21 +441,6 @@ impl Shard {
                 },
             )
             .await
-    }
-
-    /// Runs `f` on shard `dest` and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        dest: usize,
-        f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
-    ) -> Result<R> {
-        self.ask(dest, |reply| {
-            ShardMsg::Call(Box::new(move |s| {
-                let r = f(s);
-                reply.send(s, r);
-            }))
-        })
-        .await
     }
 
     /// Deletes a queue this shard owns (auto-delete, its exclusive owner gone, warrenctl): its
