@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::broker::access::AccessOp;
-use crate::broker::definitions::Definitions;
-use crate::broker::queue::Queue;
+use crate::broker::definitions::{Definitions, QueueDef};
 use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
+use crate::shard::admin_ops::{AdminOp, QueueInfo};
+use crate::shard::msg::{Reply, ShardMsg};
 use crate::shard::placement::shard_of;
+use crate::shard::queue_ops::{QueueOp, QueueRef};
 
 mod changes;
 mod http_verbs;
@@ -103,29 +105,38 @@ async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
     shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
 }
 
-/// Runs `f` on every shard and gathers what each returns.
+/// Asks every shard at once the request `make` builds, and gathers the answers, each with the
+/// id of the shard that gave it.
 async fn every_shard<R: Send + 'static>(
     shard: &Shard,
-    f: impl Fn(&Rc<Shard>) -> Vec<R> + Clone + Send + 'static,
-) -> Result<Vec<R>, String> {
-    let mut all = Vec::new();
-    for k in 0..shard.shards() {
-        all.extend(shard.call(k, f.clone()).await.map_err(|e| e.text)?);
-    }
-    Ok(all)
+    make: impl Fn(Reply<R>) -> AdminOp,
+) -> Result<Vec<(usize, R)>, String> {
+    let all = shard.ask_every(|done| ShardMsg::Admin(Box::new(make(done)))).await.map_err(|e| e.text)?;
+    Ok(all.into_iter().enumerate().collect())
 }
 
 /// Rows made by `rows` from every queue of `vhost`, on every shard (given the queue and its shard).
 async fn vhost_queues<const N: usize>(
     shard: &Shard,
     vhost: String,
-    rows: fn(&Queue, usize) -> Vec<[Value; N]>,
+    rows: fn(&QueueInfo, usize) -> Vec<[Value; N]>,
 ) -> Result<Vec<[Value; N]>, String> {
-    every_shard(shard, move |s| {
-        let queues = s.queues.borrow();
-        queues.iter().filter(|q| *q.vhost == *vhost).flat_map(|q| rows(q, s.id)).collect()
-    })
-    .await
+    let all = every_shard(shard, |done| AdminOp::Queues { done }).await?;
+    let of_vhost = all.into_iter().flat_map(|(k, qs)| qs.into_iter().map(move |q| (k, q)));
+    Ok(of_vhost.filter(|(_, q)| *q.vhost == *vhost).flat_map(|(k, q)| rows(&q, k)).collect())
+}
+
+/// Declares a queue from its definition on its owning shard, as the admin (no connection owns
+/// it); answers whether it was created. An inequivalent existing queue is an error.
+async fn declare(shard: &Shard, def: &QueueDef) -> Result<bool, String> {
+    let at = QueueRef { vhost: def.vhost.as_str().into(), name: def.name.clone(), conn: 0 };
+    let (owner, flags) = (shard_of(&def.vhost, &def.name, shard.shards()), def.flags());
+    let declared = shard
+        .ask_queue(owner, |done| QueueOp::Declare { at, flags, passive: false, done })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| e.text)?;
+    Ok(declared.created)
 }
 
 /// Applies a RabbitMQ definitions file to the running broker: what exists already is kept (an
@@ -152,14 +163,7 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
         change(shard, MetaOp::Access(op)).await?;
     }
     for q in &d.queues {
-        let (vhost, name, flags) = (q.vhost.clone(), q.name.clone(), q.flags());
-        shard
-            .call(shard_of(&q.vhost, &q.name, shard.shards()), move |s| {
-                s.declare_queue(&vhost, &name, flags, false, 0).map(|_| ())
-            })
-            .await
-            .and_then(|r| r)
-            .map_err(|e| e.text)?;
+        declare(shard, q).await?;
         if q.durable {
             shard.durable_queue_declared(q.clone()).await.map_err(|e| e.text)?;
         }

@@ -11,28 +11,15 @@ use crate::broker::access::{AccessOp, PasswordHash, User};
 use crate::broker::policy::{Policy, PolicyDef};
 use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
+use crate::shard::admin_ops::AdminOp;
 use crate::shard::placement::shard_of;
+use crate::shard::queue_ops::QueueOp;
 
 pub async fn close_connection(shard: &Shard, which: String, why: String) -> Result<Value, String> {
     let wanted = which.clone();
-    let closed = every_shard(shard, move |s| {
-        let found: Vec<_> = s
-            .conns
-            .borrow()
-            .values()
-            .filter(|c| {
-                let i = c.info();
-                i.id.to_string() == wanted || i.name == wanted
-            })
-            .cloned()
-            .collect();
-        let ids = found.iter().map(|c| c.id()).collect();
-        for c in found {
-            c.force_close(&why);
-        }
-        ids
-    })
-    .await?;
+    let closed =
+        every_shard(shard, |done| AdminOp::CloseConnections { which: wanted.clone(), why: why.clone(), done }).await?;
+    let closed: Vec<_> = closed.into_iter().flat_map(|(_, ids)| ids).collect();
     if closed.is_empty() {
         return Err(format!("no connection '{which}'"));
     }
@@ -43,17 +30,15 @@ pub async fn close_connection(shard: &Shard, which: String, why: String) -> Resu
 pub async fn purge_or_delete_queue(shard: &Shard, vhost: String, name: String, purge: bool) -> Result<Value, String> {
     let owner = shard_of(&vhost, &name, shard.shards());
     let (v, n) = (vhost.clone(), name.clone());
+    let op = |done| {
+        if purge {
+            QueueOp::AdminPurge { vhost: v, name: n, done }
+        } else {
+            QueueOp::AdminDelete { vhost: v, name: n, done }
+        }
+    };
     let count = shard
-        .call(owner, move |s| {
-            let id = s.queues.borrow().lookup(&v, &n)?;
-            if purge {
-                let c = s.queues.borrow_mut().get_mut(id).map(|q| q.purge());
-                s.dispatch(id);
-                c
-            } else {
-                s.delete_queue(id)
-            }
-        })
+        .ask_queue(owner, op)
         .await
         .map_err(|e| e.text)?
         .ok_or_else(|| format!("no queue '{name}' in vhost '{vhost}'"))?;

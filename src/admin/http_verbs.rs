@@ -10,7 +10,7 @@ use super::{change, every_shard, table};
 use crate::broker::definitions::{BindingDef, Definitions, QueueDef, json_table};
 use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
-use crate::shard::placement::shard_of;
+use crate::shard::admin_ops::AdminOp;
 
 /// `authenticate USER PASSWORD LOOPBACK`: the user's tags and the vhosts it may use, or an error,
 /// checked as the AMQP login checks (password hash, loopback-only users).
@@ -25,27 +25,26 @@ pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -
 
 /// `queue_details`: every queue of every vhost, with its flags and counts.
 pub async fn queue_details(shard: &Shard) -> Result<Value, String> {
-    let mut rows = every_shard(shard, |s| {
-        s.queues
-            .borrow()
-            .iter()
-            .map(|q| {
+    let all = every_shard(shard, |done| AdminOp::Queues { done }).await?;
+    let mut rows: Vec<[Value; 10]> = all
+        .into_iter()
+        .flat_map(|(k, qs)| {
+            qs.into_iter().map(move |q| {
                 [
                     json!(&*q.vhost),
                     json!(&*q.name),
-                    json!(q.flags.durable),
-                    json!(q.flags.auto_delete),
-                    json!(q.flags.exclusive),
-                    Value::Object(json_table(&q.flags.arguments)),
-                    json!(q.message_count()),
-                    json!(q.unacked_count()),
-                    json!(q.consumer_count()),
-                    json!(s.id),
+                    json!(q.durable),
+                    json!(q.auto_delete),
+                    json!(q.exclusive),
+                    Value::Object(json_table(&q.arguments)),
+                    json!(q.messages_ready),
+                    json!(q.messages_unacknowledged),
+                    json!(q.consumer_count),
+                    json!(k),
                 ]
             })
-            .collect()
-    })
-    .await?;
+        })
+        .collect();
     rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[1]));
     let cols = [
         "vhost",
@@ -92,14 +91,7 @@ pub async fn declare_queue(shard: &Rc<Shard>, definition: &str) -> Result<Value,
     if !shard.routes.borrow().has_vhost(&def.vhost) {
         return Err(format!("no such vhost '{}'", def.vhost));
     }
-    let (vhost, name, flags) = (def.vhost.clone(), def.name.clone(), def.flags());
-    let created = shard
-        .call(shard_of(&def.vhost, &def.name, shard.shards()), move |s| {
-            s.declare_queue(&vhost, &name, flags, false, 0).map(|(_, created)| created)
-        })
-        .await
-        .and_then(|r| r)
-        .map_err(|e| e.text)?;
+    let created = super::declare(shard, &def).await?;
     if created && def.durable {
         shard.durable_queue_declared(def).await.map_err(|e| e.text)?;
     }

@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::{every_shard, table, vhost_queues};
 use crate::broker::definitions::json_table;
-use crate::broker::queue::Consumer;
 use crate::broker::routing::Dest;
 use crate::shard::Shard;
+use crate::shard::admin_ops::{AdminOp, ConsumerInfo};
 
 pub fn vhosts(shard: &Shard) -> Value {
     let mut names: Vec<String> = shard.routes.borrow().vhosts().map(|(v, _)| v.clone()).collect();
@@ -98,10 +98,10 @@ pub async fn queues(shard: &Shard, vhost: String) -> Result<Value, String> {
     let mut rows = vhost_queues(shard, vhost, |q, shard| {
         vec![[
             json!(&*q.name),
-            json!(q.message_count()),
-            json!(q.unacked_count()),
-            json!(q.consumer_count()),
-            json!(q.flags.durable),
+            json!(q.messages_ready),
+            json!(q.messages_unacknowledged),
+            json!(q.consumer_count),
+            json!(q.durable),
             json!(shard),
         ]]
     })
@@ -113,7 +113,7 @@ pub async fn queues(shard: &Shard, vhost: String) -> Result<Value, String> {
 
 pub async fn consumers(shard: &Shard, vhost: String) -> Result<Value, String> {
     let mut rows = vhost_queues(shard, vhost, |q, _| {
-        let row = |c: &Consumer| {
+        let row = |c: &ConsumerInfo| {
             [
                 json!(&*q.name),
                 json!(c.conn),
@@ -124,7 +124,7 @@ pub async fn consumers(shard: &Shard, vhost: String) -> Result<Value, String> {
                 json!(c.exclusive),
             ]
         };
-        q.consumers().iter().map(row).collect()
+        q.consumers.iter().map(row).collect()
     })
     .await?;
     rows.sort_by_key(|r| format!("{}\u{0}{}", r[0], r[3]));
@@ -133,52 +133,46 @@ pub async fn consumers(shard: &Shard, vhost: String) -> Result<Value, String> {
 }
 
 pub async fn connections(shard: &Shard) -> Result<Value, String> {
-    let mut rows = every_shard(shard, |s| {
-        s.conns
-            .borrow()
-            .values()
-            .map(|c| {
-                let i = c.info();
+    let all = every_shard(shard, |done| AdminOp::Connections { done }).await?;
+    let mut rows: Vec<[Value; 8]> = all
+        .into_iter()
+        .flat_map(|(k, conns)| {
+            conns.into_iter().map(move |i| {
                 [
                     json!(i.id),
                     json!(i.name),
                     json!(i.user),
                     json!(&*i.vhost),
-                    json!(s.id),
+                    json!(k),
                     json!(i.channels),
                     json!(i.state),
                     json!(i.buffer_bytes),
                 ]
             })
-            .collect()
-    })
-    .await?;
+        })
+        .collect();
     rows.sort_by_key(|r| r[0].as_u64());
     Ok(table(&["pid", "name", "user", "vhost", "shard", "channels", "state", "buffer_bytes"], rows))
 }
 
 pub async fn channels(shard: &Shard) -> Result<Value, String> {
-    let mut rows = every_shard(shard, |s| {
-        let mut rows = Vec::new();
-        for c in s.conns.borrow().values() {
-            let i = c.info();
-            for ch in c.channels() {
-                rows.push([
-                    json!(i.id),
-                    json!(format!("{} ({})", i.name, ch.number)),
-                    json!(ch.number),
-                    json!(i.user),
-                    json!(&*i.vhost),
-                    json!(ch.consumers),
-                    json!(ch.unacked),
-                    json!(ch.prefetch),
-                    json!(ch.confirm),
-                ]);
-            }
+    let all = every_shard(shard, |done| AdminOp::Channels { done }).await?;
+    let mut rows = Vec::new();
+    for (i, channels) in all.into_iter().flat_map(|(_, conns)| conns) {
+        for ch in channels {
+            rows.push([
+                json!(i.id),
+                json!(format!("{} ({})", i.name, ch.number)),
+                json!(ch.number),
+                json!(i.user),
+                json!(&*i.vhost),
+                json!(ch.consumers),
+                json!(ch.unacked),
+                json!(ch.prefetch),
+                json!(ch.confirm),
+            ]);
         }
-        rows
-    })
-    .await?;
+    }
     rows.sort_by_key(|r| (r[0].as_u64(), r[2].as_u64()));
     let cols = [
         "connection",
@@ -195,7 +189,10 @@ pub async fn channels(shard: &Shard) -> Result<Value, String> {
 }
 
 pub async fn shard_messages(shard: &Shard) -> Result<Value, String> {
-    let rows =
-        every_shard(shard, |s| s.handled().map(|(kind, n)| [json!(s.id), json!(kind), json!(n)]).collect()).await?;
+    let all = every_shard(shard, |done| AdminOp::Handled { done }).await?;
+    let rows: Vec<[Value; 3]> = all
+        .into_iter()
+        .flat_map(|(k, kinds)| kinds.into_iter().map(move |(kind, n)| [json!(k), json!(kind), json!(n)]))
+        .collect();
     Ok(table(&["shard", "kind", "handled"], rows))
 }

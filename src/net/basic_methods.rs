@@ -2,7 +2,6 @@
 //! and the modes a channel can switch to: confirm.select, tx.select / commit / rollback.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use crate::broker::access::{Perm, Resource};
 use crate::broker::delivery::Settle;
@@ -13,6 +12,7 @@ use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::{FieldTable, FieldValue};
+use crate::shard::queue_ops::QueueOp;
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;
@@ -64,23 +64,9 @@ impl Conn {
             Ok(())
         })?;
         let priority = consumer_priority(&m.arguments, &name, &self.st.borrow().vhost)?;
-        let (conn, exclusive, no_ack) = (self.id, m.exclusive, m.no_ack);
-        let consumer_tag: Arc<str> = tag.as_str().into();
-        let result = self
-            .with_queue(ch, &name, move |q| {
-                if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
-                    return Err(AmqpError::access_refused(format!(
-                        "queue '{}' in vhost '{}' in exclusive use",
-                        q.name, q.vhost
-                    )));
-                }
-                q.add_consumer(
-                    Consumer::new(consumer_tag, conn, ch, no_ack, exclusive, prefetch as u32).with_priority(priority),
-                );
-                Ok(())
-            })
-            .await
-            .map(|(id, ())| id);
+        let consumer = Consumer::new(tag.as_str().into(), self.id, ch, m.no_ack, m.exclusive, prefetch as u32)
+            .with_priority(priority);
+        let result = self.with_queue(ch, &name, |at, done| QueueOp::Consume { at, consumer, done }).await;
         let id = match result {
             Ok(id) => id,
             Err(e) => {
@@ -114,7 +100,8 @@ impl Conn {
         // The reply consumer (queue 0) has no queue to leave.
         if let Some(entry) = entry.filter(|e| e.queue != 0) {
             let (queue, conn, tag) = (entry.queue, self.id, m.consumer_tag.clone());
-            self.shard.call(shard_of_id(queue), move |s| s.remove_consumers(queue, conn, Some(ch), Some(&tag))).await?;
+            let cancel = |done| QueueOp::Cancel { queue, conn, channel: ch, tag, done };
+            self.shard.ask_queue(shard_of_id(queue), cancel).await?;
             for d in entry.held {
                 self.shard.settle([(d.queue, d.msg_id)], Settle::Return);
             }
@@ -130,14 +117,7 @@ impl Conn {
         self.permit(Perm::Read, Resource::Queue(&name))?;
         let no_ack = m.no_ack;
         let (queue, got) = loop {
-            let (queue, got) = self
-                .with_queue(ch, &name, move |q| {
-                    if q.paging_in() {
-                        return Ok(None);
-                    }
-                    Ok(Some(q.get(no_ack).map(|(id, msg, redelivered)| (id, msg, redelivered, q.message_count()))))
-                })
-                .await?;
+            let (queue, got) = self.with_queue(ch, &name, |at, done| QueueOp::Get { at, no_ack, done }).await?;
             match got {
                 Some(got) => break (queue, got),
                 // The head of the queue is on disk: wait until it is read back, then ask again.

@@ -1,6 +1,6 @@
 //! One client connection on the shard that accepted it: the reader loop (frames in), the writer
-//! task (frames out, one socket write per batch), the watchdog (handshake timeout, heartbeats), and
-//! what happens on close: unacked deliveries requeued, consumers cancelled, exclusive queues deleted.
+//! task (frames out, one socket write per batch) and the watchdog (handshake timeout, heartbeats)
+//! it starts; how it closes is in `closing`.
 
 use ahash::AHashMap as HashMap;
 use std::cell::{Cell, RefCell};
@@ -15,15 +15,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::broker::access::{Perm, Resource};
-use crate::broker::delivery::{Delivery, Settle};
-use crate::ids::{ConnId, QueueId, shard_of_id};
+use crate::broker::delivery::Delivery;
+use crate::ids::{ConnId, QueueId};
 use crate::notify::Notify;
 use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
 use crate::protocol::methods::{channel as chan, connection as conn};
-use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
-use crate::shard::msg::ShardMsg;
 
 use super::channel::{Channel, ChannelState};
 use super::io;
@@ -154,7 +153,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     buf.advance(8);
     let c = Conn::new(shard.clone(), fd, peer_loopback, format!("{peer} -> {local}"));
     log::info!("accepting AMQP connection {} ({}) on shard {}", c.id, c.name, shard.id);
-    shard.conns.borrow_mut().insert(c.id, c.clone());
+    shard.register(c.clone());
     let writer = glommio::spawn_local(c.clone().run_writer(wr));
     let watchdog = glommio::spawn_local(c.clone().run_watchdog());
     c.send_method(0, &super::handshake::start_method(&shard));
@@ -402,69 +401,6 @@ impl Conn {
         }
     }
 
-    /// A channel error closes the channel; a connection error closes the connection.
-    pub fn fail(self: &Rc<Self>, ch: u16, e: AmqpError) {
-        if e.is_hard() || ch == 0 {
-            self.close_connection(e);
-        } else {
-            self.close_channel(ch, e);
-        }
-    }
-
-    /// Sends channel.close and releases what the channel held; it waits for close-ok.
-    pub fn close_channel(self: &Rc<Self>, ch: u16, e: AmqpError) {
-        log::debug!("connection {}: closing channel {ch}: {}", self.id, e.text);
-        self.release_channel(ch);
-        let mut st = self.st.borrow_mut();
-        let c = st.channels.entry(ch).or_default();
-        c.state = ChannelState::Closing;
-        c.abandon_content();
-        drop(st);
-        self.send_method(
-            ch,
-            &Method::ChannelClose(chan::Close {
-                reply_code: e.code.code(),
-                reply_text: e.text,
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }),
-        );
-    }
-
-    /// Sends connection.close and waits (bounded) for close-ok.
-    pub fn close_connection(self: &Rc<Self>, e: AmqpError) {
-        if matches!(self.phase.get(), Phase::Closing | Phase::Done) {
-            return;
-        }
-        log::debug!("connection {}: closing: {}", self.id, e.text);
-        self.send_method(
-            0,
-            &Method::ConnectionClose(conn::Close {
-                reply_code: e.code.code(),
-                reply_text: e.text,
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }),
-        );
-        self.phase.set(Phase::Closing);
-        // Its consumers leave their queues now, not when the socket ends: a delivery to a closing
-        // connection comes straight back, and a queue on this shard would dispatch it to the same
-        // consumer again, in a loop that never gives the shard back.
-        let channels: Vec<u16> = self.st.borrow().channels.keys().copied().collect();
-        for ch in channels {
-            self.release_channel(ch);
-        }
-        self.closing_since.set(Some(Instant::now()));
-        self.watchdog_wake.notify();
-        // A reader paused by flow control must wake to read the close-ok.
-        self.flow_resumed.notify();
-    }
-
-    /// Shutdown: connection.close 320 CONNECTION_FORCED.
-    pub fn force_close(self: &Rc<Self>, text: &str) {
-        self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
-    }
-
     /// 403 ACCESS_REFUSED unless this connection's user holds `perm` on the resource in its vhost.
     pub fn permit(&self, perm: Perm, resource: Resource<'_>) -> Result<()> {
         let st = self.st.borrow();
@@ -482,28 +418,5 @@ impl Conn {
         self.permit(Perm::Write, Resource::Exchange(exchange))?;
         self.may_publish.borrow_mut().push(exchange.to_string());
         Ok(())
-    }
-
-    /// The connection is over: every channel released, exclusive queues deleted.
-    fn cleanup(self: &Rc<Self>) {
-        self.phase.set(Phase::Done);
-        let channels: Vec<u16> = self.st.borrow().channels.keys().copied().collect();
-        for ch in channels {
-            self.release_channel(ch);
-        }
-        self.st.borrow_mut().channels.clear();
-        let exclusive = std::mem::take(&mut self.st.borrow_mut().exclusive_queues);
-        for q in exclusive {
-            self.shard.send(shard_of_id(q), ShardMsg::DeleteExclusive(q));
-        }
-        let written = std::mem::take(&mut *self.written_no_ack.borrow_mut());
-        self.shard.settle(written, Settle::Ack);
-        // The channels' unacked deliveries were requeued above; no-ack ones never written go back.
-        let waiting = std::mem::take(&mut *self.backlog.borrow_mut());
-        for (_, d) in waiting.into_iter().filter(|(_, d)| d.no_ack) {
-            self.bounce(d);
-        }
-        self.shard.conns.borrow_mut().remove(&self.id);
-        self.writer.notify();
     }
 }

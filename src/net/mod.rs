@@ -4,6 +4,7 @@
 pub mod basic_methods;
 pub mod channel;
 pub mod client;
+mod closing;
 pub mod connection;
 pub mod delivery;
 pub mod direct_reply;

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use crate::broker::access::{Perm, Resource};
 use crate::broker::definitions::{QueueDef, json_table};
-use crate::broker::queue::{Queue, QueueFlags};
-use crate::broker::queues::not_found;
+use crate::broker::queue::QueueFlags;
 use crate::broker::routing::{Dest, MetaOp};
-use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
 use crate::protocol::reply::{AmqpError, ReplyCode, Result};
 use crate::protocol::types::FieldTable;
+use crate::shard::msg::Reply;
 use crate::shard::placement::shard_of;
+use crate::shard::queue_ops::{Declared, QueueOp, QueueRef};
 
 use super::connection::Conn;
 
@@ -43,7 +43,6 @@ impl Conn {
             auto_delete: m.auto_delete,
             arguments: m.arguments,
         };
-        let (conn, passive, n) = (self.id, m.passive, name.clone());
         let durable = (m.durable && !m.exclusive && !m.passive).then(|| QueueDef {
             name: name.clone(),
             vhost: vhost.to_string(),
@@ -51,29 +50,18 @@ impl Conn {
             auto_delete: m.auto_delete,
             arguments: json_table(&flags.arguments),
         });
-        let (ok, created, unsaved) = self
-            .shard
-            .call(owner, move |s| {
-                let (ok, created) = s.declare_queue(&vhost, &n, flags, passive, conn)?;
-                let unsaved = s.queues.borrow().get(ok.id).is_some_and(|q| q.definition_unsaved);
-                Ok::<_, AmqpError>((ok, created, unsaved))
-            })
-            .await??;
+        let at = QueueRef { vhost, name: name.clone(), conn: self.id };
+        let Declared { ok, created, unsaved } =
+            self.shard.ask_queue(owner, |done| QueueOp::Declare { at, flags, passive: m.passive, done }).await??;
         // A new durable queue is in the definitions file before the client hears declare-ok; so is
         // one whose first save failed (the client then heard an error, and the queue stayed).
         if let Some(def) = durable
             && (created || unsaved)
         {
             let saved = self.shard.durable_queue_declared(def).await;
-            let (id, failed) = (ok.id, saved.is_err());
+            let (queue, failed) = (ok.id, saved.is_err());
             if failed != unsaved {
-                self.shard
-                    .call(owner, move |s| {
-                        if let Some(q) = s.queues.borrow_mut().get_mut(id) {
-                            q.definition_unsaved = failed;
-                        }
-                    })
-                    .await?;
+                self.shard.ask_queue(owner, |done| QueueOp::DefinitionSaved { queue, failed, done }).await?;
             }
             saved?;
         }
@@ -99,31 +87,20 @@ impl Conn {
         Ok(())
     }
 
-    /// Runs `f` on the shard that owns queue `given` (or the channel's last declared queue), after
-    /// the checks every queue method shares: 404 if it is missing, 405 if it is another
-    /// connection's exclusive queue. The queue then dispatches, in case `f` gave it work.
+    /// Asks the shard that owns queue `given` (or the channel's last declared queue) the request
+    /// `make` builds; the owner first makes the checks every queue method shares (404 if it is
+    /// missing, 405 if it is another connection's exclusive queue).
     pub async fn with_queue<R: Send + 'static>(
         self: &Rc<Self>,
         ch: u16,
         given: &str,
-        f: impl FnOnce(&mut Queue) -> Result<R> + Send + 'static,
-    ) -> Result<(QueueId, R)> {
+        make: impl FnOnce(QueueRef, Reply<Result<R>>) -> QueueOp,
+    ) -> Result<R> {
         let name = self.with_channel(ch, |c| c.queue_name(given))?;
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
-        let conn = self.id;
-        self.shard
-            .call(owner, move |s| {
-                let id = s.queues.borrow().find(&vhost, &name, conn)?;
-                let r = {
-                    let mut queues = s.queues.borrow_mut();
-                    let q = queues.get_mut(id).ok_or_else(|| not_found(&vhost, &name))?;
-                    f(q)?
-                };
-                s.dispatch(id);
-                Ok((id, r))
-            })
-            .await?
+        let at = QueueRef { vhost, name, conn: self.id };
+        self.shard.ask_queue(owner, |done| make(at, done)).await?
     }
 
     async fn queue_binding(
@@ -140,7 +117,7 @@ impl Conn {
         self.permit(Perm::Read, Resource::Exchange(&exchange))?;
         // The queue must exist and be usable by this connection (404, 405); unbinding from a
         // queue that is gone is ok, as in RabbitMQ 3.x.
-        match self.with_queue(ch, &name, |_| Ok(())).await {
+        match self.with_queue(ch, &name, |at, done| QueueOp::Check { at, done }).await {
             Err(e) if !bind && e.code == ReplyCode::NotFound => return Ok(()),
             r => r?,
         };
@@ -171,7 +148,7 @@ impl Conn {
     pub async fn queue_purge(self: &Rc<Self>, ch: u16, m: queue::Purge) -> Result<()> {
         let name = self.with_channel(ch, |c| c.queue_name(&m.queue))?;
         self.permit(Perm::Read, Resource::Queue(&name))?;
-        let (_, count) = self.with_queue(ch, &name, |q| Ok(q.purge())).await?;
+        let (_, count) = self.with_queue(ch, &name, |at, done| QueueOp::Purge { at, done }).await?;
         if !m.nowait {
             self.send_method(ch, &Method::QueuePurgeOk(queue::PurgeOk { message_count: count }));
         }
@@ -183,17 +160,9 @@ impl Conn {
         self.permit(Perm::Configure, Resource::Queue(&name))?;
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
-        let (conn, if_unused, if_empty) = (self.id, m.if_unused, m.if_empty);
-        let gone = self
-            .shard
-            .call(owner, move |s| {
-                // Deleting a queue that does not exist succeeds, as in RabbitMQ 3.x.
-                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok(None) };
-                let id = s.queues.borrow().find(&vhost, &name, conn)?;
-                s.queues.borrow().check_delete(id, if_unused, if_empty)?;
-                Ok(s.remove_queue(id, Some(conn)))
-            })
-            .await??;
+        let (if_unused, if_empty) = (m.if_unused, m.if_empty);
+        let at = QueueRef { vhost, name, conn: self.id };
+        let gone = self.shard.ask_queue(owner, |done| QueueOp::Delete { at, if_unused, if_empty, done }).await??;
         let Some(gone) = gone else {
             if !m.nowait {
                 self.send_method(ch, &Method::QueueDeleteOk(queue::DeleteOk { message_count: 0 }));

@@ -1,13 +1,16 @@
 //! The connections a shard serves, as the shard sees them: it hands them deliveries, publish
 //! receipts, alarms and flow control, asks them what they hold, and closes them. What a
 //! connection is (net/) stays behind this trait, so the shard does not depend on it; the admin
-//! socket reads `ConnInfo` snapshots instead of connection internals.
+//! socket reads `ConnInfo` snapshots instead of connection internals. The shard's registry of
+//! them (`Shard::client`, `register`, `unregister`) is here too.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::delivery::Delivery;
 use crate::ids::{ConnId, QueueId};
+
+use super::Shard;
 
 pub trait Client {
     fn id(&self) -> ConnId;
@@ -58,4 +61,22 @@ pub struct ChannelInfo {
     pub unacked: usize,
     pub prefetch: u16,
     pub confirm: bool,
+}
+
+impl Shard {
+    /// The connection `id` on this shard, if it is still there.
+    #[inline]
+    pub fn client(&self, id: ConnId) -> Option<Rc<dyn Client>> {
+        self.conns.borrow().get(&id).cloned()
+    }
+
+    /// A connection this shard accepted: it gets deliveries, receipts and alarms from now on.
+    pub fn register(&self, c: Rc<dyn Client>) {
+        self.conns.borrow_mut().insert(c.id(), c);
+    }
+
+    /// A connection that is over: nothing reaches it any more.
+    pub fn unregister(&self, id: ConnId) {
+        self.conns.borrow_mut().remove(&id);
+    }
 }

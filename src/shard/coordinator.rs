@@ -51,25 +51,7 @@ impl Shard {
         // The other shards' answers come here; the coordinator sends them the change, so every
         // shard applies changes in the coordinator's order.
         let (replies, answers): (Vec<_>, Vec<_>) = (1..self.shards()).map(|_| Reply::new(self.id)).unzip();
-        let saved = self
-            .call(0, move |coordinator| {
-                let durable = coordinator.touches_durable(&op);
-                coordinator.apply_meta(&op)?;
-                match &op {
-                    MetaOp::QueueDeleted { vhost, queue } => {
-                        coordinator.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
-                    }
-                    MetaOp::DeleteVhost { vhost } => {
-                        coordinator.defs.queues.borrow_mut().retain(|(v, _), _| v != vhost)
-                    }
-                    _ => {}
-                }
-                for (k, done) in (1..).zip(replies) {
-                    coordinator.send(k, ShardMsg::ApplyMeta { op: Box::new(op.clone()), done });
-                }
-                Ok::<_, AmqpError>(durable.then(|| coordinator.defs.changed()))
-            })
-            .await??;
+        let saved = self.ask(0, |done| ShardMsg::ChangeRoutes { op: Box::new(op), replies, done }).await??;
         for a in answers {
             a.await.map_err(|_| AmqpError::internal("shard stopped"))?;
         }
@@ -77,6 +59,32 @@ impl Shard {
             Some(v) => self.definitions_saved(v).await,
             None => Ok(()),
         }
+    }
+
+    /// On the coordinator: validates, orders and applies `op`, then sends it to the other shards
+    /// (each answers one of `replies` once it applied it). Returns the definitions file version
+    /// to wait for, if the change touches it.
+    pub(super) fn coordinate(&self, op: MetaOp, replies: Vec<Reply<()>>) -> Result<Option<u64>> {
+        let durable = self.touches_durable(&op);
+        self.apply_meta(&op)?;
+        match &op {
+            MetaOp::QueueDeleted { vhost, queue } => {
+                self.defs.queues.borrow_mut().remove(&(vhost.clone(), queue.clone()));
+            }
+            MetaOp::DeleteVhost { vhost } => self.defs.queues.borrow_mut().retain(|(v, _), _| v != vhost),
+            _ => {}
+        }
+        for (k, done) in (1..).zip(replies) {
+            self.send(k, ShardMsg::ApplyMeta { op: Box::new(op.clone()), done });
+        }
+        Ok(durable.then(|| self.defs.changed()))
+    }
+
+    /// On the coordinator: a new durable queue goes into the definitions file; returns the
+    /// version that will hold it.
+    pub(super) fn define_queue(&self, def: QueueDef) -> u64 {
+        self.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
+        self.defs.changed()
     }
 
     pub(super) fn apply_meta(&self, op: &MetaOp) -> Result<()> {
@@ -208,12 +216,7 @@ impl Shard {
     /// (541 INTERNAL_ERROR if the save failed: the queue stays, and the save is tried again).
     pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
         let what = format!("queue '{}' in vhost '{}'", def.name, def.vhost);
-        let v = self
-            .call(0, move |c| {
-                c.defs.queues.borrow_mut().insert((def.vhost.clone(), def.name.clone()), def);
-                c.defs.changed()
-            })
-            .await?;
+        let v = self.ask(0, |done| ShardMsg::DefineQueue { def: Box::new(def), done }).await?;
         self.definitions_saved_or(v)
             .await?
             .map_err(|e| AmqpError::internal(format!("cannot save the definition of {what}: {e}")))

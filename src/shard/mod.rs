@@ -1,15 +1,18 @@
 //! A shard: everything one pinned core owns (its connections, its queues, its copy of the routing
 //! table) and the loop that moves work between it and the other shards over the mesh.
 
+pub mod admin_ops;
 pub mod clients;
 mod coordinator;
 mod dead_letters;
 mod flow;
 pub mod memory;
 pub mod mesh;
+mod mesh_loop;
 mod monitor;
 pub mod msg;
 pub mod placement;
+pub mod queue_ops;
 mod restore;
 mod timers;
 
@@ -19,8 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::access::Access;
-use crate::broker::paging::PageSpace;
-use crate::broker::queue::{Consumer, Pushed, QueueType};
+use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
 use crate::config::Config;
@@ -40,13 +42,8 @@ use msg::{Reply, ShardMsg};
 pub const LOW_ON_MEMORY: &str = "low on memory";
 pub const LOW_ON_DISK: &str = "low on disk";
 
-/// The message bytes of the publishes in a mesh batch.
-fn publish_bytes(batch: &[ShardMsg]) -> i64 {
-    batch.iter().map(|m| if let ShardMsg::Publish { msg, .. } = m { msg.footprint() as i64 } else { 0 }).sum()
-}
-
 /// Wakes a task waiting on this shard for something to happen.
-type Wake = Box<dyn FnOnce()>;
+pub(super) type Wake = Box<dyn FnOnce()>;
 
 pub struct Shard {
     pub id: usize,
@@ -171,191 +168,29 @@ impl Shard {
         s
     }
 
-    /// Queues a message for `dest` (this shard included); it leaves at the end of this turn.
-    pub fn send(&self, dest: usize, msg: ShardMsg) {
-        if self.outbox.push(dest, msg) {
-            self.flush.notify();
-        }
-    }
-
-    /// Sends everything queued: batches to other shards, and handles this shard's own messages
-    /// (which may queue more, hence the loop).
-    fn flush_outbox(self: &Rc<Self>) {
-        crate::clock::refresh();
-        loop {
-            let batches = self.outbox.take();
-            if batches.is_empty() {
-                return;
-            }
-            for (dest, batch) in batches {
-                if dest == self.id {
-                    for m in batch {
-                        self.handle(m);
-                    }
-                } else {
-                    self.mesh_bytes.set(self.mesh_bytes.get() + publish_bytes(&batch));
-                    self.mesh.send(dest, batch);
-                }
-            }
-        }
-    }
-
-    pub async fn run_flusher(self: Rc<Self>) {
-        loop {
-            self.flush.wait().await;
-            self.flush_outbox();
-        }
-    }
-
-    /// Receives batches from other shards until the broker stops.
-    pub async fn run_mesh(self: Rc<Self>) {
-        let mut batches = Vec::new();
-        loop {
-            self.mesh.park().await;
-            crate::clock::refresh();
-            if self.mesh.take_stop() {
-                self.stopping.set(true);
-                self.stop.notify();
-            }
-            self.mesh.drain(&mut batches);
-            for batch in batches.drain(..) {
-                self.mesh_bytes.set(self.mesh_bytes.get() - publish_bytes(&batch));
-                for m in batch {
-                    self.handle(m);
-                }
-            }
-            self.flush_outbox();
-            glommio::yield_if_needed().await;
-        }
-    }
-
-    fn handle(self: &Rc<Self>, m: ShardMsg) {
-        if let Some(n) = self.handled.get(m.index()) {
-            n.set(n.get() + 1);
-        }
-        if !matches!(
-            m,
-            ShardMsg::Publish { .. } | ShardMsg::Deliver(_) | ShardMsg::Settle { .. } | ShardMsg::Receipt(_)
-        ) {
-            log::trace!("shard {}: {}", self.id, m.kind());
-        }
-        match m {
-            ShardMsg::Publish { vhost, queues, msg, from, reply } => {
-                let (mut enqueued, mut persisted, mut rejected) = (0, false, false);
-                let pages = (self.paging.get() && !self.pages.failed()).then_some(&self.pages as &dyn PageSpace);
-                for name in queues.names(&msg) {
-                    let id = self.queues.borrow().lookup(&vhost, name);
-                    if let Some(id) = id {
-                        if let Some(q) = self.queues.borrow_mut().get_mut(id) {
-                            // A quorum queue persists every message.
-                            let persist = q.flags.durable && (msg.is_persistent() || q.args.kind == QueueType::Quorum);
-                            let pushed = q.push(
-                                msg.clone(),
-                                |msg_id| if persist { self.log.message(&vhost, name, msg_id, &msg) } else { 0 },
-                                pages,
-                            );
-                            if pushed == Pushed::Rejected {
-                                rejected = true;
-                            } else {
-                                persisted |= persist;
-                                enqueued += 1;
-                            }
-                        }
-                        self.dispatch(id);
-                        // Dead letters come from no connection (0).
-                        self.check_flow(id, (from != 0).then_some(from));
-                    }
-                }
-                if let Some(to) = reply {
-                    let r = Receipt { to, enqueued, rejected };
-                    // Confirms of persisted messages wait for the log's fsync (group commit).
-                    if persisted {
-                        self.log.after_sync(r);
-                    } else {
-                        self.send(shard_of_id(to.conn), ShardMsg::Receipt(r));
-                    }
-                }
-            }
-            ShardMsg::Receipt(r) => {
-                let conn = self.conns.borrow().get(&r.to.conn).cloned();
-                if let Some(c) = conn {
-                    c.on_receipt(r.to.channel, r.to.seq, r.enqueued, r.rejected);
-                }
-            }
-            ShardMsg::Deliver(d) => {
-                let conn = self.conns.borrow().get(&d.conn).cloned();
-                match conn {
-                    Some(c) => c.deliver(d),
-                    None => self.settle([(d.queue, d.msg_id)], Settle::Return),
-                }
-            }
-            ShardMsg::Settle { queue, msg_ids, action } => {
-                if let Some(q) = self.queues.borrow_mut().get_mut(queue) {
-                    for msg_id in msg_ids {
-                        q.settle(msg_id, action);
-                    }
-                }
-                self.dispatch(queue);
-            }
-            ShardMsg::RemoveConsumer { queue, conn, channel, tag } => {
-                self.remove_consumers(queue, conn, Some(channel), Some(&tag));
-            }
-            ShardMsg::DeleteExclusive(queue) => {
-                self.delete_queue(queue);
-            }
-            ShardMsg::FlowHold { conn, queue, hold } => {
-                let c = self.conns.borrow().get(&conn).cloned();
-                if let Some(c) = c {
-                    c.flow_hold(queue, hold);
-                }
-            }
-            ShardMsg::ServerCancel { conn, channel, tag } => {
-                let c = self.conns.borrow().get(&conn).cloned();
-                if let Some(c) = c {
-                    c.server_cancel(channel, &tag);
-                }
-            }
-            ShardMsg::ApplyMeta { op, done } => {
-                // Same table, same order: this cannot fail where the coordinator succeeded.
-                let _ = self.apply_meta(&op);
-                done.send(self, ());
-            }
-            ShardMsg::PagedIn { queue, done } => {
-                let me = self.clone();
-                let wake: Wake = Box::new(move || done.send(&me, ()));
-                if self.queues.borrow().get(queue).is_some_and(|q| q.paging_in()) {
-                    self.page_waiters.borrow_mut().entry(queue).or_default().push(wake);
-                    self.dispatch(queue);
-                } else {
-                    wake();
-                }
-            }
-            ShardMsg::DefinitionsSaved { version, done } => {
-                let me = self.clone();
-                self.defs.when_saved(version, Box::new(move |r| done.send(&me, r)));
-            }
-            ShardMsg::DirectReply { conn, channel, key, msg } => {
-                let c = self.conns.borrow().get(&conn).cloned();
-                if let Some(c) = c {
-                    c.direct_reply(channel, key, msg);
-                }
-            }
-            ShardMsg::Call(job) => job(self),
-            ShardMsg::Answer(complete) => complete(),
-        }
-    }
-
-    /// Mesh messages this shard has handled, by kind (`ShardMsg::KINDS`).
-    pub fn handled(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        ShardMsg::KINDS.iter().zip(&self.handled).map(|(k, n)| (*k, n.get()))
-    }
-
     /// The one round trip: sends the message `make` builds around a `Reply` to shard `dest` and
     /// waits for its answer.
     pub async fn ask<R: Send + 'static>(&self, dest: usize, make: impl FnOnce(Reply<R>) -> ShardMsg) -> Result<R> {
         let (reply, rx) = Reply::new(self.id);
         self.send(dest, make(reply));
         rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+    }
+
+    /// Sends every shard (this one included) the message `make` builds around a `Reply`, all at
+    /// once, and waits for their answers, in shard order.
+    pub async fn ask_every<R: Send + 'static>(&self, make: impl Fn(Reply<R>) -> ShardMsg) -> Result<Vec<R>> {
+        let answers: Vec<_> = (0..self.shards())
+            .map(|k| {
+                let (reply, rx) = Reply::new(self.id);
+                self.send(k, make(reply));
+                rx
+            })
+            .collect();
+        let mut all = Vec::with_capacity(answers.len());
+        for rx in answers {
+            all.push(rx.await.map_err(|_| AmqpError::internal("shard stopped"))?);
+        }
+        Ok(all)
     }
 
     /// Tells the owning shards what became of deliveries: one message per run of the same queue.
@@ -442,21 +277,6 @@ impl Shard {
                 },
             )
             .await
-    }
-
-    /// Runs `f` on shard `dest` and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        dest: usize,
-        f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
-    ) -> Result<R> {
-        self.ask(dest, |reply| {
-            ShardMsg::Call(Box::new(move |s| {
-                let r = f(s);
-                reply.send(s, r);
-            }))
-        })
-        .await
     }
 
     /// Deletes a queue this shard owns (auto-delete, its exclusive owner gone, warrenctl): its

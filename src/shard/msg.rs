@@ -1,16 +1,20 @@
 //! What crosses the mesh between shards: one variant per kind of message, each with a name
 //! (`kind`) that the shard counts and logs. Round trips (`Shard::ask`) carry a `Reply` that
-//! answers on the asking shard; a generic request (`Call`) still carries a closure.
+//! answers on the asking shard.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::broker::definitions::QueueDef;
 use crate::broker::delivery::{Delivery, PublishRef, Receipt, Settle};
 use futures_channel::oneshot;
 
 use crate::broker::message::Message;
 use crate::broker::routing::MetaOp;
 use crate::ids::{ConnId, QueueId};
+use crate::protocol::reply::Result;
+
+use super::admin_ops::AdminOp;
+use super::queue_ops::QueueOp;
 
 use super::Shard;
 
@@ -32,8 +36,6 @@ impl Targets {
         key.into_iter().chain(named.iter().map(|q| &**q))
     }
 }
-
-pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 /// Where a round trip's answer goes: the asking shard and the oneshot its task waits on. The
 /// answer crosses back over the mesh and completes the oneshot on that shard, so the waiting task
@@ -117,8 +119,24 @@ pub enum ShardMsg {
         version: u64,
         done: Reply<std::result::Result<(), String>>,
     },
-    /// A request with its own code, run on the destination shard (`Shard::call`).
-    Call(Job),
+    /// To the coordinator: validate, order and apply a change of routes or access, send it to
+    /// the other shards (`ApplyMeta`, answering `replies`), and answer the definitions file
+    /// version to wait for, if the change touches it (`Shard::coordinate`).
+    ChangeRoutes {
+        op: Box<MetaOp>,
+        replies: Vec<Reply<()>>,
+        done: Reply<Result<Option<u64>>>,
+    },
+    /// To the coordinator: a new durable queue for the definitions file; answers the version
+    /// that holds it.
+    DefineQueue {
+        def: Box<QueueDef>,
+        done: Reply<u64>,
+    },
+    /// A request about a queue this shard owns (boxed: requests are rare, mesh messages many).
+    Queue(Box<QueueOp>),
+    /// A request of the admin endpoint.
+    Admin(Box<AdminOp>),
     /// A reply to a direct reply-to requester: for connection `conn`'s channel, if its reply
     /// consumer still has `key`.
     DirectReply {
@@ -133,7 +151,7 @@ pub enum ShardMsg {
 
 impl ShardMsg {
     /// Every kind, in `index` order.
-    pub const KINDS: [&'static str; 14] = [
+    pub const KINDS: [&'static str; 30] = [
         "publish",
         "receipt",
         "deliver",
@@ -145,7 +163,23 @@ impl ShardMsg {
         "apply_meta",
         "paged_in",
         "definitions_saved",
-        "call",
+        "change_routes",
+        "define_queue",
+        "queue_declare",
+        "queue_definition_saved",
+        "queue_check",
+        "queue_purge",
+        "queue_consume",
+        "queue_get",
+        "queue_delete",
+        "queue_cancel",
+        "admin_purge_queue",
+        "admin_delete_queue",
+        "admin_queues",
+        "admin_connections",
+        "admin_channels",
+        "admin_handled",
+        "admin_close_connections",
         "answer",
         "direct_reply",
     ];
@@ -164,9 +198,29 @@ impl ShardMsg {
             ShardMsg::ApplyMeta { .. } => 8,
             ShardMsg::PagedIn { .. } => 9,
             ShardMsg::DefinitionsSaved { .. } => 10,
-            ShardMsg::Call(_) => 11,
-            ShardMsg::Answer(_) => 12,
-            ShardMsg::DirectReply { .. } => 13,
+            ShardMsg::ChangeRoutes { .. } => 11,
+            ShardMsg::DefineQueue { .. } => 12,
+            ShardMsg::Queue(op) => match **op {
+                QueueOp::Declare { .. } => 13,
+                QueueOp::DefinitionSaved { .. } => 14,
+                QueueOp::Check { .. } => 15,
+                QueueOp::Purge { .. } => 16,
+                QueueOp::Consume { .. } => 17,
+                QueueOp::Get { .. } => 18,
+                QueueOp::Delete { .. } => 19,
+                QueueOp::Cancel { .. } => 20,
+                QueueOp::AdminPurge { .. } => 21,
+                QueueOp::AdminDelete { .. } => 22,
+            },
+            ShardMsg::Admin(op) => match **op {
+                AdminOp::Queues { .. } => 23,
+                AdminOp::Connections { .. } => 24,
+                AdminOp::Channels { .. } => 25,
+                AdminOp::Handled { .. } => 26,
+                AdminOp::CloseConnections { .. } => 27,
+            },
+            ShardMsg::Answer(_) => 28,
+            ShardMsg::DirectReply { .. } => 29,
         }
     }
 

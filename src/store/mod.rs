@@ -5,6 +5,7 @@ pub mod definitions_file;
 pub mod id_runs;
 pub mod log;
 pub mod page;
+mod page_record;
 pub mod record;
 pub mod recovery;
 pub mod relayout;

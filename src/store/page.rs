@@ -9,25 +9,20 @@
 //! that failed and everything after it stay in memory, where reads find them, and the shard stops
 //! paging altogether (`PageDir::failed`); the memory alarm then bounds what queues hold.
 //!
-//! ```text
-//! u32 length of what follows | u64 id | u32 log segment | u8 redelivered | short exchange
-//! | short routing key | u32 properties length | properties | body
-//! ```
+//! The record format is in `page_record`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use crate::broker::message::Message;
 use crate::broker::paging::{LocalFuture, PageSpace, PagedMessage, PagedRun, RunFile};
 use crate::notify::Notify;
-use crate::protocol::codec::put_prefixed;
 
-use super::record::{Fields, put_shortstr};
+use super::page_record::{parse, put_record};
 
 /// Appended records are written once this many bytes gathered (less stays in memory only).
 const WRITE_BATCH: usize = 256 << 10;
@@ -355,44 +350,6 @@ impl PageFile {
     }
 }
 
-fn put_record(out: &mut Vec<u8>, id: u64, seg: u32, redelivered: bool, msg: &Message) {
-    let fields = |out: &mut Vec<u8>| {
-        out.put_u64_le(id);
-        out.put_u32_le(seg);
-        out.put_u8(redelivered as u8);
-        put_shortstr(out, &msg.exchange);
-        put_shortstr(out, &msg.routing_key);
-        out.put_u32_le(msg.properties.len() as u32);
-        out.put_slice(&msg.properties);
-        out.put_slice(&msg.body);
-    };
-    put_prefixed(out, fields, |written| (written.len() as u32).to_le_bytes());
-}
-
-/// The whole records at the front of `data`, and how many bytes they took. Stops before a record
-/// that does not decode (page files are written by this process and never torn, so only a fault
-/// of the disk or of memory makes one).
-fn parse(data: &[u8]) -> (Vec<PagedMessage>, usize) {
-    let mut out = Vec::new();
-    let mut rest = data;
-    while let Some((len, after)) = rest.split_first_chunk::<4>()
-        && let Some((rec, after)) = after.split_at_checked(u32::from_le_bytes(*len) as usize)
-        && let Some(msg) = decode(rec)
-    {
-        out.push(msg);
-        rest = after;
-    }
-    (out, data.len() - rest.len())
-}
-
-fn decode(rec: &[u8]) -> Option<PagedMessage> {
-    let mut f = Fields(rec);
-    let (id, seg, redelivered) = (f.u64()?, f.u32()?, f.u8()? != 0);
-    let (exchange, routing_key, properties) = (f.shortstr()?, f.shortstr()?, f.long()?);
-    let body = Bytes::copy_from_slice(f.0);
-    Some(PagedMessage { id, seg, redelivered, msg: Message { exchange, routing_key, properties, body } })
-}
-
 /// Runs a test body on a glommio executor, with a page dir in a fresh temp dir (removed after).
 #[cfg(test)]
 pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
@@ -412,11 +369,12 @@ pub(crate) fn with_page_dir<Fut: std::future::Future<Output = ()> + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::broker::delivery::Settle;
     use crate::broker::queue::tests::{big, queue};
     use crate::protocol::shortstr::ShortStr;
+    use bytes::Bytes;
     use std::collections::BTreeMap;
 
     #[test]
@@ -469,31 +427,13 @@ mod tests {
         k
     }
 
-    fn msg(i: usize, size: usize) -> Message {
+    pub(crate) fn msg(i: usize, size: usize) -> Message {
         Message {
             exchange: "x".into(),
             routing_key: ShortStr::copy_from_slice(&key(i)).unwrap(),
             properties: Bytes::from_static(&[0x10, 0, 2]),
             body: Bytes::from(vec![(i % 251) as u8; size]),
         }
-    }
-
-    // A record that did not decode panicked the shard (an `expect` in `parse`), and a short read
-    // panicked it too (`data[..4]`); `parse` now stops before either, and a page-in waits for
-    // the record as for a read that fails.
-    #[test]
-    fn parse_stops_before_a_record_that_does_not_decode() {
-        let mut data = Vec::new();
-        put_record(&mut data, 1, 0, false, &msg(1, 10));
-        let first = data.len();
-        put_record(&mut data, 2, 0, false, &msg(2, 10));
-        // The second record's exchange length (after its size, id, segment and flag) now runs
-        // past the record's end.
-        data[first + 4 + 8 + 4 + 1] = 255;
-        let (msgs, used) = parse(&data);
-        assert_eq!(msgs.iter().map(|p| p.id).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(used, first);
-        assert_eq!(parse(&data[..3]).1, 0);
     }
 
     #[test]

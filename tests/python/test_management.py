@@ -254,13 +254,13 @@ def test_metrics_use_rabbitmq_prometheus_names(broker):
     assert value("rabbitmq_queue_messages") == 5
     assert value("rabbitmq_process_resident_memory_bytes") > 1 << 20
     assert value("warren_shard_queues") == 2
-    # Every mesh message a shard handles is counted by kind: the 5 publishes, the declares' calls.
+    # Every mesh message a shard handles is counted by kind: the 5 publishes, the queue declares.
     mesh = families["warren_shard_mesh_messages"]
     assert mesh.type == "counter"
     by_kind = {}
     for sample in mesh.samples:
         by_kind[sample.labels["kind"]] = by_kind.get(sample.labels["kind"], 0) + sample.value
-    assert by_kind["publish"] >= 5 and by_kind["call"] > 0 and by_kind["answer"] > 0, by_kind
+    assert by_kind["publish"] >= 5 and by_kind["queue_declare"] > 0 and by_kind["answer"] > 0, by_kind
     assert call(broker, "/other", user=None, port=broker.prometheus_port)[0] == 404
     c.close()
 
