@@ -14,6 +14,7 @@ use crate::broker::access::AccessOp;
 use crate::broker::definitions::Definitions;
 use crate::broker::queue::Queue;
 use crate::broker::routing::MetaOp;
+use crate::protocol::reply::{ChannelError, ConnectionError};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
 
@@ -100,7 +101,7 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
 }
 
 async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
-    shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
+    shard.change_routes(op).await.map(|_| done()).map_err(|e| e.into_text())
 }
 
 /// Runs `f` on every shard and gathers what each returns.
@@ -110,7 +111,7 @@ async fn every_shard<R: Send + 'static>(
 ) -> Result<Vec<R>, String> {
     let mut all = Vec::new();
     for k in 0..shard.shards() {
-        all.extend(shard.call(k, f.clone()).await.map_err(|e| e.text)?);
+        all.extend(shard.call(k, f.clone()).await.map_err(|e| e.into_text())?);
     }
     Ok(all)
 }
@@ -158,10 +159,10 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
                 s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| ())
             })
             .await
-            .and_then(|r| r)
-            .map_err(|e| e.text)?;
+            .map_err(ConnectionError::into_text)?
+            .map_err(ChannelError::into_text)?;
         if q.durable {
-            shard.durable_queue_declared(q.clone()).await.map_err(|e| e.text)?;
+            shard.durable_queue_declared(q.clone()).await.map_err(|e| e.into_text())?;
         }
     }
     for op in bindings {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{change, every_shard, table};
 use crate::broker::definitions::{BindingDef, Definitions, QueueDef, json_table};
 use crate::broker::routing::MetaOp;
+use crate::protocol::reply::{ChannelError, ConnectionError};
 use crate::shard::Shard;
 use crate::shard::placement::shard_of;
 
@@ -16,7 +17,7 @@ use crate::shard::placement::shard_of;
 /// checked as the AMQP login checks (password hash, loopback-only users).
 pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -> Result<Value, String> {
     let access = shard.access.borrow();
-    let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.text)?;
+    let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.into_text())?;
     let mut vhosts: Vec<&str> =
         access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
     vhosts.sort();
@@ -99,10 +100,10 @@ pub async fn declare_queue(shard: &Rc<Shard>, definition: &str) -> Result<Value,
             s.queues.borrow_mut().declare(&vhost, &name, flags, false, 0).map(|_| !existed)
         })
         .await
-        .and_then(|r| r)
-        .map_err(|e| e.text)?;
+        .map_err(ConnectionError::into_text)?
+        .map_err(ChannelError::into_text)?;
     if created && def.durable {
-        shard.durable_queue_declared(def).await.map_err(|e| e.text)?;
+        shard.durable_queue_declared(def).await.map_err(|e| e.into_text())?;
     }
     Ok(table(&["created"], vec![[json!(created)]]))
 }

@@ -10,7 +10,7 @@ use crate::broker::queue::Consumer;
 use crate::ids::shard_of_id;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, Result};
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;
@@ -51,7 +51,7 @@ impl Conn {
         let result = self
             .with_queue(ch, &name, move |q| {
                 if q.has_exclusive_consumer() || (exclusive && q.consumer_count() > 0) {
-                    return Err(AmqpError::access_refused(format!(
+                    return Err(ChannelError::access_refused(format!(
                         "queue '{}' in vhost '{}' in exclusive use",
                         q.name, q.vhost
                     )));

@@ -12,7 +12,7 @@ use crate::broker::routing::{Dest, MetaOp};
 use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
-use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, Result, SoftError};
 use crate::protocol::types::FieldTable;
 use crate::shard::placement::shard_of;
 
@@ -108,13 +108,14 @@ impl Conn {
         self: &Rc<Self>,
         ch: u16,
         given: &str,
-        f: impl FnOnce(&mut Queue) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&mut Queue) -> Result<R, ChannelError> + Send + 'static,
     ) -> Result<(QueueId, R)> {
         let name = self.with_channel(ch, |c| c.queue_name(given))?;
         let vhost = self.vhost();
         let owner = shard_of(&vhost, &name, self.shard.shards());
         let conn = self.id;
-        self.shard
+        let r = self
+            .shard
             .call(owner, move |s| {
                 let id = s.queues.borrow().find(&vhost, &name, conn)?;
                 let r = {
@@ -123,9 +124,10 @@ impl Conn {
                     f(q)?
                 };
                 s.dispatch(id);
-                Ok((id, r))
+                Ok::<_, ChannelError>((id, r))
             })
-            .await?
+            .await??;
+        Ok(r)
     }
 
     async fn queue_binding(
@@ -143,7 +145,7 @@ impl Conn {
         // The queue must exist and be usable by this connection (404, 405); unbinding from a
         // queue that is gone is ok, as in RabbitMQ 3.x.
         match self.with_queue(ch, &name, |_| Ok(())).await {
-            Err(e) if !bind && e.code == ReplyCode::NotFound => return Ok(()),
+            Err(AmqpError::Channel(e)) if !bind && e.code() == SoftError::NotFound => return Ok(()),
             r => r?,
         };
         let vhost = self.vhost().to_string();
@@ -190,7 +192,7 @@ impl Conn {
             .shard
             .call(owner, move |s| {
                 // Deleting a queue that does not exist succeeds, as in RabbitMQ 3.x.
-                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok(None) };
+                let Some(_) = s.queues.borrow().lookup(&vhost, &name) else { return Ok::<_, ChannelError>(None) };
                 let id = s.queues.borrow().find(&vhost, &name, conn)?;
                 s.queues.borrow().check_delete(id, if_unused, if_empty)?;
                 Ok(s.remove_queue(id, Some(conn)))

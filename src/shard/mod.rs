@@ -22,7 +22,7 @@ use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
 use crate::config::Config;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::ConnectionError;
 
 use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
@@ -331,11 +331,15 @@ impl Shard {
     }
 
     /// The one round trip: sends the message `make` builds around a `Reply` to shard `dest` and
-    /// waits for its answer.
-    pub async fn ask<R: Send + 'static>(&self, dest: usize, make: impl FnOnce(Reply<R>) -> ShardMsg) -> Result<R> {
+    /// waits for its answer; 541 INTERNAL_ERROR if that shard stopped.
+    pub async fn ask<R: Send + 'static>(
+        &self,
+        dest: usize,
+        make: impl FnOnce(Reply<R>) -> ShardMsg,
+    ) -> Result<R, ConnectionError> {
         let (reply, rx) = Reply::new(self.id);
         self.send(dest, make(reply));
-        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+        rx.await.map_err(|_| ConnectionError::internal("shard stopped"))
     }
 
     /// Tells the owning shards what became of deliveries: one message per run of the same queue.
@@ -387,7 +391,7 @@ impl Shard {
     }
 
     /// Waits (on shard `owner`) until queue `id` has read its next messages back from disk.
-    pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<()> {
+    pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<(), ConnectionError> {
         self.ask(owner, |done| ShardMsg::PagedIn { queue: id, done }).await
     }
 
@@ -420,7 +424,7 @@ impl Shard {
         &self,
         dest: usize,
         f: impl FnOnce(&Rc<Shard>) -> R + Send + 'static,
-    ) -> Result<R> {
+    ) -> Result<R, ConnectionError> {
         self.ask(dest, |reply| {
             ShardMsg::Call(Box::new(move |s| {
                 let r = f(s);
