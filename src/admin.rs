@@ -102,7 +102,7 @@ async fn answer(shard: Rc<Shard>, mut stream: UnixStream) {
 }
 
 async fn change(shard: &Shard, op: MetaOp) -> Result<Value, String> {
-    shard.change_routes(op).await.map(|_| done()).map_err(|e| e.text)
+    shard.change_routes(op).await.map(|_| done()).map_err(|e| e.into_text())
 }
 
 /// Asks every shard at once the request `make` builds, and gathers the answers, each with the
@@ -111,7 +111,7 @@ async fn every_shard<R: Send + 'static>(
     shard: &Shard,
     make: impl Fn(Reply<R>) -> AdminOp,
 ) -> Result<Vec<(usize, R)>, String> {
-    let all = shard.ask_every(|done| ShardMsg::Admin(Box::new(make(done)))).await.map_err(|e| e.text)?;
+    let all = shard.ask_every(|done| ShardMsg::Admin(Box::new(make(done)))).await.map_err(|e| e.into_text())?;
     Ok(all.into_iter().enumerate().collect())
 }
 
@@ -134,8 +134,8 @@ async fn declare(shard: &Shard, def: &QueueDef) -> Result<bool, String> {
     let declared = shard
         .ask_queue(owner, |done| QueueOp::Declare { at, flags, passive: false, done })
         .await
-        .and_then(|r| r)
-        .map_err(|e| e.text)?;
+        .map_err(|e| e.into_text())?
+        .map_err(|e| e.into_text())?;
     Ok(declared.created)
 }
 
@@ -165,7 +165,7 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
     for q in &d.queues {
         declare(shard, q).await?;
         if q.durable {
-            shard.durable_queue_declared(q.clone()).await.map_err(|e| e.text)?;
+            shard.durable_queue_declared(q.clone()).await.map_err(|e| e.into_text())?;
         }
     }
     for op in bindings {

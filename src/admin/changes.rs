@@ -40,7 +40,7 @@ pub async fn purge_or_delete_queue(shard: &Shard, vhost: String, name: String, p
     let count = shard
         .ask_queue(owner, op)
         .await
-        .map_err(|e| e.text)?
+        .map_err(|e| e.into_text())?
         .ok_or_else(|| format!("no queue '{name}' in vhost '{vhost}'"))?;
     Ok(table(&["messages"], vec![[json!(count)]]))
 }

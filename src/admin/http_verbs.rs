@@ -16,7 +16,7 @@ use crate::shard::admin_ops::AdminOp;
 /// checked as the AMQP login checks (password hash, loopback-only users).
 pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -> Result<Value, String> {
     let access = shard.access.borrow();
-    let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.text)?;
+    let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.into_text())?;
     let mut vhosts: Vec<&str> =
         access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
     vhosts.sort();
@@ -93,7 +93,7 @@ pub async fn declare_queue(shard: &Rc<Shard>, definition: &str) -> Result<Value,
     }
     let created = super::declare(shard, &def).await?;
     if created && def.durable {
-        shard.durable_queue_declared(def).await.map_err(|e| e.text)?;
+        shard.durable_queue_declared(def).await.map_err(|e| e.into_text())?;
     }
     Ok(table(&["created"], vec![[json!(created)]]))
 }

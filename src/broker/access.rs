@@ -9,7 +9,7 @@ use md5::Md5;
 use regex::Regex;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{ChannelError, ConnectionError};
 
 /// RabbitMQ's password hash: base64(salt(4) ++ H(salt ++ password)). MD5 is RabbitMQ's oldest
 /// format, still found in definitions exported from old brokers.
@@ -22,7 +22,7 @@ pub enum PasswordHash {
 
 impl PasswordHash {
     /// Parses `password_hash` with RabbitMQ's `hashing_algorithm` name.
-    pub fn parse(hash: &str, algorithm: &str) -> std::result::Result<Self, String> {
+    pub fn parse(hash: &str, algorithm: &str) -> Result<Self, String> {
         let raw = BASE64.decode(hash).map_err(|e| format!("password_hash is not base64: {e}"))?;
         let (len, make): (usize, fn(Vec<u8>) -> Self) = match algorithm {
             "" | "rabbit_password_hashing_sha256" => (36, Self::Sha256),
@@ -93,7 +93,7 @@ pub struct Permission {
 }
 
 impl Permission {
-    pub fn new(configure: &str, write: &str, read: &str) -> std::result::Result<Self, String> {
+    pub fn new(configure: &str, write: &str, read: &str) -> Result<Self, String> {
         // RabbitMQ: the empty string is a synonym for '^$'.
         let re = |s: &str| {
             Regex::new(if s.is_empty() { "^$" } else { s }).map_err(|e| format!("bad permission regex '{s}': {e}"))
@@ -141,8 +141,8 @@ impl Access {
     }
 
     /// Applies a change made while the broker runs (every shard applies the same ones in order).
-    pub fn apply(&mut self, op: &AccessOp) -> Result<()> {
-        let no_user = |u: &str| AmqpError::not_found(format!("no such user '{u}'"));
+    pub fn apply(&mut self, op: &AccessOp) -> Result<(), ChannelError> {
+        let no_user = |u: &str| ChannelError::not_found(format!("no such user '{u}'"));
         match op {
             AccessOp::PutUser(u) => self.add_user(u.clone()),
             AccessOp::DeleteUser(name) => {
@@ -153,7 +153,7 @@ impl Access {
                 if !self.users.contains_key(user) {
                     return Err(no_user(user));
                 }
-                let p = Permission::new(configure, write, read).map_err(AmqpError::precondition)?;
+                let p = Permission::new(configure, write, read).map_err(ChannelError::precondition)?;
                 self.set_permissions(user, vhost, p);
             }
             AccessOp::ClearPermissions { user, vhost } => {
@@ -176,11 +176,17 @@ impl Access {
         self.permissions.insert((user.to_string(), vhost.to_string()), p);
     }
 
-    /// Checks a login: 403 ACCESS_REFUSED unless the password matches (and, for loopback-only
-    /// users such as guest, the peer is local).
-    pub fn login(&self, user: &str, password: &str, mechanism: &str, peer_is_loopback: bool) -> Result<&User> {
+    /// Checks a login: connection.close 403 ACCESS_REFUSED unless the password matches (and, for
+    /// loopback-only users such as guest, the peer is local).
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        mechanism: &str,
+        peer_is_loopback: bool,
+    ) -> Result<&User, ConnectionError> {
         let refused = || {
-            AmqpError::access_refused(format!(
+            ConnectionError::access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             ))
         };
@@ -189,22 +195,22 @@ impl Access {
             return Err(refused());
         }
         if !peer_is_loopback && self.loopback_users.iter().any(|l| l == user) {
-            return Err(AmqpError::access_refused(format!("User '{user}' can only connect via localhost")));
+            return Err(ConnectionError::access_refused(format!("User '{user}' can only connect via localhost")));
         }
         Ok(u)
     }
 
     /// connection.open's check: 530 unless the user has permissions in the vhost.
-    pub fn check_vhost(&self, user: &str, vhost: &str) -> Result<()> {
+    pub fn check_vhost(&self, user: &str, vhost: &str) -> Result<(), ConnectionError> {
         if self.permissions.contains_key(&(user.to_string(), vhost.to_string())) {
             Ok(())
         } else {
-            Err(AmqpError::not_allowed(format!("access to vhost '{vhost}' refused for user '{user}'")))
+            Err(ConnectionError::not_allowed(format!("access to vhost '{vhost}' refused for user '{user}'")))
         }
     }
 
     /// 403 ACCESS_REFUSED unless the user's `perm` regex in `vhost` matches the resource's name.
-    pub fn check(&self, user: &str, vhost: &str, perm: Perm, resource: Resource<'_>) -> Result<()> {
+    pub fn check(&self, user: &str, vhost: &str, perm: Perm, resource: Resource<'_>) -> Result<(), ChannelError> {
         let (kind, name) = match resource {
             Resource::Queue(n) => ("queue", n),
             Resource::Exchange(n) => ("exchange", if n.is_empty() { "amq.default" } else { n }),
@@ -220,7 +226,7 @@ impl Access {
         if allowed {
             Ok(())
         } else {
-            Err(AmqpError::access_refused(format!(
+            Err(ChannelError::access_refused(format!(
                 "access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
             )))
         }
@@ -259,11 +265,11 @@ mod tests {
         a.add_user(User { name: "bob".into(), hash: PasswordHash::sha256([0; 4], "pw"), tags: vec![] });
         a.set_permissions("bob", "/", Permission::new("^bob-", "", "^bob-|^amq\\.default$").unwrap());
         assert!(a.check("bob", "/", Perm::Configure, Resource::Queue("bob-q")).is_ok());
-        assert_eq!(a.check("bob", "/", Perm::Configure, Resource::Queue("q")).unwrap_err().code.code(), 403);
+        assert_eq!(a.check("bob", "/", Perm::Configure, Resource::Queue("q")).unwrap_err().reply_code(), 403);
         assert!(a.check("bob", "/", Perm::Write, Resource::Queue("bob-q")).is_err(), "'' means ^$");
         assert!(a.check("bob", "/", Perm::Read, Resource::Exchange("")).is_ok());
         assert!(a.check("bob", "other", Perm::Read, Resource::Queue("bob-q")).is_err());
-        assert_eq!(a.check_vhost("bob", "other").unwrap_err().code.code(), 530);
+        assert_eq!(a.check_vhost("bob", "other").unwrap_err().reply_code(), 530);
         assert!(a.login("bob", "pw", "PLAIN", true).is_ok());
         assert!(a.login("bob", "nope", "PLAIN", true).is_err());
     }

@@ -294,6 +294,6 @@ mod tests {
         let d = Definitions::default_user("guest", "guest", "/", [9, 8, 7, 6]);
         let a = d.access(vec!["guest".into()]).unwrap();
         assert!(a.login("guest", "guest", "PLAIN", true).is_ok());
-        assert_eq!(a.login("guest", "guest", "PLAIN", false).unwrap_err().code.code(), 403);
+        assert_eq!(a.login("guest", "guest", "PLAIN", false).unwrap_err().reply_code(), 403);
     }
 }

@@ -5,10 +5,13 @@ use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::ids::{ConnId, QueueId, make_id};
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::ChannelError;
 use crate::protocol::types::FieldValue;
 
 use super::queue::{Queue, QueueArgs, QueueFlags};
+
+/// A queue table fails only with channel errors (404, 405, 406).
+type Result<T> = std::result::Result<T, ChannelError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclareOk {
@@ -41,12 +44,12 @@ pub struct QueueTable {
     queues: HashMap<QueueId, Queue>,
 }
 
-pub fn not_found(vhost: &str, name: &str) -> AmqpError {
-    AmqpError::not_found(format!("no queue '{name}' in vhost '{vhost}'"))
+pub fn not_found(vhost: &str, name: &str) -> ChannelError {
+    ChannelError::not_found(format!("no queue '{name}' in vhost '{vhost}'"))
 }
 
-pub fn locked(vhost: &str, name: &str) -> AmqpError {
-    AmqpError::resource_locked(format!(
+pub fn locked(vhost: &str, name: &str) -> ChannelError {
+    ChannelError::resource_locked(format!(
         "cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be \
          originally declared on another connection or the exclusive property value does not match \
          that of the original declaration."
@@ -151,7 +154,7 @@ impl QueueTable {
     fn check_equivalent(q: &Queue, flags: &QueueFlags) -> Result<()> {
         let (vhost, name) = (&q.vhost, &q.name);
         let inequivalent = |arg: &dyn std::fmt::Display, received: String, current: String| {
-            AmqpError::precondition(format!(
+            ChannelError::precondition(format!(
                 "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received {received} but current is {current}"
             ))
         };
@@ -191,10 +194,10 @@ impl QueueTable {
         // A queue that is gone has nothing to check: deleting it succeeds, as in RabbitMQ 3.x.
         let Some(q) = self.queues.get(&id) else { return Ok(()) };
         if if_unused && q.consumer_count() > 0 {
-            return Err(AmqpError::precondition(format!("queue '{}' in vhost '{}' in use", q.name, q.vhost)));
+            return Err(ChannelError::precondition(format!("queue '{}' in vhost '{}' in use", q.name, q.vhost)));
         }
         if if_empty && q.message_count() > 0 {
-            return Err(AmqpError::precondition(format!("queue '{}' in vhost '{}' is not empty", q.name, q.vhost)));
+            return Err(ChannelError::precondition(format!("queue '{}' in vhost '{}' is not empty", q.name, q.vhost)));
         }
         Ok(())
     }
@@ -220,10 +223,10 @@ mod tests {
         let a = t.declare("/", "q", flags(true), false, 1).unwrap();
         assert_eq!(t.declare("/", "q", flags(true), false, 2).unwrap(), a);
         let e = t.declare("/", "q", flags(false), false, 1).unwrap_err();
-        assert_eq!(e.code.code(), 406);
-        assert!(e.text.contains("inequivalent arg 'durable'"), "{}", e.text);
+        assert_eq!(e.reply_code(), 406);
+        assert!(e.text().contains("inequivalent arg 'durable'"), "{e}");
         assert_eq!(t.declare("/", "q", flags(false), true, 1).unwrap(), a);
-        assert_eq!(t.declare("/", "missing", flags(false), true, 1).unwrap_err().code.code(), 404);
+        assert_eq!(t.declare("/", "missing", flags(false), true, 1).unwrap_err().reply_code(), 404);
     }
 
     #[test]
@@ -235,7 +238,7 @@ mod tests {
         let mut g = flags(false);
         g.arguments.insert("x-max-length", FieldValue::I64(10));
         assert!(t.declare("/", "q", g, false, 1).is_ok());
-        assert_eq!(t.declare("/", "q", flags(false), false, 1).unwrap_err().code.code(), 406);
+        assert_eq!(t.declare("/", "q", flags(false), false, 1).unwrap_err().reply_code(), 406);
     }
 
     #[test]
@@ -244,8 +247,8 @@ mod tests {
         let mut f = flags(false);
         f.exclusive = true;
         t.declare("/", "x", f.clone(), false, 7).unwrap();
-        assert_eq!(t.declare("/", "x", f, false, 8).unwrap_err().code.code(), 405);
-        assert_eq!(t.find("/", "x", 8).unwrap_err().code.code(), 405);
+        assert_eq!(t.declare("/", "x", f, false, 8).unwrap_err().reply_code(), 405);
+        assert_eq!(t.find("/", "x", 8).unwrap_err().reply_code(), 405);
         assert_eq!(t.owned_by(7).len(), 1);
     }
 
@@ -257,9 +260,9 @@ mod tests {
         let mut f = flags(false);
         f.exclusive = true;
         t.declare("/", "x", f.clone(), false, 7).unwrap();
-        assert_eq!(t.declare("/", "x", flags(false), false, 7).unwrap_err().code.code(), 405);
+        assert_eq!(t.declare("/", "x", flags(false), false, 7).unwrap_err().reply_code(), 405);
         assert!(t.declare("/", "x", flags(false), true, 7).is_ok(), "a passive declare by the owner is fine");
         t.declare("/", "shared", flags(false), false, 7).unwrap();
-        assert_eq!(t.declare("/", "shared", f, false, 7).unwrap_err().code.code(), 405);
+        assert_eq!(t.declare("/", "shared", f, false, 7).unwrap_err().reply_code(), 405);
     }
 }

@@ -15,7 +15,7 @@ use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, channel as chan};
 use crate::protocol::properties::ContentHeader;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, ConnectionError, Result};
 
 use super::connection::Conn;
 
@@ -203,13 +203,13 @@ impl Channel {
     }
 
     /// A content body frame on channel `ch`.
-    pub fn on_body(&mut self, ch: u16, part: Bytes) -> Result<Assembly> {
+    pub fn on_body(&mut self, ch: u16, part: Bytes) -> Result<Assembly, ConnectionError> {
         let Content::AwaitBody { body, header, .. } = &mut self.content else {
-            return Err(AmqpError::unexpected_frame(format!("unexpected content body frame on channel {ch}")));
+            return Err(ConnectionError::unexpected_frame(format!("unexpected content body frame on channel {ch}")));
         };
         body.push(part);
         if body.received > header.body_size {
-            return Err(AmqpError::frame(format!(
+            return Err(ConnectionError::frame(format!(
                 "content body of {} bytes exceeds the {} bytes its header declared",
                 body.received, header.body_size
             )));
@@ -224,18 +224,18 @@ impl Channel {
     }
 
     /// confirm.select: 406 on a transactional channel.
-    pub fn select_confirms(&mut self) -> Result<()> {
+    pub fn select_confirms(&mut self) -> Result<(), ChannelError> {
         if self.tx.is_some() {
-            return Err(AmqpError::precondition("cannot switch from tx to confirm mode"));
+            return Err(ChannelError::precondition("cannot switch from tx to confirm mode"));
         }
         self.confirms.get_or_insert_with(Default::default);
         Ok(())
     }
 
     /// tx.select: 406 on a channel in confirm mode.
-    pub fn select_tx(&mut self) -> Result<()> {
+    pub fn select_tx(&mut self) -> Result<(), ChannelError> {
         if self.confirms.is_some() {
-            return Err(AmqpError::precondition("cannot switch from confirm to tx mode"));
+            return Err(ChannelError::precondition("cannot switch from confirm to tx mode"));
         }
         self.tx.get_or_insert_with(Default::default);
         Ok(())
@@ -276,10 +276,10 @@ impl Channel {
 
     /// tx.commit or tx.rollback: what the transaction holds, and a fresh one in its place; 406 on
     /// a channel not in tx mode.
-    pub fn take_tx(&mut self) -> Result<Tx> {
+    pub fn take_tx(&mut self) -> Result<Tx, ChannelError> {
         match &mut self.tx {
             Some(tx) => Ok(std::mem::take(tx)),
-            None => Err(AmqpError::precondition("channel is not transactional")),
+            None => Err(ChannelError::precondition("channel is not transactional")),
         }
     }
 
@@ -333,18 +333,18 @@ impl Channel {
     }
 
     /// The queue name to use: the one given, or (when empty) the last one declared on this channel.
-    pub fn queue_name(&self, given: &str) -> Result<String> {
+    pub fn queue_name(&self, given: &str) -> Result<String, ChannelError> {
         if !given.is_empty() {
             return Ok(given.to_string());
         }
-        self.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        self.last_queue.clone().ok_or_else(|| ChannelError::not_found("no previously declared queue"))
     }
 
     /// The tags an ack/nack/reject covers: 406 PRECONDITION_FAILED for an unknown tag.
-    pub fn take_acked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>> {
+    pub fn take_acked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, ChannelError> {
         if multiple {
             if tag != 0 && !self.unacked.contains_key(&tag) {
-                return Err(AmqpError::precondition(format!("unknown delivery tag {tag}")));
+                return Err(ChannelError::precondition(format!("unknown delivery tag {tag}")));
             }
             let upto = if tag == 0 { u64::MAX } else { tag };
             let rest = self.unacked.split_off(&upto.saturating_add(1));
@@ -354,7 +354,7 @@ impl Channel {
             self.unacked
                 .remove(&tag)
                 .map(|u| vec![u])
-                .ok_or_else(|| AmqpError::precondition(format!("unknown delivery tag {tag}")))
+                .ok_or_else(|| ChannelError::precondition(format!("unknown delivery tag {tag}")))
         }
     }
 }

@@ -8,58 +8,48 @@ use std::time::Instant;
 use crate::broker::delivery::Settle;
 use crate::ids::shard_of_id;
 use crate::protocol::Method;
-use crate::protocol::methods::{channel as chan, connection as conn};
-use crate::protocol::reply::{AmqpError, ReplyCode};
+use crate::protocol::methods::connection as conn;
+use crate::protocol::reply::{AmqpError, ChannelError, ConnectionError};
 use crate::shard::msg::ShardMsg;
 
 use super::channel::ChannelState;
 use super::connection::{Conn, Phase};
 
 impl Conn {
-    /// A channel error closes the channel; a connection error closes the connection.
+    /// A channel error closes the channel; a connection error closes the connection. A channel
+    /// error on channel 0 closes the connection with its own code: channel 0 is the connection's
+    /// (RabbitMQ's `map_exception` does the same; no handler raises one there today).
     pub fn fail(self: &Rc<Self>, ch: u16, e: AmqpError) {
-        if e.is_hard() || ch == 0 {
-            self.close_connection(e);
-        } else {
-            self.close_channel(ch, e);
+        match e {
+            AmqpError::Connection(e) => self.close_connection(e),
+            AmqpError::Channel(e) if ch == 0 => self.send_connection_close(e.into_connection_close()),
+            AmqpError::Channel(e) => self.close_channel(ch, e),
         }
     }
 
     /// Sends channel.close and releases what the channel held; it waits for close-ok.
-    pub fn close_channel(self: &Rc<Self>, ch: u16, e: AmqpError) {
-        log::debug!("connection {}: closing channel {ch}: {}", self.id, e.text);
+    pub fn close_channel(self: &Rc<Self>, ch: u16, e: ChannelError) {
+        log::debug!("connection {}: closing channel {ch}: {}", self.id, e.text());
         self.release_channel(ch);
         let mut st = self.st.borrow_mut();
         let c = st.channels.entry(ch).or_default();
         c.state = ChannelState::Closing;
         c.abandon_content();
         drop(st);
-        self.send_method(
-            ch,
-            &Method::ChannelClose(chan::Close {
-                reply_code: e.code.code(),
-                reply_text: e.text,
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }),
-        );
+        self.send_method(ch, &Method::ChannelClose(e.into_close()));
     }
 
     /// Sends connection.close and waits (bounded) for close-ok.
-    pub fn close_connection(self: &Rc<Self>, e: AmqpError) {
+    pub fn close_connection(self: &Rc<Self>, e: ConnectionError) {
+        self.send_connection_close(e.into_close());
+    }
+
+    fn send_connection_close(self: &Rc<Self>, close: conn::Close) {
         if matches!(self.phase.get(), Phase::Closing | Phase::Done) {
             return;
         }
-        log::debug!("connection {}: closing: {}", self.id, e.text);
-        self.send_method(
-            0,
-            &Method::ConnectionClose(conn::Close {
-                reply_code: e.code.code(),
-                reply_text: e.text,
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }),
-        );
+        log::debug!("connection {}: closing: {}", self.id, close.reply_text);
+        self.send_method(0, &Method::ConnectionClose(close));
         self.phase.set(Phase::Closing);
         // Its consumers leave their queues now, not when the socket ends: a delivery to a closing
         // connection comes straight back, and a queue on this shard would dispatch it to the same
@@ -76,7 +66,7 @@ impl Conn {
 
     /// Shutdown: connection.close 320 CONNECTION_FORCED.
     pub fn force_close(self: &Rc<Self>, text: &str) {
-        self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, text));
+        self.close_connection(ConnectionError::connection_forced(text));
     }
 
     /// The connection is over: every channel released, exclusive queues deleted.

@@ -20,7 +20,7 @@ use crate::ids::{ConnId, QueueId};
 use crate::notify::Notify;
 use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
 use crate::protocol::methods::{channel as chan, connection as conn};
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, Result};
 use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
 
@@ -300,7 +300,7 @@ impl Conn {
 
     async fn on_frame(self: &Rc<Self>, f: Frame) -> Result<()> {
         match self.phase.get() {
-            Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => self.on_handshake_frame(f).await,
+            Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen => Ok(self.on_handshake_frame(f).await?),
             Phase::Closing => {
                 if f.kind == FrameKind::Method && f.channel == 0 {
                     match Method::decode(f.payload) {
@@ -402,13 +402,13 @@ impl Conn {
     }
 
     /// 403 ACCESS_REFUSED unless this connection's user holds `perm` on the resource in its vhost.
-    pub fn permit(&self, perm: Perm, resource: Resource<'_>) -> Result<()> {
+    pub fn permit(&self, perm: Perm, resource: Resource<'_>) -> Result<(), ChannelError> {
         let st = self.st.borrow();
         self.shard.access.borrow().check(&st.user, &st.vhost, perm, resource)
     }
 
     /// The write permission a publish needs, remembered per exchange once granted.
-    pub fn permit_publish(&self, exchange: &str) -> Result<()> {
+    pub fn permit_publish(&self, exchange: &str) -> Result<(), ChannelError> {
         // Exchange names are short (at most 255 bytes): an inline byte loop, not a memcmp call
         // per cached name (that call was ~5% of a shard's time publishing to the default exchange).
         let same = |x: &String| x.len() == exchange.len() && x.bytes().zip(exchange.bytes()).all(|(a, b)| a == b);

@@ -14,7 +14,7 @@ use crate::ids::{ConnId, shard_of_id};
 use crate::protocol::Method;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{self, BasicProperties};
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, Result};
 use crate::protocol::shortstr::ShortStr;
 use crate::shard::msg::ShardMsg;
 
@@ -48,12 +48,12 @@ impl Conn {
         }
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
         let key = self.shard.random();
+        if self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))? {
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
         self.with_channel(ch, |c| {
             if c.reply_consumer.is_some() {
-                return Err(AmqpError::precondition("reply consumer already set"));
-            }
-            if c.consumers.contains_key(&tag) {
-                return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+                return Err(ChannelError::precondition("reply consumer already set"));
             }
             c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: true, held: Vec::new() });
             c.reply_consumer = Some(ReplyConsumer { tag: tag.clone(), key });
@@ -77,7 +77,7 @@ impl Conn {
             c.reply_consumer
                 .as_ref()
                 .map(|r| r.key)
-                .ok_or_else(|| AmqpError::precondition("fast reply consumer does not exist"))
+                .ok_or_else(|| ChannelError::precondition("fast reply consumer does not exist"))
         })?;
         let name = format!("{PREFIX}{:x}.{ch}.{key:x}", self.id);
         p.reply_to = ShortStr::copy_from_slice(name.as_bytes()).ok();

@@ -9,11 +9,15 @@ use crate::protocol::Method;
 use crate::protocol::codec::Reader;
 use crate::protocol::frame::{FRAME_MIN_SIZE, Frame, FrameKind};
 use crate::protocol::methods::connection as conn;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::ConnectionError;
+
 use crate::protocol::types::{FieldTable, FieldValue};
 use crate::shard::Shard;
 
 use super::connection::{ClientCaps, Conn, Phase};
+
+/// The handshake happens on channel 0, before any channel exists: it fails only with connection errors.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 pub fn start_method(shard: &Shard) -> Method {
     let mut caps = FieldTable::default();
@@ -83,7 +87,9 @@ impl Conn {
             return Ok(());
         }
         if f.kind != FrameKind::Method || f.channel != 0 {
-            return Err(AmqpError::command_invalid("expected a connection method on channel 0 during the handshake"));
+            return Err(ConnectionError::command_invalid(
+                "expected a connection method on channel 0 during the handshake",
+            ));
         }
         let m = Method::decode(f.payload)?;
         let id = m.id();
@@ -96,7 +102,7 @@ impl Conn {
             (Phase::AwaitStartOk, Method::ConnectionStartOk(s)) => self.start_ok(s),
             (Phase::AwaitTuneOk, Method::ConnectionTuneOk(t)) => self.tune_ok(t),
             (Phase::AwaitOpen, Method::ConnectionOpen(o)) => self.open(o),
-            (phase, m) => Err(AmqpError::command_invalid(format!(
+            (phase, m) => Err(ConnectionError::command_invalid(format!(
                 "method {:?} is not expected in handshake phase {phase:?}",
                 m.id()
             ))
@@ -112,7 +118,7 @@ impl Conn {
             Some((user, pass)) => {
                 self.shard.access.borrow().login(&user, &pass, &s.mechanism, self.peer_loopback).map(|_| user)
             }
-            None => Err(AmqpError::access_refused(format!(
+            None => Err(ConnectionError::access_refused(format!(
                 "Login was refused using authentication mechanism {}. For details see the broker logfile.",
                 s.mechanism
             ))),
@@ -120,7 +126,7 @@ impl Conn {
         let user = match login {
             Ok(user) => user,
             Err(e) => {
-                log::info!("connection {}: login refused ({}): {}", self.id, s.mechanism, e.text);
+                log::info!("connection {}: login refused ({}): {}", self.id, s.mechanism, e.text());
                 if caps.authentication_failure_close {
                     // Then wait (bounded) for close-ok: closing at once would reset the socket on
                     // the client's close-ok, and the reset can discard our close unread (rabbitpy
@@ -151,14 +157,20 @@ impl Conn {
         let id = (10, 31);
         let frame_max = if t.frame_max == 0 { cfg.frame_max } else { t.frame_max };
         if frame_max < FRAME_MIN_SIZE {
-            return Err(AmqpError::not_allowed(format!("frame_max={frame_max} < {FRAME_MIN_SIZE} min size")).on(id));
+            return Err(
+                ConnectionError::not_allowed(format!("frame_max={frame_max} < {FRAME_MIN_SIZE} min size")).on(id)
+            );
         }
         if cfg.frame_max != 0 && frame_max > cfg.frame_max {
-            return Err(AmqpError::not_allowed(format!("frame_max={frame_max} > {} max size", cfg.frame_max)).on(id));
+            return Err(
+                ConnectionError::not_allowed(format!("frame_max={frame_max} > {} max size", cfg.frame_max)).on(id)
+            );
         }
         let channel_max = if t.channel_max == 0 { cfg.channel_max } else { t.channel_max };
         if cfg.channel_max != 0 && channel_max > cfg.channel_max {
-            return Err(AmqpError::not_allowed(format!("channel_max={channel_max} > {} max", cfg.channel_max)).on(id));
+            return Err(
+                ConnectionError::not_allowed(format!("channel_max={channel_max} > {} max", cfg.channel_max)).on(id)
+            );
         }
         let mut st = self.st.borrow_mut();
         st.frame_max = frame_max;
@@ -171,7 +183,7 @@ impl Conn {
 
     fn open(self: &Rc<Self>, o: conn::Open) -> Result<()> {
         if !self.shard.routes.borrow().has_vhost(&o.virtual_host) {
-            return Err(AmqpError::not_allowed(format!("vhost {} not found", o.virtual_host)).on((10, 40)));
+            return Err(ConnectionError::not_allowed(format!("vhost {} not found", o.virtual_host)).on((10, 40)));
         }
         let user = self.st.borrow().user.clone();
         self.shard.access.borrow().check_vhost(&user, &o.virtual_host).map_err(|e| e.on((10, 40)))?;

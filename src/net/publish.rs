@@ -13,7 +13,7 @@ use crate::protocol::Method;
 use crate::protocol::frame;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{self, BasicProperties, ContentHeader};
-use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, NO_ROUTE, Result};
 use crate::shard::msg::{ShardMsg, Targets};
 use crate::shard::placement::shard_of;
 
@@ -46,7 +46,10 @@ impl Conn {
 
     /// A frame of a message being published; once it is whole it is published. Frames on a
     /// channel that is closing are dropped.
-    fn on_content(self: &Rc<Self>, ch: u16, frame: impl FnOnce(&mut Channel) -> Result<Assembly>) -> Result<()> {
+    fn on_content<E>(self: &Rc<Self>, ch: u16, frame: impl FnOnce(&mut Channel) -> Result<Assembly, E>) -> Result<()>
+    where
+        AmqpError: From<E>,
+    {
         let assembled = {
             let mut st = self.st.borrow_mut();
             let Some(c) = st.channels.get_mut(&ch) else {
@@ -201,7 +204,7 @@ impl Conn {
         drop(st);
         if p.mandatory && p.enqueued == 0 && !p.rejected {
             let m = Method::BasicReturn(basic::Return {
-                reply_code: ReplyCode::NoRoute.code(),
+                reply_code: NO_ROUTE,
                 reply_text: "NO_ROUTE".into(),
                 exchange: p.msg.exchange.clone(),
                 routing_key: p.msg.routing_key.clone(),
@@ -236,13 +239,17 @@ impl Conn {
     }
 
     /// Runs `f` on an open channel's state.
-    pub fn with_channel<R>(&self, ch: u16, f: impl FnOnce(&mut super::channel::Channel) -> Result<R>) -> Result<R> {
+    pub fn with_channel<R>(
+        &self,
+        ch: u16,
+        f: impl FnOnce(&mut super::channel::Channel) -> Result<R, ChannelError>,
+    ) -> Result<R> {
         let mut st = self.st.borrow_mut();
         let c = st
             .channels
             .get_mut(&ch)
             .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")))?;
-        f(c)
+        Ok(f(c)?)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::broker::queue::QueueFlags;
 use crate::broker::routing::{Dest, MetaOp};
 use crate::protocol::Method;
 use crate::protocol::methods::queue;
-use crate::protocol::reply::{AmqpError, ReplyCode, Result};
+use crate::protocol::reply::{AmqpError, Result};
 use crate::protocol::types::FieldTable;
 use crate::shard::msg::Reply;
 use crate::shard::placement::shard_of;
@@ -118,7 +118,7 @@ impl Conn {
         // The queue must exist and be usable by this connection (404, 405); unbinding from a
         // queue that is gone is ok, as in RabbitMQ 3.x.
         match self.with_queue(ch, &name, |at, done| QueueOp::Check { at, done }).await {
-            Err(e) if !bind && e.code == ReplyCode::NotFound => return Ok(()),
+            Err(e) if !bind && e.reply_code() == 404 => return Ok(()),
             r => r?,
         };
         let vhost = self.vhost().to_string();

@@ -9,8 +9,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::reply::{AmqpError, Result};
+use super::reply::ConnectionError;
 use super::shortstr::{self, ShortStr};
+
+/// Decoding fails only with connection errors: the stream cannot be trusted past garbage.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 /// A cursor over one frame payload. Consecutive `bit` fields share octets, as the spec packs them.
 pub struct Reader {
@@ -75,7 +78,7 @@ impl Reader {
     /// A short string as sent, sharing the payload's memory.
     pub fn shortstr(&mut self) -> Result<ShortStr> {
         let n = self.u8()? as usize;
-        ShortStr::from_bytes(self.bytes(n)?).map_err(AmqpError::frame)
+        ShortStr::from_bytes(self.bytes(n)?).map_err(ConnectionError::frame)
     }
 
     /// A short string that must be text (a name, a binding key, a consumer tag).
@@ -83,7 +86,7 @@ impl Reader {
         let n = self.u8()? as usize;
         match std::str::from_utf8(self.take(n)?) {
             Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(AmqpError::frame("Malformed UTF-8 in shortstr")),
+            Err(_) => Err(ConnectionError::frame("Malformed UTF-8 in shortstr")),
         }
     }
 
@@ -93,8 +96,8 @@ impl Reader {
     }
 }
 
-fn ends_inside_a_field() -> AmqpError {
-    AmqpError::frame("cannot decode the frame payload: it ends inside a field")
+fn ends_inside_a_field() -> ConnectionError {
+    ConnectionError::frame("cannot decode the frame payload: it ends inside a field")
 }
 
 /// Appends room for an `N`-byte prefix, then what `body` appends, then fills the room with
@@ -310,15 +313,15 @@ mod tests {
         Writer::new(&mut out).shortstr(&key);
         assert_eq!(out, buf);
         let err = Reader::new(buf).shortstr_utf8().unwrap_err();
-        assert_eq!(err.code.code(), 501);
-        assert_eq!(err.text, "FRAME_ERROR - Malformed UTF-8 in shortstr");
+        assert_eq!(err.reply_code(), 501);
+        assert_eq!(err.text(), "FRAME_ERROR - Malformed UTF-8 in shortstr");
         assert_eq!(Reader::new(Bytes::from_static(b"\x02\xc3\xa9")).shortstr_utf8().unwrap(), "\u{e9}");
     }
 
     #[test]
     fn truncated_input_is_a_frame_error() {
         let mut r = Reader::new(Bytes::from_static(&[0, 0, 0, 9, 1]));
-        assert_eq!(r.longstr().unwrap_err().code.code(), 501);
+        assert_eq!(r.longstr().unwrap_err().reply_code(), 501);
         let mut r = Reader::new(Bytes::from_static(&[1]));
         assert!(r.u16().is_err());
     }

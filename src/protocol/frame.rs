@@ -5,7 +5,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::codec::put_prefixed;
 use super::methods::Method;
-use super::reply::{AmqpError, Result};
+use super::reply::ConnectionError;
+
+/// Decoding fails only with connection errors: the stream cannot be trusted past garbage.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 pub const FRAME_METHOD: u8 = 1;
 pub const FRAME_HEADER: u8 = 2;
@@ -46,12 +49,12 @@ pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
         FRAME_HEADER => FrameKind::Header,
         FRAME_BODY => FrameKind::Body,
         FRAME_HEARTBEAT => FrameKind::Heartbeat,
-        other => return Err(AmqpError::frame(format!("unknown frame type {other}"))),
+        other => return Err(ConnectionError::frame(format!("unknown frame type {other}"))),
     };
     let channel = u16::from_be_bytes([c0, c1]);
     let size = u32::from_be_bytes([s0, s1, s2, s3]) as usize;
     if frame_max != 0 && size > frame_max as usize {
-        return Err(AmqpError::frame(format!("type {ty} frame size {size} exceeds frame_max {frame_max}")));
+        return Err(ConnectionError::frame(format!("type {ty} frame size {size} exceeds frame_max {frame_max}")));
     }
     match buf.get(7 + size) {
         None => {
@@ -59,7 +62,7 @@ pub fn parse(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
             return Ok(None);
         }
         Some(&FRAME_END) => {}
-        Some(_) => return Err(AmqpError::frame("frame does not end with 0xCE")),
+        Some(_) => return Err(ConnectionError::frame("frame does not end with 0xCE")),
     }
     buf.advance(7);
     let payload = buf.split_to(size).freeze();
@@ -132,7 +135,7 @@ mod tests {
     #[test]
     fn oversized_frame_is_501_before_its_payload_arrives() {
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 1, 0, 0][..]);
-        assert_eq!(parse(&mut buf, 4096).unwrap_err().code.code(), 501);
+        assert_eq!(parse(&mut buf, 4096).unwrap_err().reply_code(), 501);
     }
 
     // Regression: a body frame whose payload was exactly frame_max bytes (rabbitpy sends them) was
@@ -150,15 +153,15 @@ mod tests {
         };
         let f = parse(&mut frame(4096), 4096).unwrap().unwrap();
         assert_eq!(f.payload.len(), 4096);
-        assert_eq!(parse(&mut frame(4097), 4096).unwrap_err().code.code(), 501);
+        assert_eq!(parse(&mut frame(4097), 4096).unwrap_err().reply_code(), 501);
     }
 
     #[test]
     fn bad_frame_end_and_unknown_type_are_501() {
         let mut buf = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xAB][..]);
-        assert_eq!(parse(&mut buf, 4096).unwrap_err().code.code(), 501);
+        assert_eq!(parse(&mut buf, 4096).unwrap_err().reply_code(), 501);
         let mut buf = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(parse(&mut buf, 4096).unwrap_err().code.code(), 501);
+        assert_eq!(parse(&mut buf, 4096).unwrap_err().reply_code(), 501);
     }
 
     #[test]

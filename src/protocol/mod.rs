@@ -9,5 +9,5 @@ pub mod shortstr;
 pub mod types;
 
 pub use methods::Method;
-pub use reply::{AmqpError, ReplyCode};
+pub use reply::{AmqpError, ChannelError, ConnectionError, HardError, SoftError};
 pub use shortstr::ShortStr;

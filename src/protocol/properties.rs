@@ -4,9 +4,12 @@
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{Field, Reader, Writer};
-use super::reply::{AmqpError, Result};
+use super::reply::ConnectionError;
 use super::shortstr::ShortStr;
 use super::types::FieldTable;
+
+/// Decoding fails only with connection errors: the stream cannot be trusted past garbage.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 /// A decoded content header frame payload.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,7 +128,7 @@ impl BasicProperties {
         while more {
             let extra = r.u16()?;
             if extra & !1 != 0 {
-                return Err(AmqpError::syntax("unknown basic property flags"));
+                return Err(ConnectionError::syntax("unknown basic property flags"));
             }
             more = extra & 1 != 0;
         }
@@ -267,6 +270,6 @@ mod tests {
     #[test]
     fn truncated_properties_are_501() {
         let raw = Bytes::from_static(&[0x80, 0, 5, b'a']);
-        assert_eq!(BasicProperties::decode(&raw).unwrap_err().code.code(), 501);
+        assert_eq!(BasicProperties::decode(&raw).unwrap_err().reply_code(), 501);
     }
 }

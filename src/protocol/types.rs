@@ -4,8 +4,11 @@
 use bytes::Bytes;
 
 use super::codec::{Field, Reader, Writer};
-use super::reply::{AmqpError, Result};
+use super::reply::ConnectionError;
 use super::shortstr::ShortStr;
+
+/// Decoding fails only with connection errors: the stream cannot be trusted past garbage.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 /// Tables and arrays nested deeper than this are refused with 502.
 pub const MAX_DEPTH: usize = 32;
@@ -71,7 +74,7 @@ impl FieldTable {
 
     fn read_at(r: &mut Reader, depth: usize) -> Result<Self> {
         if depth > MAX_DEPTH {
-            return Err(AmqpError::syntax("field table nested too deeply"));
+            return Err(ConnectionError::syntax("field table nested too deeply"));
         }
         let mut inner = Reader::new(r.longstr()?);
         let mut entries = Vec::new();
@@ -79,7 +82,7 @@ impl FieldTable {
             // Tables are kept (binding, queue and consumer arguments): keys and byte values get
             // allocations of their own rather than slices pinning the whole read buffer.
             let key = inner.shortstr()?;
-            let key = ShortStr::copy_from_slice(key.as_bytes()).map_err(AmqpError::frame)?;
+            let key = ShortStr::copy_from_slice(key.as_bytes()).map_err(ConnectionError::frame)?;
             let value = FieldValue::read_at(&mut inner, depth)?;
             entries.push((key, value));
         }
@@ -124,7 +127,7 @@ impl FieldValue {
             b'F' => Self::Table(FieldTable::read_at(r, depth + 1)?),
             b'A' => {
                 if depth + 1 > MAX_DEPTH {
-                    return Err(AmqpError::syntax("field array nested too deeply"));
+                    return Err(ConnectionError::syntax("field array nested too deeply"));
                 }
                 let mut inner = Reader::new(r.longstr()?);
                 let mut items = Vec::new();
@@ -134,7 +137,7 @@ impl FieldValue {
                 Self::Array(items)
             }
             other => {
-                return Err(AmqpError::syntax(format!("unknown field type tag 0x{other:02x}")));
+                return Err(ConnectionError::syntax(format!("unknown field type tag 0x{other:02x}")));
             }
         })
     }
@@ -316,13 +319,13 @@ mod tests {
     fn unknown_tag_is_502() {
         let bytes = Bytes::from_static(&[0, 0, 0, 3, 1, b'k', b'Z']);
         let err = FieldTable::read(&mut Reader::new(bytes)).unwrap_err();
-        assert_eq!(err.code.code(), 502);
+        assert_eq!(err.reply_code(), 502);
     }
 
     #[test]
     fn truncated_table_is_501() {
         let bytes = Bytes::from_static(&[0, 0, 0, 9, 1, b'k', b'I', 0]);
-        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().code.code(), 501);
+        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().reply_code(), 501);
     }
 
     #[test]
@@ -334,6 +337,6 @@ mod tests {
             t = outer;
         }
         let bytes = encode(&t);
-        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().code.code(), 502);
+        assert_eq!(FieldTable::read(&mut Reader::new(bytes)).unwrap_err().reply_code(), 502);
     }
 }

@@ -10,7 +10,7 @@ use crate::broker::definitions::{
 };
 use crate::broker::routing::{Dest, MetaOp, PREDECLARED};
 use crate::ids::QueueId;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{ConnectionError, Result};
 
 use super::Shard;
 use super::clients::{Client, ConnInfo};
@@ -23,7 +23,7 @@ impl Shard {
     pub fn load_definitions(&self, d: &Definitions) -> std::result::Result<(), String> {
         *self.access.borrow_mut() = d.access(self.config.loopback_users.clone())?;
         let mut routes = self.routes.borrow_mut();
-        let mut apply = |op: MetaOp| routes.apply(&op).map_err(|e| format!("definitions: {}", e.text));
+        let mut apply = |op: MetaOp| routes.apply(&op).map_err(|e| format!("definitions: {}", e.text()));
         for op in d.routing_ops() {
             apply(op)?;
         }
@@ -39,7 +39,7 @@ impl Shard {
         let n = self.shards();
         for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
             let flags = q.flags();
-            self.declare_queue(&q.vhost, &q.name, flags, false, 0).map_err(|e| format!("definitions: {}", e.text))?;
+            self.declare_queue(&q.vhost, &q.name, flags, false, 0).map_err(|e| format!("definitions: {}", e.text()))?;
         }
         Ok(())
     }
@@ -53,10 +53,10 @@ impl Shard {
         let (replies, answers): (Vec<_>, Vec<_>) = (1..self.shards()).map(|_| Reply::new(self.id)).unzip();
         let saved = self.ask(0, |done| ShardMsg::ChangeRoutes { op: Box::new(op), replies, done }).await??;
         for a in answers {
-            a.await.map_err(|_| AmqpError::internal("shard stopped"))?;
+            a.await.map_err(|_| ConnectionError::internal("shard stopped"))?;
         }
         match saved {
-            Some(v) => self.definitions_saved(v).await,
+            Some(v) => Ok(self.definitions_saved(v).await?),
             None => Ok(()),
         }
     }
@@ -143,7 +143,7 @@ impl Shard {
         flags: crate::broker::queue::QueueFlags,
         passive: bool,
         conn: crate::ids::ConnId,
-    ) -> Result<(crate::broker::queues::DeclareOk, bool)> {
+    ) -> std::result::Result<(crate::broker::queues::DeclareOk, bool), crate::protocol::reply::ChannelError> {
         let existed = self.queues.borrow().lookup(vhost, name).is_some();
         let ok = self.queues.borrow_mut().declare(vhost, name, flags, passive, conn)?;
         if !existed {
@@ -214,24 +214,24 @@ impl Shard {
 
     /// Tells the coordinator about a new durable queue and waits until the definitions file has it
     /// (541 INTERNAL_ERROR if the save failed: the queue stays, and the save is tried again).
-    pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<()> {
+    pub async fn durable_queue_declared(&self, def: QueueDef) -> Result<(), ConnectionError> {
         let what = format!("queue '{}' in vhost '{}'", def.name, def.vhost);
         let v = self.ask(0, |done| ShardMsg::DefineQueue { def: Box::new(def), done }).await?;
         self.definitions_saved_or(v)
             .await?
-            .map_err(|e| AmqpError::internal(format!("cannot save the definition of {what}: {e}")))
+            .map_err(|e| ConnectionError::internal(format!("cannot save the definition of {what}: {e}")))
     }
 
     /// Waits until the coordinator's definitions file covers version `v`; 541 INTERNAL_ERROR if a
     /// save that would have covered it failed (RabbitMQ's answer when it cannot store a change).
-    pub async fn definitions_saved(&self, v: u64) -> Result<()> {
+    pub async fn definitions_saved(&self, v: u64) -> Result<(), ConnectionError> {
         self.definitions_saved_or(v)
             .await?
-            .map_err(|e| AmqpError::internal(format!("cannot save the durable definitions: {e}")))
+            .map_err(|e| ConnectionError::internal(format!("cannot save the durable definitions: {e}")))
     }
 
     /// `definitions_saved`, with the save's own error.
-    pub(super) async fn definitions_saved_or(&self, v: u64) -> Result<std::result::Result<(), String>> {
+    pub(super) async fn definitions_saved_or(&self, v: u64) -> Result<Result<(), String>, ConnectionError> {
         self.ask(0, |done| ShardMsg::DefinitionsSaved { version: v, done }).await
     }
 

@@ -26,7 +26,7 @@ use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
 use crate::config::Config;
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::ConnectionError;
 
 use crate::store::definitions_file::DurableDefinitions;
 use crate::store::log::MessageLog;
@@ -169,16 +169,23 @@ impl Shard {
     }
 
     /// The one round trip: sends the message `make` builds around a `Reply` to shard `dest` and
-    /// waits for its answer.
-    pub async fn ask<R: Send + 'static>(&self, dest: usize, make: impl FnOnce(Reply<R>) -> ShardMsg) -> Result<R> {
+    /// waits for its answer; 541 INTERNAL_ERROR if that shard stopped.
+    pub async fn ask<R: Send + 'static>(
+        &self,
+        dest: usize,
+        make: impl FnOnce(Reply<R>) -> ShardMsg,
+    ) -> Result<R, ConnectionError> {
         let (reply, rx) = Reply::new(self.id);
         self.send(dest, make(reply));
-        rx.await.map_err(|_| AmqpError::internal("shard stopped"))
+        rx.await.map_err(|_| ConnectionError::internal("shard stopped"))
     }
 
     /// Sends every shard (this one included) the message `make` builds around a `Reply`, all at
     /// once, and waits for their answers, in shard order.
-    pub async fn ask_every<R: Send + 'static>(&self, make: impl Fn(Reply<R>) -> ShardMsg) -> Result<Vec<R>> {
+    pub async fn ask_every<R: Send + 'static>(
+        &self,
+        make: impl Fn(Reply<R>) -> ShardMsg,
+    ) -> std::result::Result<Vec<R>, ConnectionError> {
         let answers: Vec<_> = (0..self.shards())
             .map(|k| {
                 let (reply, rx) = Reply::new(self.id);
@@ -188,7 +195,7 @@ impl Shard {
             .collect();
         let mut all = Vec::with_capacity(answers.len());
         for rx in answers {
-            all.push(rx.await.map_err(|_| AmqpError::internal("shard stopped"))?);
+            all.push(rx.await.map_err(|_| ConnectionError::internal("shard stopped"))?);
         }
         Ok(all)
     }
@@ -251,7 +258,7 @@ impl Shard {
     }
 
     /// Waits (on shard `owner`) until queue `id` has read its next messages back from disk.
-    pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<()> {
+    pub async fn paged_in(&self, owner: usize, id: QueueId) -> Result<(), ConnectionError> {
         self.ask(owner, |done| ShardMsg::PagedIn { queue: id, done }).await
     }
 

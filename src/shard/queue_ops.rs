@@ -66,7 +66,7 @@ impl Shard {
         &self,
         owner: usize,
         make: impl FnOnce(Reply<R>) -> QueueOp,
-    ) -> Result<R> {
+    ) -> std::result::Result<R, crate::protocol::reply::ConnectionError> {
         self.ask(owner, |done| ShardMsg::Queue(Box::new(make(done)))).await
     }
 
@@ -74,10 +74,13 @@ impl Shard {
     pub(super) fn queue_op(self: &Rc<Self>, op: QueueOp) {
         match op {
             QueueOp::Declare { at, flags, passive, done } => {
-                let r = self.declare_queue(&at.vhost, &at.name, flags, passive, at.conn).map(|(ok, created)| {
-                    let unsaved = self.queues.borrow().get(ok.id).is_some_and(|q| q.definition_unsaved);
-                    Declared { ok, created, unsaved }
-                });
+                let r = self
+                    .declare_queue(&at.vhost, &at.name, flags, passive, at.conn)
+                    .map(|(ok, created)| {
+                        let unsaved = self.queues.borrow().get(ok.id).is_some_and(|q| q.definition_unsaved);
+                        Declared { ok, created, unsaved }
+                    })
+                    .map_err(AmqpError::from);
                 done.send(self, r);
             }
             QueueOp::DefinitionSaved { queue, failed, done } => {

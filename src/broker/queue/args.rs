@@ -4,7 +4,9 @@
 //! argument its queue type does not take likewise. Unknown `x-` arguments are kept and ignored,
 //! as RabbitMQ does.
 
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::ChannelError;
+
+type Result<T> = std::result::Result<T, ChannelError>;
 use crate::protocol::types::FieldValue;
 
 use super::QueueFlags;
@@ -146,7 +148,7 @@ impl QueueArgs {
     pub fn parse(flags: &QueueFlags, rs: &str) -> Result<Self> {
         let table = &flags.arguments;
         let invalid =
-            |key: &str, bad: Bad| AmqpError::precondition(format!("invalid arg '{key}' for {rs}: {}", bad.term()));
+            |key: &str, bad: Bad| ChannelError::precondition(format!("invalid arg '{key}' for {rs}: {}", bad.term()));
         let mut a = QueueArgs::default();
         if let Some(v) = table.get("x-queue-type") {
             a.kind = match longstr(v).map_err(|b| invalid("x-queue-type", b))? {
@@ -170,7 +172,9 @@ impl QueueArgs {
         for (key, value) in &table.0 {
             let Some(key) = key.as_str() else { continue };
             if foreign.iter().any(|list| list.contains(&key)) {
-                return Err(AmqpError::precondition(format!("invalid arg '{key}' for {rs} of queue type {kind_name}")));
+                return Err(ChannelError::precondition(format!(
+                    "invalid arg '{key}' for {rs} of queue type {kind_name}"
+                )));
             }
             let checked: std::result::Result<(), Bad> = (|| {
                 match key {
@@ -250,7 +254,7 @@ impl QueueArgs {
                 if key == "x-dead-letter-exchange"
                     && let Bad::Type(t) = bad
                 {
-                    return Err(AmqpError::precondition(format!(
+                    return Err(ChannelError::precondition(format!(
                         "invalid type '{t}' for arg 'x-dead-letter-exchange' in {rs}"
                     )));
                 }
@@ -264,7 +268,7 @@ impl QueueArgs {
                 (flags.auto_delete, "auto-delete"),
             ];
             if let Some((_, property)) = refused.iter().find(|(bad, _)| *bad) {
-                return Err(AmqpError::precondition(format!("invalid property '{property}' for {rs}")));
+                return Err(ChannelError::precondition(format!("invalid property '{property}' for {rs}")));
             }
             if a.overflow == Overflow::RejectPublishDlx {
                 return Err(invalid("x-overflow", Bad::Text("invalid_overflow".into())));
@@ -287,7 +291,7 @@ impl QueueArgs {
 /// Its errors are RabbitMQ's (`invalid expiration 'abc': no_integer`), a 406 on the channel.
 pub fn parse_expiration(raw: &[u8]) -> Result<u64> {
     let text = String::from_utf8_lossy(raw);
-    let bad = |why: String| AmqpError::precondition(format!("invalid expiration '{text}': {why}"));
+    let bad = |why: String| ChannelError::precondition(format!("invalid expiration '{text}': {why}"));
     let (sign, digits) = match raw.first() {
         Some(b'-') => (-1i128, raw.get(1..).unwrap_or_default()),
         Some(b'+') => (1, raw.get(1..).unwrap_or_default()),
@@ -328,8 +332,8 @@ mod tests {
 
     fn err(args: &[(&'static str, FieldValue)]) -> String {
         let e = parse(args, false).unwrap_err();
-        assert_eq!(e.code.code(), 406);
-        e.text
+        assert_eq!(e.reply_code(), 406);
+        e.into_text()
     }
 
     /// Texts as RabbitMQ 3.10.8 answered them (measured with pika).
@@ -405,19 +409,19 @@ mod tests {
     fn quorum_queues_are_durable_shared_and_not_auto_deleted() {
         let qq = [("x-queue-type", FieldValue::str("quorum"))];
         assert_eq!(
-            parse(&qq, false).unwrap_err().text,
+            parse(&qq, false).unwrap_err().into_text(),
             "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'q' in vhost '/'"
         );
         assert_eq!(parse(&qq, true).unwrap().kind, QueueType::Quorum);
         let prio = [("x-queue-type", FieldValue::str("quorum")), ("x-max-priority", FieldValue::I32(5))];
-        assert!(parse(&prio, true).unwrap_err().text.contains("of queue type rabbit_quorum_queue"));
+        assert!(parse(&prio, true).unwrap_err().text().contains("of queue type rabbit_quorum_queue"));
     }
 
     #[test]
     fn expiration_parses_as_rabbitmq_does() {
         assert_eq!(parse_expiration(b"0").unwrap(), 0);
         assert_eq!(parse_expiration(b"4294967296").unwrap(), 4294967296);
-        let text = |raw: &[u8]| parse_expiration(raw).unwrap_err().text;
+        let text = |raw: &[u8]| parse_expiration(raw).unwrap_err().into_text();
         assert_eq!(text(b"-1"), "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}");
         assert_eq!(text(b"abc"), "PRECONDITION_FAILED - invalid expiration 'abc': no_integer");
         assert_eq!(text(b""), "PRECONDITION_FAILED - invalid expiration '': no_integer");

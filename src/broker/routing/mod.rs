@@ -8,7 +8,7 @@ pub mod topic;
 use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
-use crate::protocol::reply::{AmqpError, Result};
+use crate::protocol::reply::{AmqpError, ChannelError, Result};
 use crate::protocol::types::FieldTable;
 
 use super::access::AccessOp;
@@ -91,12 +91,12 @@ pub struct RoutingTable {
     pub policies: Policies,
 }
 
-fn no_exchange(vhost: &str, name: &str) -> AmqpError {
-    AmqpError::not_found(format!("no exchange '{name}' in vhost '{vhost}'"))
+fn no_exchange(vhost: &str, name: &str) -> ChannelError {
+    ChannelError::not_found(format!("no exchange '{name}' in vhost '{vhost}'"))
 }
 
-fn default_exchange_refused() -> AmqpError {
-    AmqpError::access_refused("operation not permitted on the default exchange")
+fn default_exchange_refused() -> ChannelError {
+    ChannelError::access_refused("operation not permitted on the default exchange")
 }
 
 impl RoutingTable {
@@ -113,8 +113,8 @@ impl RoutingTable {
         self.vhosts.get(vhost)?.get(name)
     }
 
-    fn exchanges_mut(&mut self, vhost: &str) -> Result<&mut HashMap<String, Exchange>> {
-        self.vhosts.get_mut(vhost).ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
+    fn exchanges_mut(&mut self, vhost: &str) -> Result<&mut HashMap<String, Exchange>, ChannelError> {
+        self.vhosts.get_mut(vhost).ok_or_else(|| ChannelError::not_found(format!("no vhost '{vhost}'")))
     }
 
     /// Applies a change, or says why it cannot be (then nothing changed).
@@ -153,10 +153,10 @@ impl RoutingTable {
                 // Even a passive declare of the default exchange is refused (RabbitMQ's
                 // check_not_default_exchange comes first).
                 if name.is_empty() {
-                    return Err(default_exchange_refused());
+                    return Err(default_exchange_refused().into());
                 }
                 if *passive {
-                    return exchanges.get(name).map(|_| ()).ok_or_else(|| no_exchange(vhost, name));
+                    return exchanges.get(name).map(|_| ()).ok_or_else(|| no_exchange(vhost, name).into());
                 }
                 if name.starts_with("amq.") {
                     return Err(AmqpError::access_refused(format!(
@@ -208,12 +208,12 @@ impl RoutingTable {
             MetaOp::Bind { vhost, source, dest, key, args } => {
                 let exchanges = self.exchanges_mut(vhost)?;
                 if source.is_empty() || matches!(dest, Dest::Exchange(d) if d.is_empty()) {
-                    return Err(default_exchange_refused());
+                    return Err(default_exchange_refused().into());
                 }
                 if let Dest::Exchange(d) = dest
                     && !exchanges.contains_key(&**d)
                 {
-                    return Err(no_exchange(vhost, d));
+                    return Err(no_exchange(vhost, d).into());
                 }
                 let e = exchanges.get_mut(source).ok_or_else(|| no_exchange(vhost, source))?;
                 e.bind(Binding { dest: dest.clone(), key: key.clone(), args: args.clone() });
@@ -222,7 +222,7 @@ impl RoutingTable {
             MetaOp::Unbind { vhost, source, dest, key, args } => {
                 let exchanges = self.exchanges_mut(vhost)?;
                 if source.is_empty() || matches!(dest, Dest::Exchange(d) if d.is_empty()) {
-                    return Err(default_exchange_refused());
+                    return Err(default_exchange_refused().into());
                 }
                 // Unbinding what is not there is ok, as in RabbitMQ 3.x (clients unbind in
                 // teardown after auto-delete exchanges are gone).

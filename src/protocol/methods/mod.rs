@@ -5,7 +5,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::codec::{Reader, Writer};
-use super::reply::{AmqpError, Result};
+use super::reply::ConnectionError;
+
+/// Decoding fails only with connection errors: the stream cannot be trusted past garbage.
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 /// Declares a method's argument struct in the spec's field order; `Field` says how each is coded.
 macro_rules! method {
@@ -16,7 +19,7 @@ macro_rules! method {
 
         impl $name {
             #[allow(unused_variables)]
-            pub fn decode(r: &mut $crate::protocol::codec::Reader) -> $crate::protocol::reply::Result<Self> {
+            pub fn decode(r: &mut $crate::protocol::codec::Reader) -> std::result::Result<Self, $crate::protocol::reply::ConnectionError> {
                 Ok(Self { $($field: $crate::protocol::codec::Field::read(r)?),* })
             }
 
@@ -52,7 +55,7 @@ macro_rules! method_table {
                 let method = match (class, id) {
                     $(($class, $id) => Method::$variant(<$ty>::decode(&mut r)?),)*
                     _ => {
-                        return Err(AmqpError::not_implemented(format!(
+                        return Err(ConnectionError::not_implemented(format!(
                             "unknown method class {class} id {id}"
                         )).on((class, id)))
                     }
@@ -178,14 +181,14 @@ mod tests {
     #[test]
     fn unknown_method_is_540() {
         let err = Method::decode(Bytes::from_static(&[0, 60, 0, 99])).unwrap_err();
-        assert_eq!(err.code.code(), 540);
-        assert_eq!((err.class_id, err.method_id), (60, 99));
+        assert_eq!(err.reply_code(), 540);
+        assert_eq!(err.method(), (60, 99));
     }
 
     #[test]
     fn truncated_arguments_are_501() {
         let err = Method::decode(Bytes::from_static(&[0, 50, 0, 10, 0])).unwrap_err();
-        assert_eq!(err.code.code(), 501);
+        assert_eq!(err.reply_code(), 501);
     }
 
     #[test]
@@ -205,7 +208,7 @@ mod tests {
         // queue.declare of b"q\xff": RabbitMQ's FRAME_ERROR for a name that is not UTF-8.
         let declare = Bytes::from_static(&[0, 50, 0, 10, 0, 0, 2, b'q', 0xFF, 0, 0, 0, 0, 0]);
         let err = Method::decode(declare).unwrap_err();
-        assert_eq!((err.code.code(), err.text.as_str()), (501, "FRAME_ERROR - Malformed UTF-8 in shortstr"));
+        assert_eq!((err.reply_code(), err.text()), (501, "FRAME_ERROR - Malformed UTF-8 in shortstr"));
     }
 
     #[test]
