@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::broker::dead_letter::dead_lettered;
-use crate::broker::queue::DeadLetter;
+use crate::broker::queue::{DeadLetter, Queue};
 use crate::clock;
 use crate::ids::QueueId;
 use crate::protocol::properties::BasicProperties;
@@ -24,22 +24,25 @@ pub(super) struct DeadLetterRoute {
     pub routing_key: Option<ShortStr>,
 }
 
+/// What a queue dead-lettered, with where it goes (nothing if it dropped nothing).
+pub(super) fn take_dead(q: &mut Queue) -> Option<(DeadLetterRoute, Vec<DeadLetter>)> {
+    let dead = q.take_dead();
+    if dead.is_empty() {
+        return None;
+    }
+    let route = DeadLetterRoute {
+        vhost: q.vhost.clone(),
+        queue: q.name.clone(),
+        exchange: q.args.dead_letter_exchange.clone()?,
+        routing_key: q.args.dead_letter_routing_key.clone(),
+    };
+    Some((route, dead))
+}
+
 impl Shard {
     /// Takes what queue `id` dead-lettered, with where it goes (nothing if it dropped nothing).
     pub(super) fn take_dead(&self, id: QueueId) -> Option<(DeadLetterRoute, Vec<DeadLetter>)> {
-        let mut queues = self.queues.borrow_mut();
-        let q = queues.get_mut(id)?;
-        let dead = q.take_dead();
-        if dead.is_empty() {
-            return None;
-        }
-        let route = DeadLetterRoute {
-            vhost: q.vhost.clone(),
-            queue: q.name.clone(),
-            exchange: q.args.dead_letter_exchange.clone()?,
-            routing_key: q.args.dead_letter_routing_key.clone(),
-        };
-        Some((route, dead))
+        take_dead(self.queues.borrow_mut().get_mut(id)?)
     }
 
     /// Publishes dead letters to their exchange's queues, on whichever shard each lives.

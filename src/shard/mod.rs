@@ -223,7 +223,7 @@ impl Shard {
     /// to its consumers, and applies flow control.
     pub fn dispatch(self: &Rc<Self>, id: QueueId) {
         let window = self.config.no_ack_window;
-        let page_in = {
+        let (page_in, dead, arm) = {
             let mut queues = self.queues.borrow_mut();
             let Some(q) = queues.get_mut(id) else { return };
             let (gone, runs) = q.take_gone();
@@ -236,12 +236,14 @@ impl Shard {
                 }
             }
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
-            q.page_in_due()
+            (q.page_in_due(), dead_letters::take_dead(q), q.rearm())
         };
-        if let Some((route, dead)) = self.take_dead(id) {
+        if let Some((route, dead)) = dead {
             self.route_dead(route, dead);
         }
-        self.arm(id);
+        if let Some(at) = arm {
+            self.timers.push(at, id);
+        }
         if let Some((file, serial)) = page_in {
             let me = self.clone();
             glommio::spawn_local(async move {

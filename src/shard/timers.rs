@@ -23,7 +23,7 @@ pub struct Timers {
 }
 
 impl Timers {
-    fn push(&self, at: u64, id: QueueId) {
+    pub(super) fn push(&self, at: u64, id: QueueId) {
         let mut heap = self.heap.borrow_mut();
         let first = heap.peek().is_none_or(|Reverse((t, _))| at < *t);
         heap.push(Reverse((at, id)));
@@ -49,18 +49,10 @@ impl Timers {
 impl Shard {
     /// Puts queue `id`'s next deadline on the timer, if it has one earlier than it holds.
     pub(super) fn arm(&self, id: QueueId) {
-        let at = {
-            let mut queues = self.queues.borrow_mut();
-            let Some(q) = queues.get_mut(id) else { return };
-            match q.next_deadline() {
-                Some(at) if at < q.armed => {
-                    q.armed = at;
-                    at
-                }
-                _ => return,
-            }
-        };
-        self.timers.push(at, id);
+        let at = self.queues.borrow_mut().get_mut(id).and_then(|q| q.rearm());
+        if let Some(at) = at {
+            self.timers.push(at, id);
+        }
     }
 
     /// Runs due timers until the broker stops.

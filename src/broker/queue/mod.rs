@@ -369,6 +369,17 @@ impl Queue {
         heads.into_iter().chain(unused).min()
     }
 
+    /// Its next deadline, if the shard's timer must hear of it (it is earlier than the one the
+    /// timer holds for it).
+    pub fn rearm(&mut self) -> Option<u64> {
+        if !self.expiring && self.args.expires.is_none() {
+            return None;
+        }
+        let at = self.next_deadline().filter(|&at| at < self.armed)?;
+        self.armed = at;
+        Some(at)
+    }
+
     /// The shard's timer went off for it: expires what is due. True if the queue itself expired
     /// (`x-expires`) and is to be deleted.
     pub fn on_timer(&mut self, now: u64) -> bool {
