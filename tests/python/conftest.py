@@ -18,6 +18,17 @@ BINARY = os.environ.get("WARREN_BIN", str(ROOT / "target" / "debug" / "warren"))
 TUTORIALS = pathlib.Path(__file__).resolve().parent / "tutorials"
 
 
+CTL = str(pathlib.Path(BINARY).parent / "warrenctl")
+
+
+def ctl(b, *args, ok=True):
+    """warrenctl against broker `b`'s data dir; with `ok`, it must succeed."""
+    p = subprocess.run([CTL, "--data-dir", b.data.name, *args], capture_output=True, text=True, timeout=30)
+    if ok:
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p
+
+
 def wait(predicate, timeout=10):
     """Whether `predicate` came true within `timeout` seconds (looked at every 50 ms)."""
     deadline = time.time() + timeout

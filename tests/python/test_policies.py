@@ -3,24 +3,13 @@ list_policies: they apply to existing and new queues at once, the highest priori
 arguments win where RabbitMQ says so, they survive a restart and travel in the definitions."""
 
 import json
-import pathlib
 import signal
-import subprocess
 
 import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from conftest import BINARY, wait
-
-CTL = str(pathlib.Path(BINARY).parent / "warrenctl")
-
-
-def ctl(b, *args, ok=True):
-    p = subprocess.run([CTL, "--data-dir", b.data.name, *args], capture_output=True, text=True, timeout=30)
-    if ok:
-        assert p.returncode == 0, (args, p.stdout, p.stderr)
-    return p
+from conftest import ctl, wait
 
 
 def depth(ch, q):

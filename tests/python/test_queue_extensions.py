@@ -4,17 +4,13 @@ consumer priorities, validated user-id, quorum queue rules. Dead-letter targets 
 shard than their source queue (placement read back from warrenctl list_queues)."""
 
 import json
-import pathlib
-import subprocess
 import time
 
 import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, NackError
 
-from conftest import BINARY, closed_with, wait
-
-CTL = str(pathlib.Path(BINARY).parent / "warrenctl")
+from conftest import closed_with, ctl, wait
 
 
 def shards_of(broker, names):
@@ -23,10 +19,7 @@ def shards_of(broker, names):
     ch = c.channel()
     for n in names:
         ch.queue_declare(n)
-    out = subprocess.run(
-        [CTL, "--data-dir", broker.data.name, "list_queues", "--formatter", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout
+    out = ctl(broker, "list_queues", "--formatter", "json").stdout
     placed = {row["name"]: row["shard"] for row in json.loads(out) if row["name"] in names}
     for n in names:
         ch.queue_delete(n)

@@ -12,16 +12,7 @@ import subprocess
 import pika
 import pytest
 
-from conftest import BINARY, Broker
-
-CTL = str(pathlib.Path(BINARY).parent / "warrenctl")
-
-
-def ctl(b, *args, ok=True):
-    p = subprocess.run([CTL, "--data-dir", b.data.name, *args], capture_output=True, text=True, timeout=30)
-    if ok:
-        assert p.returncode == 0, (args, p.stdout, p.stderr)
-    return p
+from conftest import CTL, Broker, ctl
 
 
 def as_json(b, *args):
