@@ -229,6 +229,24 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
             }
             ok(Value::Array(out))
         }
+        ["policies"] | ["policies", _] | ["policies", _, _] => {
+            let snap = snapshot().await?;
+            let vhosts: Vec<&String> = match segs {
+                ["policies", v, ..] => match vhost_check(&snap, v) {
+                    Some(r) => return Ok(r),
+                    None => snap.vhosts.iter().filter(|x| x == v).collect(),
+                },
+                _ => snap.vhosts.iter().collect(),
+            };
+            let mut all = Vec::new();
+            for v in vhosts {
+                all.extend(admin.rows("list_policies", vec![], v).await?.into_iter().map(Value::Object));
+            }
+            match segs {
+                ["policies", _, n] => one(all.into_iter().find(|p| p["name"] == *n)),
+                _ => ok(Value::Array(all)),
+            }
+        }
         ["health", "checks", "alarms"] => {
             let alarms = admin.rows("alarms", vec![], "/").await?;
             if alarms.is_empty() {

@@ -58,6 +58,7 @@ pub async fn handle(
             | (&Method::DELETE, ["connections", _])
             | (&Method::PUT | &Method::DELETE, ["vhosts" | "users", _])
             | (&Method::POST, ["definitions"])
+            | (&Method::PUT | &Method::DELETE, ["policies", _, _])
             | (&Method::POST, ["bindings", _, "e", _, "q" | "e", _])
             | (&Method::DELETE, ["bindings", _, "e", _, "q" | "e", _, _])
     );
@@ -182,6 +183,36 @@ pub async fn handle(
                         return Ok(not_found());
                     }
                     admin.ask("clear_permissions", strings(&[u]), v).await?;
+                    no_content()
+                }
+                (&Method::PUT, ["policies", v, p]) => {
+                    if !has_vhost(admin, v).await? {
+                        return Ok(not_found());
+                    }
+                    let had = admin.rows("list_policies", vec![], v).await?.iter().any(|x| x["name"] == *p);
+                    let definition = body.get("definition").cloned().unwrap_or_else(|| json!({}));
+                    let priority = body.get("priority").and_then(Value::as_i64).unwrap_or(0);
+                    let a = vec![
+                        p.to_string(),
+                        str_field("pattern").unwrap_or_default(),
+                        definition.to_string(),
+                        priority.to_string(),
+                        str_field("apply-to").unwrap_or_else(|| "all".into()),
+                    ];
+                    admin.ask("set_policy", a, v).await?;
+                    if had { no_content() } else { created() }
+                }
+                (&Method::DELETE, ["policies", v, p]) => {
+                    let had = admin
+                        .rows("list_policies", vec![], v)
+                        .await
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|x| x["name"] == *p);
+                    if !had {
+                        return Ok(not_found());
+                    }
+                    admin.ask("clear_policy", strings(&[p]), v).await?;
                     no_content()
                 }
                 (&Method::POST, ["definitions"]) => {

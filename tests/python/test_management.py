@@ -339,3 +339,24 @@ def test_definitions_post_imports_what_get_exported(broker):
         assert call(other, "/api/definitions", "POST", body={"queues": "not a list"})[0] == 400
     finally:
         other.stop()
+
+
+def test_policies_over_http_as_rabbitmq_serves_them(broker):
+    body = {"pattern": "^limited$", "definition": {"max-length": 1}, "priority": 2, "apply-to": "queues"}
+    assert call(broker, "/api/policies/%2F/cap", "PUT", body=body)[0] == 201
+    assert call(broker, "/api/policies/%2F/cap", "PUT", body=body)[0] == 204
+    expected = {"vhost": "/", "name": "cap", "pattern": "^limited$", "apply-to": "queues",
+                "definition": {"max-length": 1}, "priority": 2}
+    assert get(broker, "/api/policies") == [expected]
+    assert get(broker, "/api/policies/%2F") == [expected]
+    assert get(broker, "/api/policies/%2F/cap") == expected
+    ch = broker.connect().channel()
+    ch.queue_declare("limited")
+    for i in range(3):
+        ch.basic_publish("", "limited", b"%d" % i)
+    until(broker, "/api/queues/%2F/limited", "messages", 1)
+    assert call(broker, "/api/policies/%2F/bad", "PUT", body={"pattern": ".*", "definition": {"nope": 1}})[0] == 400
+    assert call(broker, "/api/policies/%2F/cap", "DELETE")[0] == 204
+    assert call(broker, "/api/policies/%2F/cap")[0] == 404
+    assert call(broker, "/api/policies/%2F/cap", "DELETE")[0] == 404
+    assert call(broker, "/api/policies/novhost")[0] == 404
