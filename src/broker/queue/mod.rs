@@ -8,6 +8,8 @@
 pub mod args;
 mod consumers;
 mod lanes;
+mod rules;
+mod storage;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,7 @@ use crate::protocol::properties;
 use crate::protocol::types::FieldTable;
 
 use super::message::Message;
-use super::paging::{PageSpace, PagedMessage, RunFile};
+use super::paging::PageSpace;
 pub use args::{Overflow, QueueArgs, QueueType};
 pub use consumers::Consumer;
 use consumers::Consumers;
@@ -212,22 +214,6 @@ impl Queue {
         }
     }
 
-    /// When a message arriving now expires: the queue's TTL or its own expiration, the lower.
-    fn expiry_of(&mut self, msg: &Message, now: &mut Option<u64>) -> u64 {
-        let own = properties::has_expiration(&msg.properties)
-            .then(|| properties::expiration(&msg.properties).and_then(|e| args::parse_expiration(e).ok()))
-            .flatten();
-        let ttl = match (self.args.message_ttl, own) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => return NEVER,
-            },
-        };
-        self.expiring = true;
-        now.get_or_insert_with(clock::now).saturating_add(ttl)
-    }
-
     /// Appends a message; `persist` is given its id and returns the log segment it was written
     /// to (0 if it was not). `pages` is given while the shard pages. A queue over its length
     /// limit drops its head (or refuses the message, as `x-overflow` says); a message with a
@@ -284,143 +270,11 @@ impl Queue {
         }
     }
 
-    /// Whether one more message would take it past a length limit (RabbitMQ's will_overflow).
-    fn would_overflow(&self, msg: &Message) -> bool {
-        self.args.max_length.is_some_and(|max| self.ready_count() + 1 > max)
-            || self.args.max_length_bytes.is_some_and(|max| self.body_bytes + msg.body.len() as u64 > max)
-    }
-
-    fn over_limit(&self) -> bool {
-        self.args.max_length.is_some_and(|max| self.ready_count() > max)
-            || self.args.max_length_bytes.is_some_and(|max| self.body_bytes > max)
-    }
-
-    /// Drops the oldest ready messages while over a limit (`x-overflow` drop-head). A head still
-    /// on disk is dropped once it is read back.
-    fn drop_over_limit(&mut self) {
-        while self.over_limit() {
-            let Some(q) = self.pop_head() else { return };
-            self.left(&q);
-            self.dead_letter(q.msg, DeathReason::Maxlen);
-        }
-    }
-
     /// The next ready message in memory: from the highest lane that has one.
     fn pop_head(&mut self) -> Option<Queued> {
         let q = self.lanes.iter_mut().rev().find_map(|l| l.ready.pop_front())?;
         self.body_bytes -= q.msg.body.len() as u64;
         Some(q)
-    }
-
-    /// Drops expired messages from the heads of its lanes (RabbitMQ expires messages when they
-    /// reach the head: O(expired)).
-    fn expire_heads(&mut self, now: u64) {
-        if !self.expiring {
-            return;
-        }
-        for i in 0..self.lanes.len() {
-            while let Some(l) = self.lanes.get_mut(i)
-                && l.ready.front().is_some_and(|q| q.expires < now)
-                && let Some(q) = l.ready.pop_front()
-            {
-                self.body_bytes -= q.msg.body.len() as u64;
-                self.left(&q);
-                self.dead_letter(q.msg, DeathReason::Expired);
-            }
-        }
-    }
-
-    /// A message leaves for the dead-letter exchange, if the queue has one (else it is dropped).
-    fn dead_letter(&mut self, msg: Arc<Message>, reason: DeathReason) {
-        if self.args.dead_letter_exchange.is_some() {
-            self.dead.push(DeadLetter { msg, reason });
-        }
-    }
-
-    /// A policy applies to it now (or none does): its settings combine with its own arguments
-    /// (`policy::effective`). Messages already queued keep their expiry.
-    pub fn set_policy(&mut self, policy: Option<&super::policy::Settings>) {
-        self.args = super::policy::effective(&self.declared, policy);
-        self.expiring |= self.args.message_ttl.is_some();
-        if self.args.has_limit() {
-            self.drop_over_limit();
-        }
-    }
-
-    /// Messages dropped for the dead-letter exchange since the last call.
-    pub fn take_dead(&mut self) -> Vec<DeadLetter> {
-        std::mem::take(&mut self.dead)
-    }
-
-    /// Marks the queue used now (declare, basic.get, a consumer coming or going), for `x-expires`.
-    pub fn touch(&mut self) {
-        if self.args.expires.is_some() {
-            self.last_used = clock::now();
-        }
-    }
-
-    /// The next time something in it is due: its earliest head expiry, or its own expiry once
-    /// unused. `None` if nothing is.
-    pub fn next_deadline(&self) -> Option<u64> {
-        let heads = self.expiring.then(|| self.lanes.iter().filter_map(|l| l.ready.front()).map(|q| q.expires).min());
-        // A message expires once the clock is past its expiry.
-        let heads = heads.flatten().filter(|&t| t != NEVER).map(|t| t + 1);
-        let unused = self.args.expires.filter(|_| self.consumers.list.is_empty()).map(|e| self.last_used + e);
-        heads.into_iter().chain(unused).min()
-    }
-
-    /// Its next deadline, if the shard's timer must hear of it (it is earlier than the one the
-    /// timer holds for it).
-    pub fn rearm(&mut self) -> Option<u64> {
-        if !self.expiring && self.args.expires.is_none() {
-            return None;
-        }
-        let at = self.next_deadline().filter(|&at| at < self.armed)?;
-        self.armed = at;
-        Some(at)
-    }
-
-    /// The shard's timer went off for it: expires what is due. True if the queue itself expired
-    /// (`x-expires`) and is to be deleted.
-    pub fn on_timer(&mut self, now: u64) -> bool {
-        self.armed = NEVER;
-        self.expire_heads(now);
-        self.args.expires.is_some_and(|e| self.consumers.list.is_empty() && now >= self.last_used + e)
-    }
-
-    /// The page file to read next from, if a lane is running short of ready messages in memory
-    /// and has some on disk; the answer goes to `paged_in` with the serial.
-    pub fn page_in_due(&mut self) -> Option<(RunFile, u64)> {
-        self.lanes.iter_mut().rev().find_map(|l| {
-            let run = l.run.as_mut()?;
-            if run.reading || l.ready.len() >= PAGE_IN_BELOW || l.ready.bytes >= run.file.keep() / 2 {
-                return None;
-            }
-            run.reading = true;
-            Some((run.file.clone(), run.serial))
-        })
-    }
-
-    /// The page file of a paged run, while more than `limit` bytes of it wait in memory to be
-    /// written.
-    pub fn page_backlog(&self, limit: u64) -> Option<RunFile> {
-        self.lanes.iter().filter_map(|l| l.run.as_ref()).find(|r| r.file.in_memory() > limit).map(|r| r.file.clone())
-    }
-
-    /// Messages read back from run `serial` join the ready ones (unless the run was purged since).
-    pub fn paged_in(&mut self, serial: u64, msgs: Vec<PagedMessage>) {
-        let found = self.lanes.iter_mut().enumerate().find(|(_, l)| l.run.as_ref().is_some_and(|r| r.serial == serial));
-        if let Some((i, lane)) = found {
-            lane.paged_in(i as u8, msgs);
-        }
-        if self.args.has_limit() {
-            self.drop_over_limit();
-        }
-    }
-
-    /// The queue has ready messages, but none in memory yet (basic.get must wait for a page-in).
-    pub fn paging_in(&self) -> bool {
-        self.lanes.iter().all(|l| l.ready.is_empty()) && self.lanes.iter().any(|l| l.run.is_some())
     }
 
     pub fn purge(&mut self) -> u32 {
@@ -458,40 +312,6 @@ impl Queue {
 
     fn ready_iter(&self) -> impl Iterator<Item = &Queued> {
         self.lanes.iter().flat_map(|l| l.ready.list.iter())
-    }
-
-    /// The log segments of every persisted message the queue holds (ready, paged or unacked), with
-    /// how many each holds.
-    pub fn persisted_segments(&self) -> BTreeMap<u32, u64> {
-        let mut segs = BTreeMap::new();
-        for run in self.lanes.iter().filter_map(|l| l.run.as_ref()) {
-            for (&s, &n) in &run.segs {
-                *segs.entry(s).or_default() += n;
-            }
-        }
-        for q in self.ready_iter().chain(self.unacked.values().map(|u| &u.queued)).filter(|q| q.seg != 0) {
-            *segs.entry(q.seg).or_default() += 1;
-        }
-        segs
-    }
-
-    /// Whether messages of log segment `seg` are in this queue's page files (they cannot be moved).
-    pub fn pages_segment(&self, seg: u32) -> bool {
-        self.lanes.iter().filter_map(|l| l.run.as_ref()).any(|r| r.segs.contains_key(&seg))
-    }
-
-    /// Writes this queue's messages of log segment `seg` (ready or unacked) to the log again:
-    /// `relog` is given each id and message and returns the segment it now lives in.
-    pub fn relocate(&mut self, seg: u32, mut relog: impl FnMut(u64, &Message) -> u32) -> u64 {
-        let mut n = 0;
-        let ready = self.lanes.iter_mut().flat_map(|l| l.ready.list.iter_mut());
-        for q in ready.chain(self.unacked.values_mut().map(|u| &mut u.queued)) {
-            if q.seg == seg {
-                q.seg = relog(q.id, &q.msg);
-                n += 1;
-            }
-        }
-        n
     }
 
     pub fn has_consumer_tag(&self, conn: ConnId, channel: u16, tag: &str) -> bool {
@@ -584,53 +404,6 @@ impl Queue {
         if let Some(l) = self.lanes.get_mut(usize::from(q.lane)) {
             l.ready.insert_in_order(q);
         }
-    }
-
-    /// A quorum queue tells a consumer how often a message came back (`x-delivery-count`).
-    fn with_delivery_count(&self, mut q: Queued) -> Queued {
-        if q.returns > 0 && self.args.kind == QueueType::Quorum {
-            q.msg = Arc::new(super::dead_letter::with_header(
-                &q.msg,
-                "x-delivery-count",
-                crate::protocol::types::FieldValue::I64(i64::from(q.returns)),
-            ));
-            q.own = true;
-        }
-        q
-    }
-
-    /// Copies the messages queued since the last call (and still ready) that hold a read buffer
-    /// mostly for nothing out of it, so a kept message holds about its own bytes
-    /// (`Message::compacted`); `copy` makes each copy, so the queues of a shard can share one.
-    /// A message that arrived right next to its neighbour in the queue (a backlog: the buffer is
-    /// mostly kept anyway) stays where it is: copying every message of a growing backlog cost 15%
-    /// of a shard's CPU. One kept among many dropped or delivered (the buffer is mostly waste) is
-    /// copied. Each message is looked at once: the walk covers the tail queued since the last call.
-    pub fn compact_new(&mut self, mut copy: impl FnMut(&Arc<Message>) -> Arc<Message>) -> usize {
-        let from = std::mem::replace(&mut self.compacted_from, self.next_msg_id);
-        let mut n = 0;
-        for lane in &mut self.lanes {
-            let list = &mut lane.ready.list;
-            let fresh = list.iter().rev().take_while(|q| q.id >= from).count();
-            let start = list.len() - fresh;
-            let at: Vec<usize> = list.range(start..).map(|q| q.msg.properties.as_ptr() as usize).collect();
-            for (i, q) in list.range_mut(start..).enumerate() {
-                if std::mem::replace(&mut q.own, true) || q.msg.body.len() >= OWN_BUFFER {
-                    continue;
-                }
-                // Its frames (method, header, body) take about this much of the buffer; a
-                // neighbour within twice that arrived right beside it.
-                let reach = 2 * (q.msg.footprint() as usize);
-                let mine = at.get(i).copied().unwrap_or_default();
-                let near = |j: Option<usize>| j.and_then(|j| at.get(j)).is_some_and(|&a| a.abs_diff(mine) <= reach);
-                if near(i.checked_sub(1)) || near(i.checked_add(1)) {
-                    continue;
-                }
-                q.msg = copy(&q.msg);
-                n += 1;
-            }
-        }
-        n
     }
 
     /// Hands ready messages to consumers that can take them; `out` sends each delivery.

@@ -2,6 +2,7 @@
 //! extensions (TTL, limits, priorities, dead-lettering, single active consumer).
 
 use super::*;
+use crate::broker::paging::{PagedMessage, RunFile};
 use crate::protocol::properties::BasicProperties;
 use crate::protocol::types::FieldValue;
 use bytes::Bytes;
