@@ -6,7 +6,9 @@
 #
 # Usage: scripts/compare-rabbitmq.sh [SCENARIO...]        (default: all scenarios)
 # Environment: DURATION (s, default 10), BROKER_CPUS (default 0), LOAD_CPUS (default: the rest),
-#              OUT (default target/compare/results.jsonl), RABBIT_PORT (5673), WARREN_PORT (5674).
+#              OUT (default target/compare/results.jsonl), RABBIT_PORT (5673), WARREN_PORT (5674),
+#              WARREN (the warren binary, default target/release/warren: e.g. an older build to
+#              compare before and after a change in one run of RabbitMQ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/rabbitmq.sh
@@ -27,6 +29,7 @@ mkdir -p "$(dirname "$OUT")"
 
 cargo build --release --quiet
 PERF=target/release/warren-perf
+WARREN=${WARREN:-target/release/warren}
 
 cleanup() {
     kill -CONT "${WARREN_PID:-}" "${RABBIT_PID:-}" 2>/dev/null || true
@@ -40,7 +43,7 @@ trap cleanup EXIT
 # RabbitMQ on its own port, node name and directories; as many Erlang schedulers as broker CPUs.
 start_rabbitmq "warrencmp$$@localhost" "$RABBIT_PORT" "$BROKER_CPUS"
 
-taskset -c "$BROKER_CPUS" target/release/warren --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
+taskset -c "$BROKER_CPUS" "$WARREN" --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
     --management-listen off --prometheus-listen off \
     --data-dir "$WORK/warren" > "$WORK/warren.out" 2> "$WORK/warren.err" &
 WARREN_PID=$!
