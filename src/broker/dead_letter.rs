@@ -87,8 +87,8 @@ pub fn dead_lettered(
                 _ => FieldTable::default(),
             };
             let count = t.get("count").and_then(FieldValue::as_i128).unwrap_or(0) as i64;
+            // RabbitMQ 3.10 changes only the count of a repeated death.
             t.insert("count", FieldValue::I64(count + 1));
-            t.insert("time", FieldValue::Timestamp(now));
             t
         }
         None => {

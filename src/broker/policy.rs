@@ -230,12 +230,18 @@ pub fn effective(declared: &QueueArgs, policy: Option<&Settings>) -> QueueArgs {
     a.expires = lower(declared.expires, p.expires);
     a.max_length = lower(declared.max_length, p.max_length);
     a.max_length_bytes = lower(declared.max_length_bytes, p.max_length_bytes);
-    a.delivery_limit = lower(declared.delivery_limit, p.delivery_limit);
+    // Only quorum queues read a delivery limit.
+    if declared.kind == super::queue::QueueType::Quorum {
+        a.delivery_limit = lower(declared.delivery_limit, p.delivery_limit);
+    }
     if !declared.overflow_given {
         a.overflow = p.overflow.unwrap_or(declared.overflow);
     }
+    // Each setting on its own: the argument if given, else the policy's.
     if declared.dead_letter_exchange.is_none() {
         a.dead_letter_exchange = p.dead_letter_exchange.clone();
+    }
+    if declared.dead_letter_routing_key.is_none() {
         a.dead_letter_routing_key =
             p.dead_letter_routing_key.as_deref().and_then(|k| ShortStr::copy_from_slice(k.as_bytes()).ok());
     }
@@ -285,6 +291,16 @@ mod tests {
         assert_eq!((e.max_length, e.dead_letter_exchange.as_deref()), (Some(100), Some("pol-dlx")));
         assert!(ps.clear("/", "high") && !ps.clear("/", "high"));
         assert_eq!(ps.find("/", "work.a", true).unwrap().def.name, "low");
+    }
+
+    // Review finding: a delivery-limit policy meant for quorum queues dropped classic queues'
+    // redelivered messages.
+    #[test]
+    fn a_delivery_limit_applies_to_quorum_queues_only() {
+        let p = policy("dl", ".*", 0, json!({"delivery-limit": 2})).unwrap();
+        assert_eq!(effective(&QueueArgs::default(), Some(p.settings())).delivery_limit, None);
+        let quorum = QueueArgs { kind: crate::broker::queue::QueueType::Quorum, ..Default::default() };
+        assert_eq!(effective(&quorum, Some(p.settings())).delivery_limit, Some(2));
     }
 
     #[test]

@@ -167,7 +167,13 @@ impl QueueTable {
         }
         let keys = flags.arguments.0.iter().chain(q.flags.arguments.0.iter()).map(|(k, _)| k);
         for key in keys.filter(|k| k.starts_with(b"x-")) {
-            let (received, current) = (flags.arguments.get(key), q.flags.arguments.get(key));
+            let (mut received, mut current) = (flags.arguments.get(key), q.flags.arguments.get(key));
+            // No queue type is the classic type (RabbitMQ's equivalence check says the same).
+            let classic = FieldValue::str("classic");
+            if key.as_bytes() == b"x-queue-type" {
+                received = received.or(Some(&classic));
+                current = current.or(Some(&classic));
+            }
             let same = match (received, current) {
                 (Some(a), Some(b)) => a == b || (a.as_i128().is_some() && a.as_i128() == b.as_i128()),
                 (None, None) => true,
@@ -239,6 +245,11 @@ mod tests {
         g.arguments.insert("x-max-length", FieldValue::I64(10));
         assert!(t.declare("/", "q", g, false, 1).is_ok());
         assert_eq!(t.declare("/", "q", flags(false), false, 1).unwrap_err().reply_code(), 406);
+        // No x-queue-type is x-queue-type classic.
+        let mut c = flags(false);
+        c.arguments.insert("x-queue-type", FieldValue::str("classic"));
+        t.declare("/", "plain", flags(false), false, 1).unwrap();
+        assert!(t.declare("/", "plain", c, false, 1).is_ok());
     }
 
     #[test]

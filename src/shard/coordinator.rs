@@ -127,10 +127,8 @@ impl Shard {
         let ids: Vec<QueueId> = self.queues.borrow().iter().filter(|q| *q.vhost == *vhost).map(|q| q.id).collect();
         for id in ids {
             self.apply_policy(id);
-            if let Some((route, dead)) = self.take_dead(id) {
-                self.route_dead(route, dead);
-            }
-            self.arm(id);
+            self.settle_books(id);
+            self.check_flow(id, None);
         }
     }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use crate::broker::dead_letter::dead_lettered;
 use crate::broker::queue::{DeadLetter, Queue};
 use crate::clock;
-use crate::ids::QueueId;
 use crate::protocol::properties::BasicProperties;
 use crate::protocol::shortstr::ShortStr;
 
@@ -40,11 +39,6 @@ pub(super) fn take_dead(q: &mut Queue) -> Option<(DeadLetterRoute, Vec<DeadLette
 }
 
 impl Shard {
-    /// Takes what queue `id` dead-lettered, with where it goes (nothing if it dropped nothing).
-    pub(super) fn take_dead(&self, id: QueueId) -> Option<(DeadLetterRoute, Vec<DeadLetter>)> {
-        take_dead(self.queues.borrow_mut().get_mut(id)?)
-    }
-
     /// Publishes dead letters to their exchange's queues, on whichever shard each lives.
     pub(super) fn route_dead(&self, r: DeadLetterRoute, dead: Vec<DeadLetter>) {
         let now = clock::unix_secs();

@@ -226,16 +226,9 @@ impl Shard {
         let (page_in, dead, arm) = {
             let mut queues = self.queues.borrow_mut();
             let Some(q) = queues.get_mut(id) else { return };
-            let (gone, runs) = q.take_gone();
-            self.log.gone(&q.vhost, &q.name, &gone);
-            for r in runs {
-                let mut segs = Some(r.segs);
-                for (first, last) in r.ranges {
-                    let segs = segs.take().unwrap_or_default();
-                    self.log.gone_range(&q.vhost, &q.name, first, last, &segs);
-                }
-            }
             q.dispatch(window, |d| self.send(shard_of_id(d.conn), ShardMsg::Deliver(d)));
+            // After dispatch: expiry and length limits there make gone records too.
+            self.log_gone(q);
             (q.page_in_due(), dead_letters::take_dead(q), q.rearm())
         };
         if let Some((route, dead)) = dead {
@@ -316,6 +309,34 @@ impl Shard {
         Some(RemovedQueue { vhost, name, message_count, own_cancels })
     }
 
+    /// Logs which persisted messages left a queue since it was last asked.
+    fn log_gone(&self, q: &mut crate::broker::queue::Queue) {
+        let (gone, runs) = q.take_gone();
+        self.log.gone(&q.vhost, &q.name, &gone);
+        for r in runs {
+            let mut segs = Some(r.segs);
+            for (first, last) in r.ranges {
+                let segs = segs.take().unwrap_or_default();
+                self.log.gone_range(&q.vhost, &q.name, first, last, &segs);
+            }
+        }
+    }
+
+    /// A queue changed without a client's operation (a policy, its timer): what left it is
+    /// logged, its dead letters go, its timer is armed.
+    fn settle_books(&self, id: QueueId) {
+        let dead = {
+            let mut queues = self.queues.borrow_mut();
+            let Some(q) = queues.get_mut(id) else { return };
+            self.log_gone(q);
+            dead_letters::take_dead(q)
+        };
+        if let Some((route, dead)) = dead {
+            self.route_dead(route, dead);
+        }
+        self.arm(id);
+    }
+
     /// Removes a queue from this shard (not its bindings): its logged messages are dropped, the
     /// publishers it paused resume, its consumers are told. Returns how many messages it held.
     fn drop_queue(&self, id: QueueId) -> Option<u32> {
@@ -324,6 +345,8 @@ impl Shard {
 
     /// `drop_queue`, telling only the consumers `tell` picks.
     fn drop_queue_keeping(&self, id: QueueId, mut tell: impl FnMut(&Consumer) -> bool) -> Option<u32> {
+        // What left it before it went is logged (and dead-lettered) first.
+        self.settle_books(id);
         let q = self.queues.borrow_mut().remove(id)?;
         // A basic.get waiting for a page-in finds the queue gone.
         self.wake_page_waiters(id);

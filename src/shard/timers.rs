@@ -37,10 +37,10 @@ impl Timers {
         self.heap.borrow().peek().map(|Reverse((t, _))| *t)
     }
 
-    fn pop_due(&self, now: u64) -> Option<QueueId> {
+    fn pop_due(&self, now: u64) -> Option<(u64, QueueId)> {
         let mut heap = self.heap.borrow_mut();
         if heap.peek().is_some_and(|Reverse((t, _))| *t <= now) {
-            return heap.pop().map(|Reverse((_, id))| id);
+            return heap.pop().map(|Reverse(due)| due);
         }
         None
     }
@@ -59,8 +59,8 @@ impl Shard {
     pub async fn run_timers(self: Rc<Self>) {
         loop {
             let now = clock::refresh();
-            while let Some(id) = self.timers.pop_due(now) {
-                self.queue_timer(id, now);
+            while let Some((at, id)) = self.timers.pop_due(now) {
+                self.queue_timer(id, at, now);
             }
             match self.timers.next() {
                 None => self.timers.earlier.wait().await,
@@ -72,11 +72,12 @@ impl Shard {
         }
     }
 
-    /// A queue's deadline passed: it expires messages, or itself (`x-expires`).
-    fn queue_timer(self: &Rc<Self>, id: QueueId, now: u64) {
+    /// A queue's deadline `at` passed: it expires messages, or itself (`x-expires`). An entry
+    /// the queue no longer holds (it was armed for an earlier deadline since) is dropped.
+    fn queue_timer(self: &Rc<Self>, id: QueueId, at: u64, now: u64) {
         let expired = match self.queues.borrow_mut().get_mut(id) {
-            Some(q) => q.on_timer(now),
-            None => return,
+            Some(q) if q.armed == at => q.on_timer(now),
+            _ => return,
         };
         if expired {
             log::debug!("queue {id:x} expired (x-expires)");

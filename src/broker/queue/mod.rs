@@ -270,9 +270,21 @@ impl Queue {
         }
     }
 
-    /// The next ready message in memory: from the highest lane that has one.
+    /// The lane the next message comes from: the highest that holds any, in memory or on disk.
+    pub(super) fn head_lane(&self) -> Option<usize> {
+        self.lanes.iter().rposition(|l| !l.ready.is_empty() || l.run.is_some())
+    }
+
+    /// Whether the next message is in memory (else it waits for its lane's page-in: a lower
+    /// priority does not go first).
+    pub(super) fn head_ready(&self) -> bool {
+        self.head_lane().and_then(|i| self.lanes.get(i)).is_some_and(|l| !l.ready.is_empty())
+    }
+
+    /// The next ready message, if it is in memory.
     fn pop_head(&mut self) -> Option<Queued> {
-        let q = self.lanes.iter_mut().rev().find_map(|l| l.ready.pop_front())?;
+        let i = self.head_lane()?;
+        let q = self.lanes.get_mut(i)?.ready.pop_front()?;
         self.body_bytes -= q.msg.body.len() as u64;
         Some(q)
     }
@@ -411,7 +423,7 @@ impl Queue {
         if self.expiring {
             self.expire_heads(clock::now());
         }
-        while !self.consumers.list.is_empty() && self.lanes.iter().any(|l| !l.ready.is_empty()) {
+        while !self.consumers.list.is_empty() && self.head_ready() {
             let Some(c) = self.consumers.pick(self.args.single_active_consumer, no_ack_window) else { break };
             let (serial, conn, channel, tag, no_ack) = (c.serial, c.conn, c.channel, c.tag.clone(), c.no_ack);
             c.in_flight += 1;

@@ -43,6 +43,10 @@ impl Queue {
     /// Drops the oldest ready messages while over a limit (`x-overflow` drop-head). A head still
     /// on disk is dropped once it is read back.
     pub(super) fn drop_over_limit(&mut self) {
+        // reject-publish(-dlx) refuse new messages instead; they never drop (RabbitMQ).
+        if self.args.overflow != super::Overflow::DropHead {
+            return;
+        }
         while self.over_limit() {
             let Some(q) = self.pop_head() else { return };
             self.left(&q);
@@ -80,6 +84,10 @@ impl Queue {
     pub fn set_policy(&mut self, policy: Option<&crate::broker::policy::Settings>) {
         self.args = crate::broker::policy::effective(&self.declared, policy);
         self.expiring |= self.args.message_ttl.is_some();
+        // Its expiry counts from now (RabbitMQ restarts the timer on a policy change).
+        if self.args.expires.is_some() {
+            self.last_used = clock::now();
+        }
         if self.args.has_limit() {
             self.drop_over_limit();
         }
@@ -103,7 +111,8 @@ impl Queue {
         let heads = self.expiring.then(|| self.lanes.iter().filter_map(|l| l.ready.front()).map(|q| q.expires).min());
         // A message expires once the clock is past its expiry.
         let heads = heads.flatten().filter(|&t| t != NEVER).map(|t| t + 1);
-        let unused = self.args.expires.filter(|_| self.consumers.list.is_empty()).map(|e| self.last_used + e);
+        let unused =
+            self.args.expires.filter(|_| self.consumers.list.is_empty()).map(|e| self.last_used.saturating_add(e));
         heads.into_iter().chain(unused).min()
     }
 
@@ -123,7 +132,7 @@ impl Queue {
     pub fn on_timer(&mut self, now: u64) -> bool {
         self.armed = NEVER;
         self.expire_heads(now);
-        self.args.expires.is_some_and(|e| self.consumers.list.is_empty() && now >= self.last_used + e)
+        self.args.expires.is_some_and(|e| self.consumers.list.is_empty() && now >= self.last_used.saturating_add(e))
     }
 
     /// A quorum queue tells a consumer how often a message came back (`x-delivery-count`).

@@ -42,7 +42,7 @@ impl Queue {
 
     /// The queue has ready messages, but none in memory yet (basic.get must wait for a page-in).
     pub fn paging_in(&self) -> bool {
-        self.lanes.iter().all(|l| l.ready.is_empty()) && self.lanes.iter().any(|l| l.run.is_some())
+        self.head_lane().is_some() && !self.head_ready()
     }
 
     /// The log segments of every persisted message the queue holds (ready, paged or unacked), with

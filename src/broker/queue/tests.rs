@@ -303,6 +303,21 @@ fn length_limits_drop_the_head_or_refuse_the_publish() {
     assert_eq!(dead(&mut q), [(Bytes::from_static(b"kept"), DeathReason::Rejected)]);
 }
 
+// Review finding: requeues past the limit dropped heads on reject-publish queues too; RabbitMQ
+// drops only for drop-head.
+#[test]
+fn a_reject_publish_queue_never_drops_what_it_holds() {
+    let mut q =
+        with_args(&[("x-max-length", FieldValue::I32(2)), ("x-overflow", FieldValue::str("reject-publish")), dlx()]);
+    q.add_consumer(Consumer::new("c".into(), 1, 1, false, false, 1));
+    q.push(msg("1"), |_| 0, None);
+    let taken = drain(&mut q);
+    q.push(msg("2"), |_| 0, None);
+    q.push(msg("3"), |_| 0, None);
+    q.settle(taken[0].msg_id, Settle::Requeue);
+    assert_eq!((q.message_count(), q.take_dead().len()), (3, 0));
+}
+
 #[test]
 fn a_waiting_consumer_gets_a_message_before_the_limit_drops_it() {
     let mut q = with_args(&[("x-max-length", FieldValue::I32(0))]);
