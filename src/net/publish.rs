@@ -165,7 +165,11 @@ impl Conn {
         }
         if let Some(user_id) = properties::user_id(raw) {
             let st = self.st.borrow();
-            if user_id != st.user.as_bytes() {
+            // Users tagged impersonator may publish as anyone (RabbitMQ).
+            let impersonator = || {
+                self.shard.access.borrow().user(&st.user).is_some_and(|u| u.tags.iter().any(|t| t == "impersonator"))
+            };
+            if user_id != st.user.as_bytes() && !impersonator() {
                 return Err(AmqpError::precondition(format!(
                     "user_id property set to '{}' but authenticated user was '{}'",
                     String::from_utf8_lossy(user_id),

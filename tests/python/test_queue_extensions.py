@@ -298,6 +298,15 @@ def test_a_user_id_other_than_the_login_is_406(broker):
         406, "PRECONDITION_FAILED - user_id property set to 'admin' but authenticated user was 'guest'")
     assert depth(c.channel(), "uid") == 1
     c.close()
+    # A user tagged impersonator may publish as anyone.
+    ctl(broker, "add_user", "imp", "pw")
+    ctl(broker, "set_user_tags", "imp", "impersonator")
+    ctl(broker, "set_permissions", "imp", ".*", ".*", ".*")
+    c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", broker.port, "/", pika.PlainCredentials("imp", "pw")))
+    ch = c.channel()
+    ch.basic_publish("", "uid", b"as someone", pika.BasicProperties(user_id="someone"))
+    assert depth(ch, "uid") == 2
+    c.close()
 
 
 def test_quorum_queues_refuse_transient_declares_and_dead_letter_past_the_delivery_limit(broker):
