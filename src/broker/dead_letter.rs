@@ -30,6 +30,9 @@ pub struct DeadLettered {
     /// The queues of its `x-death` history, most recent first, with whether that death was a
     /// rejection: a queue met again with no rejection on the way is a cycle.
     pub history: Vec<(String, bool)>,
+    /// The routing keys it goes by: the dead-letter routing key, or the ones it was published
+    /// with (its routing key and its CC header's).
+    pub keys: Vec<Vec<u8>>,
 }
 
 impl DeadLettered {
@@ -71,6 +74,10 @@ pub fn dead_lettered(
 ) -> Option<DeadLettered> {
     let mut p: BasicProperties = msg.decode_properties()?;
     let mut headers = p.headers.take().unwrap_or_default();
+    let mut published_keys = vec![msg.routing_key.to_vec()];
+    if let Some(FieldValue::Array(cc)) = headers.get("CC") {
+        published_keys.extend(cc.iter().filter_map(|k| text(Some(k))).map(<[u8]>::to_vec));
+    }
     let mut deaths = match headers.get("x-death") {
         Some(FieldValue::Array(a)) => a.clone(),
         _ => Vec::new(),
@@ -98,8 +105,8 @@ pub fn dead_lettered(
             t.insert("queue", FieldValue::str(queue));
             t.insert("time", FieldValue::Timestamp(now));
             t.insert("exchange", FieldValue::LongStr(Bytes::copy_from_slice(&msg.exchange)));
-            let key = FieldValue::LongStr(Bytes::copy_from_slice(&msg.routing_key));
-            t.insert("routing-keys", FieldValue::Array(vec![key]));
+            let keys = published_keys.iter().map(|k| FieldValue::LongStr(Bytes::copy_from_slice(k))).collect();
+            t.insert("routing-keys", FieldValue::Array(keys));
             if let Some(e) = &p.expiration {
                 t.insert("original-expiration", FieldValue::LongStr(Bytes::copy_from_slice(e)));
             }
@@ -123,14 +130,20 @@ pub fn dead_lettered(
         headers.insert("x-first-death-exchange", FieldValue::LongStr(Bytes::copy_from_slice(&msg.exchange)));
     }
     headers.insert("x-death", FieldValue::Array(deaths));
+    // Routed by its own key, the CC header goes (RabbitMQ).
+    if dlrk.is_some() {
+        headers.0.retain(|(k, _)| k.as_bytes() != b"CC");
+    }
     p.headers = Some(headers);
     p.expiration = None;
     let exchange = ShortStr::copy_from_slice(dlx.as_bytes()).ok()?;
     let routing_key = dlrk.cloned().unwrap_or_else(|| msg.routing_key.clone());
-    Some(DeadLettered {
-        msg: Message { exchange, routing_key, properties: p.encode(), body: msg.body.clone() },
-        history,
-    })
+    let keys = match dlrk {
+        Some(k) => vec![k.to_vec()],
+        None => published_keys,
+    };
+    let msg = Message { exchange, routing_key, properties: p.encode(), body: msg.body.clone() };
+    Some(DeadLettered { msg, history, keys })
 }
 
 #[cfg(test)]

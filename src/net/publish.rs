@@ -14,6 +14,7 @@ use crate::protocol::frame;
 use crate::protocol::methods::basic;
 use crate::protocol::properties::{self, BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ChannelError, NO_ROUTE, Result};
+use crate::protocol::types::FieldValue;
 use crate::shard::msg::{ShardMsg, Targets};
 use crate::shard::placement::shard_of;
 
@@ -90,6 +91,7 @@ impl Conn {
         self.permit_publish(exchange)?;
         self.check_properties(&header.properties)?;
         let properties = self.rewrite_reply_to(ch, header.properties)?;
+        let (properties, cc) = sender_selected(properties);
         // A reply to a direct reply-to requester goes to its connection, not to a queue.
         let direct = if exchange.is_empty() { super::direct_reply::parse_reply_name(&p.routing_key) } else { None };
         let n = self.shard.shards();
@@ -97,6 +99,21 @@ impl Conn {
         // routing key; otherwise the routed list goes as it is when every queue shares a shard.
         let groups = if direct.is_some() {
             Groups::Many(Vec::new())
+        } else if !cc.is_empty() {
+            // CC and BCC keys route like the routing key, on the same exchange, each queue once.
+            let mut queues: Vec<Arc<str>> = Vec::new();
+            let props = properties.clone();
+            let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
+            for key in std::iter::once(p.routing_key.as_bytes()).chain(cc.iter().map(Vec::as_slice)) {
+                let mut routed = Vec::new();
+                self.shard.routes.borrow().route(&vhost, exchange, key, &headers, &mut routed)?;
+                for q in routed {
+                    if !queues.contains(&q) {
+                        queues.push(q);
+                    }
+                }
+            }
+            group_by_shard(queues, |q| shard_of(&vhost, q, n))
         } else if exchange.is_empty() {
             match p.routing_key.as_str() {
                 Some(queue) => Groups::One(shard_of(&vhost, queue, n), Targets::RoutingKey),
@@ -255,6 +272,36 @@ impl Conn {
             .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' on channel {ch}")))?;
         Ok(f(c)?)
     }
+}
+
+/// Sender-selected distribution (RabbitMQ's CC and BCC headers): the extra routing keys a publish
+/// names, and its properties without BCC, which no consumer sees. Most publishes have neither,
+/// found by a look at the raw headers' keys.
+fn sender_selected(raw: Bytes) -> (Bytes, Vec<Vec<u8>>) {
+    if !properties::headers_have(&raw, &[b"CC", b"BCC"]) {
+        return (raw, Vec::new());
+    }
+    let Ok(mut p) = BasicProperties::decode(&raw) else { return (raw, Vec::new()) };
+    let Some(h) = p.headers.as_mut() else { return (raw, Vec::new()) };
+    let keys = |v: Option<&FieldValue>| -> Vec<Vec<u8>> {
+        match v {
+            Some(FieldValue::Array(a)) => a
+                .iter()
+                .filter_map(|k| match k {
+                    FieldValue::LongStr(b) => Some(b.to_vec()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut extra = keys(h.get("CC"));
+    extra.extend(keys(h.get("BCC")));
+    if h.get("BCC").is_none() {
+        return (raw, extra);
+    }
+    h.0.retain(|(k, _)| k.as_bytes() != b"BCC");
+    (p.encode(), extra)
 }
 
 /// Where a publish goes: one shard (the common case, without a list to allocate) or several.

@@ -109,6 +109,40 @@ pub fn expiration(raw: &[u8]) -> Option<&[u8]> {
     short_string(raw, 8)
 }
 
+/// Whether the headers table of raw properties has one of `keys`, found without decoding the
+/// table (a look at its keys, skipping values by their type tag): sender-selected distribution
+/// (CC, BCC) is looked for on every publish that has headers.
+pub fn headers_have(raw: &[u8], keys: &[&[u8]]) -> bool {
+    let Some(at) = offset_of(raw, 13) else { return false };
+    let Some(len) = raw.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else { return false };
+    let Some(mut t) = raw.get(at + 4..at + 4 + len as usize) else { return false };
+    while let Some((&klen, rest)) = t.split_first() {
+        let Some((key, rest)) = rest.split_at_checked(klen as usize) else { return false };
+        if keys.contains(&key) {
+            return true;
+        }
+        let Some((&tag, rest)) = rest.split_first() else { return false };
+        let size = match tag {
+            b't' | b'b' | b'B' => 1,
+            b's' | b'u' => 2,
+            b'I' | b'i' | b'f' => 4,
+            b'l' | b'd' | b'T' => 8,
+            b'D' => 5,
+            b'V' => 0,
+            b'S' | b'x' | b'A' | b'F' => {
+                let Some(n) = rest.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else {
+                    return false;
+                };
+                4 + n as usize
+            }
+            _ => return false,
+        };
+        let Some(rest) = rest.get(size..) else { return false };
+        t = rest;
+    }
+    false
+}
+
 /// The reply-to property's bytes.
 pub fn reply_to(raw: &[u8]) -> Option<&[u8]> {
     short_string(raw, 9)
@@ -233,11 +267,17 @@ mod tests {
     fn delivery_mode_fast_path_agrees_with_decode() {
         let mut headers = FieldTable::default();
         headers.insert("x", FieldValue::I32(1));
+        let mut cc = FieldTable::default();
+        cc.insert("n", FieldValue::Table(headers.clone()));
+        cc.insert("a", FieldValue::Array(vec![FieldValue::str("k")]));
+        cc.insert("t", FieldValue::Timestamp(1));
+        cc.insert("CC", FieldValue::Array(vec![FieldValue::str("k2")]));
         let cases = [
             BasicProperties::default(),
             BasicProperties { delivery_mode: Some(1), ..Default::default() },
             BasicProperties { content_type: Some("a/b".into()), delivery_mode: Some(2), ..Default::default() },
             BasicProperties { headers: Some(headers), delivery_mode: Some(2), priority: Some(1), ..Default::default() },
+            BasicProperties { headers: Some(cc), ..Default::default() },
         ];
         let full = BasicProperties {
             content_type: Some("a".into()),
@@ -262,6 +302,8 @@ mod tests {
             assert_eq!(has_expiration(&raw), p.expiration.is_some(), "{p:?}");
             assert_eq!(user_id(&raw), p.user_id.as_ref().map(|e| e.as_bytes()), "{p:?}");
             assert_eq!(reply_to(&raw), p.reply_to.as_ref().map(|e| e.as_bytes()), "{p:?}");
+            let has_cc = p.headers.as_ref().is_some_and(|h| h.get("CC").is_some());
+            assert_eq!(headers_have(&raw, &[b"CC"]), has_cc, "{p:?}");
         }
         assert_eq!(delivery_mode(&[0x10]), None);
         assert_eq!(delivery_mode(&[0x90, 0, 9]), None);

@@ -47,12 +47,20 @@ impl Shard {
             let Some(dl) = dead_lettered(&d.msg, &r.queue, d.reason, &r.exchange, r.routing_key.as_ref(), now) else {
                 continue;
             };
-            let mut targets = Vec::new();
+            let mut targets: Vec<Arc<str>> = Vec::new();
             let props = dl.msg.properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
-            let routed =
-                self.routes.borrow().route_from(&r.vhost, &r.exchange, &dl.msg.routing_key, &headers, &mut targets);
-            if routed.is_err() {
+            let mut missing = false;
+            for key in &dl.keys {
+                let mut routed = Vec::new();
+                missing |= self.routes.borrow().route_from(&r.vhost, &r.exchange, key, &headers, &mut routed).is_err();
+                for q in routed {
+                    if !targets.contains(&q) {
+                        targets.push(q);
+                    }
+                }
+            }
+            if missing {
                 log::debug!("dead letter from queue '{}' dropped: no exchange '{}'", r.queue, r.exchange);
                 continue;
             }

@@ -365,3 +365,30 @@ def test_direct_reply_to_errors_are_rabbitmqs(broker):
         ch.queue_declare("anything", passive=True)
     assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - fast reply consumer does not exist")
     c.close()
+
+
+def test_cc_and_bcc_headers_add_routing_keys_and_bcc_is_not_delivered(broker):
+    c = broker.connect()
+    ch = c.channel()
+    ch.exchange_declare("ssd", "direct")
+    for q in ["ssd-a", "ssd-b", "ssd-c"]:
+        ch.queue_declare(q)
+        ch.queue_bind(q, "ssd", q)
+    ch.confirm_delivery()
+    ch.basic_publish("ssd", "ssd-a", b"m", pika.BasicProperties(headers={"CC": ["ssd-b"], "BCC": ["ssd-c", "ssd-a"]}))
+    got = {q: get(ch, q) for q in ["ssd-a", "ssd-b", "ssd-c"]}
+    for q, (m, props, body) in got.items():
+        assert body == b"m", q
+        assert props.headers.get("CC") == ["ssd-b"] and "BCC" not in props.headers, (q, props.headers)
+    assert all(get(ch, q)[0] is None for q in ["ssd-a", "ssd-b", "ssd-c"]), "each queue once"
+    # Dead-lettered without a routing key of its own, it goes by all its keys (CC too).
+    ch.exchange_declare("ssd-dlx", "direct")
+    ch.queue_declare("ssd-dead-b")
+    ch.queue_bind("ssd-dead-b", "ssd-dlx", "ssd-b")
+    ch.queue_declare("ssd-src", arguments={"x-dead-letter-exchange": "ssd-dlx"})
+    ch.basic_publish("", "ssd-src", b"d", pika.BasicProperties(headers={"CC": ["ssd-b"]}))
+    m, _, _ = ch.basic_get("ssd-src")
+    ch.basic_reject(m.delivery_tag, requeue=False)
+    assert wait(lambda: depth(ch, "ssd-dead-b") == 1, 10)
+    assert get(ch, "ssd-dead-b")[1].headers["x-death"][0]["routing-keys"] == ["ssd-src", "ssd-b"]
+    c.close()
