@@ -52,7 +52,9 @@ fn done() -> Value {
     table(&[], Vec::new())
 }
 
-pub async fn serve(shard: Rc<Shard>, data_dir: &Path) {
+/// Binds the admin socket in the data dir (before the broker says it is listening, so warrenctl
+/// reaches a broker as soon as a client can). `None` if it cannot (logged).
+pub fn bind(data_dir: &Path) -> Option<UnixListener> {
     let path = data_dir.join(SOCKET_NAME);
     // The data dir lock is held, so a socket file left there belongs to a broker that is gone.
     let _ = std::fs::remove_file(&path);
@@ -60,15 +62,19 @@ pub async fn serve(shard: Rc<Shard>, data_dir: &Path) {
         Ok(l) => l,
         Err(e) => {
             log::error!("admin endpoint {}: {e}; warrenctl will not reach this broker", path.display());
-            return;
+            return None;
         }
     };
     // Whoever may connect may change users and permissions: only the broker's own user (the
     // file's mode followed the umask, so other local users could connect).
     if let Err(e) = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)) {
         log::error!("admin endpoint {}: cannot restrict it to its owner: {e}; not serving it", path.display());
-        return;
+        return None;
     }
+    Some(listener)
+}
+
+pub async fn serve(shard: Rc<Shard>, listener: UnixListener) {
     while let Ok(stream) = listener.accept().await {
         glommio::spawn_local(answer(shard.clone(), stream)).detach();
     }

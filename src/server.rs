@@ -242,6 +242,7 @@ async fn run_shard(
             let a = l.local_addr().map_err(|e| io::Error::other(e.to_string()))?;
             Ok((l, a))
         });
+    let admin = if shard.id == 0 { crate::admin::bind(&config.data_dir) } else { None };
     let listener = match bound {
         Ok((l, a)) => {
             log::debug!("shard {} ready on {a}", shard.id);
@@ -255,9 +256,8 @@ async fn run_shard(
     glommio::spawn_local(shard.clone().run_flusher()).detach();
     glommio::spawn_local(shard.clone().run_timers()).detach();
     glommio::spawn_local(shard.clone().run_monitor()).detach();
-    if shard.id == 0 {
-        let (shard, dir) = (shard.clone(), config.data_dir.clone());
-        glommio::spawn_local(async move { crate::admin::serve(shard, &dir).await }).detach();
+    if let Some(admin) = admin {
+        glommio::spawn_local(crate::admin::serve(shard.clone(), admin)).detach();
     }
     glommio::spawn_local(shard.clone().run_mesh()).detach();
     glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
