@@ -60,13 +60,15 @@ declare -A SCENARIOS=(
     [latency-10k-per-s]="-x 1 -y 1 -s 16 -r 10000 -a"
     [connection-churn]="--churn 4"
     [persistent-confirms-1KiB]="-x 2 -y 2 -s 1024 -f -c 200 -q 200 -A 50"
+    # Issue 16's figure: one publisher keeping 256 persistent confirms in flight, one consumer.
+    [persistent-confirms-1pub-256]="-x 1 -y 1 -s 1024 -f -c 256 -q 200 -A 50"
     # Queue extensions (issue 17): every message expires at once (TTL 0, no consumer on its
     # queue) and is dead-lettered through a fanout exchange to the queue the consumer reads;
     # and a priority queue (10 levels) with acks.
     [ttl-dead-letter-16B]="-x 1 -y 1 -s 16 --ttl 0 --dead-letter -a"
     [priority-10-ack-prefetch100]="-x 1 -y 1 -s 16 --priorities 10 -q 100 -A 50"
 )
-ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn persistent-confirms-1KiB ttl-dead-letter-16B priority-10-ack-prefetch100)
+ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn persistent-confirms-1KiB persistent-confirms-1pub-256 ttl-dead-letter-16B priority-10-ack-prefetch100)
 [ $# -gt 0 ] && ORDER=("$@")
 
 # Waits until a broker is idle (under 5% of a CPU over half a second; at most 60 s), so one
