@@ -115,7 +115,7 @@ impl QueueTable {
         conn: ConnId,
     ) -> Result<DeclareOk> {
         // Arguments are checked first, as RabbitMQ's channel does (a passive declare has none).
-        let args = if passive {
+        let args = if passive || flags.arguments.is_empty() {
             QueueArgs::default()
         } else {
             QueueArgs::parse(&flags, &format!("queue '{name}' in vhost '{vhost}'"))?

@@ -147,6 +147,10 @@ impl QueueArgs {
     /// (`queue 'q' in vhost '/'`).
     pub fn parse(flags: &QueueFlags, rs: &str) -> Result<Self> {
         let table = &flags.arguments;
+        // Most declares have no arguments: a plain classic queue, nothing to check.
+        if table.is_empty() {
+            return Ok(QueueArgs::default());
+        }
         let invalid =
             |key: &str, bad: Bad| ChannelError::precondition(format!("invalid arg '{key}' for {rs}: {}", bad.term()));
         let mut a = QueueArgs::default();
