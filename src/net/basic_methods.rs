@@ -6,28 +6,15 @@ use std::rc::Rc;
 use crate::broker::access::{Perm, Resource};
 use crate::broker::delivery::Settle;
 use crate::broker::queue::Consumer;
-use crate::broker::queue::args::type_name;
+use crate::broker::queue::args::consumer_priority;
 use crate::ids::shard_of_id;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
-use crate::protocol::types::{FieldTable, FieldValue};
 use crate::shard::queue_ops::QueueOp;
 
 use super::channel::{ConsumerEntry, Unacked};
 use super::connection::Conn;
-
-/// basic.consume's `x-priority`, checked as RabbitMQ does (an integer; 406 otherwise).
-fn consumer_priority(args: &FieldTable, queue: &str, vhost: &str) -> Result<i32> {
-    let Some(v) = args.get("x-priority") else { return Ok(0) };
-    let n = v.as_i128().filter(|_| !matches!(v, FieldValue::Timestamp(_))).ok_or_else(|| {
-        AmqpError::precondition(format!(
-            "invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': \"expected integer, got {}\"",
-            type_name(v)
-        ))
-    })?;
-    Ok(n.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32)
-}
 
 impl Conn {
     pub fn basic_qos(self: &Rc<Self>, ch: u16, q: basic::Qos) -> Result<()> {
@@ -63,7 +50,8 @@ impl Conn {
             c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: m.nowait, held: Vec::new() });
             Ok(())
         })?;
-        let priority = consumer_priority(&m.arguments, &name, &self.st.borrow().vhost)?;
+        let rs = || format!("queue '{name}' in vhost '{}'", self.st.borrow().vhost);
+        let priority = consumer_priority(&m.arguments, rs)?;
         let consumer = Consumer::new(tag.as_str().into(), self.id, ch, m.no_ack, m.exclusive, prefetch as u32)
             .with_priority(priority);
         let result = self.with_queue(ch, &name, |at, done| QueueOp::Consume { at, consumer, done }).await;

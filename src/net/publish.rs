@@ -16,7 +16,7 @@ use crate::protocol::properties::{self, BasicProperties, ContentHeader};
 use crate::protocol::reply::{AmqpError, ChannelError, NO_ROUTE, Result};
 use crate::protocol::types::FieldValue;
 use crate::shard::msg::{ShardMsg, Targets};
-use crate::shard::placement::shard_of;
+use crate::shard::placement::{by_shard, shard_of};
 
 use super::channel::{Assembly, Channel, ChannelState, PendingPublish};
 use super::connection::Conn;
@@ -101,18 +101,13 @@ impl Conn {
             Groups::Many(Vec::new())
         } else if !cc.is_empty() {
             // CC and BCC keys route like the routing key, on the same exchange, each queue once.
-            let mut queues: Vec<Arc<str>> = Vec::new();
+            let mut queues = Vec::new();
             let props = properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
-            for key in std::iter::once(p.routing_key.as_bytes()).chain(cc.iter().map(Vec::as_slice)) {
-                let mut routed = Vec::new();
-                self.shard.routes.borrow().route(&vhost, exchange, key, &headers, &mut routed)?;
-                for q in routed {
-                    if !queues.contains(&q) {
-                        queues.push(q);
-                    }
-                }
-            }
+            let routes = self.shard.routes.borrow();
+            routes.check_publishable(&vhost, exchange)?;
+            let keys = std::iter::once(p.routing_key.as_bytes()).chain(cc.iter().map(Vec::as_slice));
+            routes.route_keys(&vhost, exchange, keys, &headers, &mut queues)?;
             group_by_shard(queues, |q| shard_of(&vhost, q, n))
         } else if exchange.is_empty() {
             match p.routing_key.as_str() {
@@ -325,13 +320,5 @@ fn group_by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> 
     if queues.iter().all(|q| shard(q) == first) {
         return Groups::One(first, Targets::Named(queues));
     }
-    let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
-    for q in queues {
-        let s = shard(&q);
-        match groups.iter_mut().find(|(d, _)| *d == s) {
-            Some((_, g)) => g.push(q),
-            None => groups.push((s, vec![q])),
-        }
-    }
-    Groups::Many(groups)
+    Groups::Many(by_shard(queues, shard))
 }

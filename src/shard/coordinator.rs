@@ -128,6 +128,7 @@ impl Shard {
         for id in ids {
             self.apply_policy(id);
             self.settle_books(id);
+            self.arm(id);
             self.check_flow(id, None);
         }
     }

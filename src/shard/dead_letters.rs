@@ -13,7 +13,7 @@ use crate::protocol::shortstr::ShortStr;
 
 use super::Shard;
 use super::msg::{ShardMsg, Targets};
-use super::placement::shard_of;
+use super::placement::{by_shard, shard_of};
 
 /// Where a queue's dead letters go: its name, vhost and dead-letter exchange and key.
 pub(super) struct DeadLetterRoute {
@@ -47,32 +47,16 @@ impl Shard {
             let Some(dl) = dead_lettered(&d.msg, &r.queue, d.reason, &r.exchange, r.routing_key.as_ref(), now) else {
                 continue;
             };
-            let mut targets: Vec<Arc<str>> = Vec::new();
+            let mut targets = Vec::new();
             let props = dl.msg.properties.clone();
             let headers = move || BasicProperties::decode(&props).ok().and_then(|p| p.headers);
-            let mut missing = false;
-            for key in &dl.keys {
-                let mut routed = Vec::new();
-                missing |= self.routes.borrow().route_from(&r.vhost, &r.exchange, key, &headers, &mut routed).is_err();
-                for q in routed {
-                    if !targets.contains(&q) {
-                        targets.push(q);
-                    }
-                }
-            }
-            if missing {
+            let keys = dl.keys.iter().map(Vec::as_slice);
+            if self.routes.borrow().route_keys(&r.vhost, &r.exchange, keys, &headers, &mut targets).is_err() {
                 log::debug!("dead letter from queue '{}' dropped: no exchange '{}'", r.queue, r.exchange);
                 continue;
             }
             targets.retain(|t| !dl.is_cycle(d.reason, t));
-            let mut by_shard: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
-            for t in targets {
-                let s = shard_of(&r.vhost, &t, n);
-                match by_shard.iter_mut().find(|(d, _)| *d == s) {
-                    Some((_, list)) => list.push(t),
-                    None => by_shard.push((s, vec![t])),
-                }
-            }
+            let by_shard = by_shard(targets, |t| shard_of(&r.vhost, t, n));
             let msg = Arc::new(dl.msg);
             for (dest, queues) in by_shard {
                 let publish = ShardMsg::Publish {

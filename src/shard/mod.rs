@@ -322,8 +322,8 @@ impl Shard {
         }
     }
 
-    /// A queue changed without a client's operation (a policy, its timer): what left it is
-    /// logged, its dead letters go, its timer is armed.
+    /// A queue changed without a client's operation (a policy, its deletion): what left it is
+    /// logged and its dead letters go.
     fn settle_books(&self, id: QueueId) {
         let dead = {
             let mut queues = self.queues.borrow_mut();
@@ -334,7 +334,6 @@ impl Shard {
         if let Some((route, dead)) = dead {
             self.route_dead(route, dead);
         }
-        self.arm(id);
     }
 
     /// Removes a queue from this shard (not its bindings): its logged messages are dropped, the

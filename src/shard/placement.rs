@@ -2,6 +2,7 @@
 //! process computes the same answer.
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use ahash::RandomState;
 
@@ -12,6 +13,19 @@ pub fn shard_of(vhost: &str, queue: &str, shards: usize) -> usize {
     vhost.hash(&mut h);
     queue.hash(&mut h);
     (h.finish() % shards.max(1) as u64) as usize
+}
+
+/// Queues split by the shard `shard` says owns each, in order of first appearance.
+pub fn by_shard(queues: Vec<Arc<str>>, shard: impl Fn(&Arc<str>) -> usize) -> Vec<(usize, Vec<Arc<str>>)> {
+    let mut groups: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
+    for q in queues {
+        let s = shard(&q);
+        match groups.iter_mut().find(|(d, _)| *d == s) {
+            Some((_, g)) => g.push(q),
+            None => groups.push((s, vec![q])),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]

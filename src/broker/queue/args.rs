@@ -54,7 +54,7 @@ pub struct QueueArgs {
 }
 
 /// RabbitMQ's name of a field value's type, as its error texts give it.
-pub fn type_name(v: &FieldValue) -> &'static str {
+fn type_name(v: &FieldValue) -> &'static str {
     match v {
         FieldValue::Bool(_) => "bool",
         FieldValue::I8(_) => "byte",
@@ -281,14 +281,18 @@ impl QueueArgs {
         Ok(a)
     }
 
-    /// Whether a message needs the clock when it arrives (TTL) or the queue lives on a timer.
-    pub fn timed(&self) -> bool {
-        self.message_ttl.is_some() || self.expires.is_some()
-    }
-
     pub fn has_limit(&self) -> bool {
         self.max_length.is_some() || self.max_length_bytes.is_some()
     }
+}
+
+/// basic.consume's `x-priority` (0 without one), checked as RabbitMQ checks consume arguments: an
+/// integer, else 406 naming the queue `rs()` gives.
+pub fn consumer_priority(args: &crate::protocol::types::FieldTable, rs: impl Fn() -> String) -> Result<i32> {
+    let Some(v) = args.get("x-priority") else { return Ok(0) };
+    let n = int(v)
+        .map_err(|bad| ChannelError::precondition(format!("invalid arg 'x-priority' for {}: {}", rs(), bad.term())))?;
+    Ok(n.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32)
 }
 
 /// The `expiration` property of a message, as RabbitMQ parses it: a non-negative integer of ms.

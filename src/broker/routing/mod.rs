@@ -274,13 +274,41 @@ impl RoutingTable {
         headers: &dyn Fn() -> Option<FieldTable>,
         out: &mut Vec<Arc<str>>,
     ) -> Result<()> {
+        self.check_publishable(vhost, exchange)?;
+        self.route_from(vhost, exchange, key, headers, out)
+    }
+
+    /// 403 if a client may not publish to `exchange` (it is internal).
+    pub fn check_publishable(&self, vhost: &str, exchange: &str) -> Result<()> {
         let internal = self.vhosts.get(vhost).and_then(|x| x.get(exchange)).is_some_and(|e| e.internal);
         if internal {
             return Err(AmqpError::access_refused(format!(
                 "cannot publish to internal exchange '{exchange}' in vhost '{vhost}'"
             )));
         }
-        self.route_from(vhost, exchange, key, headers, out)
+        Ok(())
+    }
+
+    /// `route_from` by several routing keys (a message's CC and BCC keys, or the keys a
+    /// dead-lettered message was published with): each queue once.
+    pub fn route_keys<'k>(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        headers: &dyn Fn() -> Option<FieldTable>,
+        out: &mut Vec<Arc<str>>,
+    ) -> Result<()> {
+        let mut routed = Vec::new();
+        for key in keys {
+            self.route_from(vhost, exchange, key, headers, &mut routed)?;
+            for q in routed.drain(..) {
+                if !out.contains(&q) {
+                    out.push(q);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `route` from any exchange, internal ones included: the broker's own publishes
