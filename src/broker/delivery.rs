@@ -29,7 +29,8 @@ pub struct Receipt {
 pub struct Delivery {
     pub conn: ConnId,
     pub channel: u16,
-    pub consumer_tag: Arc<str>,
+    /// The consumer's key on its channel (see net::consumers).
+    pub consumer: u64,
     pub queue: QueueId,
     pub msg_id: u64,
     pub redelivered: bool,

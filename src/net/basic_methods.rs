@@ -13,7 +13,7 @@ use crate::protocol::methods::{basic, confirm, tx};
 use crate::protocol::reply::{AmqpError, Result};
 use crate::shard::queue_ops::QueueOp;
 
-use super::channel::{ConsumerEntry, Unacked};
+use super::channel::Unacked;
 use super::connection::Conn;
 
 impl Conn {
@@ -41,24 +41,21 @@ impl Conn {
         let (name, prefetch) = self.with_channel(ch, |c| Ok((c.queue_name(&m.queue)?, c.consumer_prefetch())))?;
         self.permit(Perm::Read, Resource::Queue(&name))?;
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
-        let reused = self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))?;
+        let reused = self.with_channel(ch, |c| Ok(c.consumers.has_tag(&tag)))?;
         if reused {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        // Registered before the queue knows of it, so deliveries that beat consume-ok wait in `held`.
-        self.with_channel(ch, |c| {
-            c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: m.nowait, held: Vec::new() });
-            Ok(())
-        })?;
         let rs = || format!("queue '{name}' in vhost '{}'", self.st.borrow().vhost);
         let priority = consumer_priority(&m.arguments, rs)?;
-        let consumer = Consumer::new(tag.as_str().into(), self.id, ch, m.no_ack, m.exclusive, prefetch as u32)
+        // Registered before the queue knows of it, so deliveries that beat consume-ok wait in `held`.
+        let key = self.with_channel(ch, |c| Ok(c.consumers.add(tag.clone(), m.nowait)))?;
+        let consumer = Consumer::new(key, tag.as_str().into(), self.id, ch, m.no_ack, m.exclusive, prefetch as u32)
             .with_priority(priority);
         let result = self.with_queue(ch, &name, |at, done| QueueOp::Consume { at, consumer, done }).await;
         let id = match result {
             Ok(id) => id,
             Err(e) => {
-                let _ = self.with_channel(ch, |c| Ok(c.consumers.remove(&tag)));
+                let _ = self.with_channel(ch, |c| Ok(c.consumers.remove_tag(&tag)));
                 return Err(e);
             }
         };
@@ -66,7 +63,7 @@ impl Conn {
             self.send_method(ch, &Method::BasicConsumeOk(basic::ConsumeOk { consumer_tag: tag.clone() }));
         }
         let held = self.with_channel(ch, |c| {
-            Ok(c.consumers.get_mut(&tag).map(|e| {
+            Ok(c.consumers.get_mut(key).map(|e| {
                 e.queue = id;
                 e.ready = true;
                 std::mem::take(&mut e.held)
@@ -83,7 +80,7 @@ impl Conn {
             if c.reply_consumer.as_ref().is_some_and(|r| r.tag == m.consumer_tag) {
                 c.reply_consumer = None;
             }
-            Ok(c.consumers.remove(&m.consumer_tag))
+            Ok(c.consumers.remove_tag(&m.consumer_tag))
         })?;
         // The reply consumer (queue 0) has no queue to leave.
         if let Some(entry) = entry.filter(|e| e.queue != 0) {

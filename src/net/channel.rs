@@ -18,6 +18,7 @@ use crate::protocol::properties::ContentHeader;
 use crate::protocol::reply::{AmqpError, ChannelError, ConnectionError, Result};
 
 use super::connection::Conn;
+use super::consumers::ChannelConsumers;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelState {
@@ -69,13 +70,6 @@ pub struct Unacked {
     pub msg_id: u64,
 }
 
-pub struct ConsumerEntry {
-    pub queue: QueueId,
-    /// False until consume-ok is written; deliveries wait in `held` so none precedes it.
-    pub ready: bool,
-    pub held: Vec<Delivery>,
-}
-
 /// A publish waiting to hear from every shard it went to (for confirms and mandatory).
 pub struct PendingPublish {
     pub shards_left: u32,
@@ -116,7 +110,7 @@ pub struct Channel {
     content: Content,
     pub next_tag: u64,
     pub unacked: BTreeMap<u64, Unacked>,
-    pub consumers: HashMap<String, ConsumerEntry>,
+    pub consumers: ChannelConsumers,
     /// basic.qos global=false: the limit given to consumers created from now on.
     pub prefetch: u16,
     /// basic.qos global=true: most unacked deliveries on the whole channel, across queues and
@@ -299,7 +293,7 @@ impl Channel {
             content: Content::Idle,
             next_tag: 1,
             unacked: BTreeMap::new(),
-            consumers: HashMap::new(),
+            consumers: ChannelConsumers::default(),
             prefetch: 0,
             global_prefetch: 0,
             parked: VecDeque::new(),

@@ -24,13 +24,14 @@ impl Conn {
     /// `may_park` is false when the delivery leaves the channel's parking (global qos) itself.
     pub fn deliver_or_park(self: &Rc<Self>, d: Delivery, may_park: bool) {
         let mut st = self.st.borrow_mut();
+        let frame_max = st.frame_max;
         let open = self.phase.get() == Phase::Open;
         let ch = st.channels.get_mut(&d.channel).filter(|c| c.state == ChannelState::Open && open);
         let Some(ch) = ch else {
             drop(st);
             return self.bounce(d);
         };
-        let Some(consumer) = ch.consumers.get_mut(&*d.consumer_tag) else {
+        let Some(consumer) = ch.consumers.get_mut(d.consumer) else {
             drop(st);
             return self.bounce(d);
         };
@@ -46,22 +47,20 @@ impl Conn {
         if !d.no_ack {
             ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
         }
-        drop(st);
         if self.out.borrow().len() >= OUT_WINDOW || !self.backlog.borrow().is_empty() {
+            drop(st);
             self.backlog.borrow_mut().push_back((tag, d));
             return;
         }
-        self.write_delivery(tag, d);
+        if let Some(consumer) = ch.consumers.get(d.consumer) {
+            put_delivery(&mut self.out.borrow_mut(), &consumer.tag, tag, &d, frame_max);
+        }
+        drop(st);
+        self.written(d);
     }
 
-    pub(super) fn write_delivery(&self, tag: u64, d: Delivery) {
-        let frame_max = self.st.borrow().frame_max;
-        let mut out = self.out.borrow_mut();
-        frame::put_method_with(&mut out, d.channel, |buf| {
-            basic::encode_deliver(buf, &d.consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
-        });
-        frame::put_content(&mut out, d.channel, &d.msg.properties, &d.msg.body, frame_max);
-        drop(out);
+    /// A delivery went into the output buffer.
+    fn written(&self, d: Delivery) {
         self.writer.notify();
         if d.no_ack {
             self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
@@ -70,22 +69,35 @@ impl Conn {
 
     /// Encodes waiting deliveries while the output buffer has room. One whose channel closed
     /// meanwhile is not written: its queue got it back with the channel's unacked deliveries, or
-    /// (no-ack) gets it back here.
+    /// (no-ack) gets it back here. One whose consumer was cancelled meanwhile goes back to its
+    /// queue unseen.
     pub(super) fn drain_backlog(&self) {
         while self.out.borrow().len() < OUT_WINDOW {
             let Some((tag, d)) = self.backlog.borrow_mut().pop_front() else { return };
-            let live = self.phase.get() == Phase::Open
-                && self
-                    .st
-                    .borrow()
-                    .channels
-                    .get(&d.channel)
-                    .is_some_and(|c| c.state == ChannelState::Open && (d.no_ack || c.unacked.contains_key(&tag)));
-            if live {
-                self.write_delivery(tag, d);
-            } else if d.no_ack {
-                self.bounce(d);
+            let mut st = self.st.borrow_mut();
+            let frame_max = st.frame_max;
+            let open = self.phase.get() == Phase::Open;
+            let Some(c) = st.channels.get_mut(&d.channel).filter(|c| open && c.state == ChannelState::Open) else {
+                drop(st);
+                if d.no_ack {
+                    self.bounce(d);
+                }
+                continue;
+            };
+            if !d.no_ack && !c.unacked.contains_key(&tag) {
+                continue;
             }
+            let Some(consumer) = c.consumers.get(d.consumer) else {
+                if !d.no_ack {
+                    c.unacked.remove(&tag);
+                }
+                drop(st);
+                self.bounce(d);
+                continue;
+            };
+            put_delivery(&mut self.out.borrow_mut(), &consumer.tag, tag, &d, frame_max);
+            drop(st);
+            self.written(d);
         }
     }
 
@@ -99,7 +111,7 @@ impl Conn {
             let mut st = self.st.borrow_mut();
             let notify = st.caps.consumer_cancel_notify;
             let Some(c) = st.channels.get_mut(&ch) else { return };
-            let Some(entry) = c.consumers.remove(tag) else { return };
+            let Some(entry) = c.consumers.remove_tag(tag) else { return };
             drop(st);
             for d in entry.held {
                 self.bounce(d);
@@ -117,14 +129,14 @@ impl Conn {
     pub fn release_channel(self: &Rc<Self>, ch: u16) {
         let mut st = self.st.borrow_mut();
         let Some(c) = st.channels.get_mut(&ch) else { return };
-        let consumers = std::mem::take(&mut c.consumers);
+        let consumers: Vec<_> = c.consumers.take_all().collect();
         let unacked = std::mem::take(&mut c.unacked);
         let parked = std::mem::take(&mut c.parked);
         c.end_tx_and_pending();
         drop(st);
         let id = self.id;
-        for (tag, entry) in consumers.into_iter().filter(|(_, e)| e.queue != 0) {
-            let queue = entry.queue;
+        for entry in consumers.into_iter().filter(|e| e.queue != 0) {
+            let (queue, tag) = (entry.queue, entry.tag);
             self.shard.send(shard_of_id(queue), ShardMsg::RemoveConsumer { queue, conn: id, channel: ch, tag });
             for d in entry.held {
                 self.bounce(d);
@@ -135,4 +147,12 @@ impl Conn {
         }
         self.shard.settle(unacked.into_values().map(|u| (u.queue, u.msg_id)), Settle::Requeue);
     }
+}
+
+/// basic.deliver, then the message's header and body frames.
+fn put_delivery(out: &mut bytes::BytesMut, consumer_tag: &str, tag: u64, d: &Delivery, frame_max: u32) {
+    frame::put_method_with(out, d.channel, |buf| {
+        basic::encode_deliver(buf, consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
+    });
+    frame::put_content(out, d.channel, &d.msg.properties, &d.msg.body, frame_max);
 }

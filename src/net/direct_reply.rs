@@ -18,7 +18,6 @@ use crate::protocol::reply::{AmqpError, ChannelError, Result};
 use crate::protocol::shortstr::ShortStr;
 use crate::shard::msg::ShardMsg;
 
-use super::channel::ConsumerEntry;
 use super::connection::Conn;
 
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -48,14 +47,14 @@ impl Conn {
         }
         let tag = if m.consumer_tag.is_empty() { self.shard.random_name("amq.ctag-") } else { m.consumer_tag.clone() };
         let key = self.shard.random();
-        if self.with_channel(ch, |c| Ok(c.consumers.contains_key(&tag)))? {
+        if self.with_channel(ch, |c| Ok(c.consumers.has_tag(&tag)))? {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
         self.with_channel(ch, |c| {
             if c.reply_consumer.is_some() {
                 return Err(ChannelError::precondition("reply consumer already set"));
             }
-            c.consumers.insert(tag.clone(), ConsumerEntry { queue: 0, ready: true, held: Vec::new() });
+            c.consumers.add(tag.clone(), true);
             c.reply_consumer = Some(ReplyConsumer { tag: tag.clone(), key });
             Ok(())
         })?;
@@ -92,14 +91,14 @@ impl Conn {
     /// A reply for this connection's channel `ch`: delivered to its reply consumer if it still
     /// has the one the name was made for, else dropped (as RabbitMQ does).
     pub fn direct_reply(self: &Rc<Self>, ch: u16, key: u64, msg: Arc<Message>) {
-        let tag = self.with_channel(ch, |c| {
-            Ok(c.reply_consumer.as_ref().filter(|r| r.key == key).map(|r| Arc::<str>::from(r.tag.as_str())))
+        let consumer = self.with_channel(ch, |c| {
+            Ok(c.reply_consumer.as_ref().filter(|r| r.key == key).and_then(|r| c.consumers.key_of(&r.tag)))
         });
-        let Ok(Some(consumer_tag)) = tag else { return };
+        let Ok(Some(consumer)) = consumer else { return };
         let d = Delivery {
             conn: self.id,
             channel: ch,
-            consumer_tag,
+            consumer,
             queue: 0,
             msg_id: 0,
             redelivered: false,

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod client;
 mod closing;
 pub mod connection;
+pub mod consumers;
 pub mod delivery;
 pub mod direct_reply;
 pub mod exchange_methods;

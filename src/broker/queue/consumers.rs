@@ -8,6 +8,8 @@ use crate::ids::ConnId;
 
 pub struct Consumer {
     pub serial: u64,
+    /// Its key on its channel, which each delivery carries.
+    pub key: u64,
     pub tag: Arc<str>,
     pub conn: ConnId,
     pub channel: u16,
@@ -21,8 +23,16 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(tag: Arc<str>, conn: ConnId, channel: u16, no_ack: bool, exclusive: bool, prefetch: u32) -> Self {
-        Self { serial: 0, tag, conn, channel, no_ack, exclusive, prefetch, priority: 0, in_flight: 0 }
+    pub fn new(
+        key: u64,
+        tag: Arc<str>,
+        conn: ConnId,
+        channel: u16,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u32,
+    ) -> Self {
+        Self { serial: 0, key, tag, conn, channel, no_ack, exclusive, prefetch, priority: 0, in_flight: 0 }
     }
 
     pub fn with_priority(self, priority: i32) -> Self {

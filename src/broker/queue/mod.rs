@@ -425,14 +425,14 @@ impl Queue {
         }
         while !self.consumers.list.is_empty() && self.head_ready() {
             let Some(c) = self.consumers.pick(self.args.single_active_consumer, no_ack_window) else { break };
-            let (serial, conn, channel, tag, no_ack) = (c.serial, c.conn, c.channel, c.tag.clone(), c.no_ack);
+            let (serial, conn, channel, consumer, no_ack) = (c.serial, c.conn, c.channel, c.key, c.no_ack);
             c.in_flight += 1;
             let Some(q) = self.pop_head() else { return };
             let q = self.with_delivery_count(q);
             out(Delivery {
                 conn,
                 channel,
-                consumer_tag: tag,
+                consumer,
                 queue: self.id,
                 msg_id: q.id,
                 redelivered: q.redelivered,

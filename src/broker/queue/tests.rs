@@ -166,17 +166,17 @@ fn sparse_kept_messages_are_copied_once_dense_ones_and_requeued_ones_as_due() {
 #[test]
 fn round_robin_within_prefetch() {
     let mut q = queue();
-    q.add_consumer(Consumer::new("a".into(), 1, 1, false, false, 1));
-    q.add_consumer(Consumer::new("b".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(1, "a".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(2, "b".into(), 1, 1, false, false, 1));
     for b in ["1", "2", "3"] {
         q.push(msg(b), |_| 0, None);
     }
     let d = drain(&mut q);
-    assert_eq!(d.iter().map(|d| &*d.consumer_tag).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(d.iter().map(|d| d.consumer).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(q.message_count(), 1);
     q.settle(d[1].msg_id, Settle::Ack);
     let d2 = drain(&mut q);
-    assert_eq!(&*d2[0].consumer_tag, "b");
+    assert_eq!(d2[0].consumer, 2);
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn a_ttl_of_zero_reaches_a_waiting_consumer_or_expires_at_once() {
     let mut q = with_args(&[dlx()]);
     q.push(expiring("gone", "0"), |_| 0, None);
     assert_eq!((q.message_count(), dead(&mut q).len()), (0, 1));
-    q.add_consumer(Consumer::new("c".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(3, "c".into(), 1, 1, false, false, 1));
     q.push(expiring("taken", "0"), |_| 0, None);
     assert_eq!(drain(&mut q).len(), 1);
     // The consumer is full now: the next one expires.
@@ -309,7 +309,7 @@ fn length_limits_drop_the_head_or_refuse_the_publish() {
 fn a_reject_publish_queue_never_drops_what_it_holds() {
     let mut q =
         with_args(&[("x-max-length", FieldValue::I32(2)), ("x-overflow", FieldValue::str("reject-publish")), dlx()]);
-    q.add_consumer(Consumer::new("c".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(3, "c".into(), 1, 1, false, false, 1));
     q.push(msg("1"), |_| 0, None);
     let taken = drain(&mut q);
     q.push(msg("2"), |_| 0, None);
@@ -321,7 +321,7 @@ fn a_reject_publish_queue_never_drops_what_it_holds() {
 #[test]
 fn a_waiting_consumer_gets_a_message_before_the_limit_drops_it() {
     let mut q = with_args(&[("x-max-length", FieldValue::I32(0))]);
-    q.add_consumer(Consumer::new("c".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(3, "c".into(), 1, 1, false, false, 1));
     q.push(msg("1"), |_| 0, None);
     assert_eq!(drain(&mut q).len(), 1);
     q.push(msg("2"), |_| 0, None);
@@ -373,27 +373,27 @@ fn a_paged_priority_queue_keeps_each_lane_in_order() {
 #[test]
 fn a_single_active_consumer_serves_until_it_leaves() {
     let mut q = with_args(&[("x-single-active-consumer", FieldValue::Bool(true))]);
-    q.add_consumer(Consumer::new("a".into(), 1, 1, false, false, 10));
-    q.add_consumer(Consumer::new("b".into(), 1, 1, false, false, 10));
+    q.add_consumer(Consumer::new(1, "a".into(), 1, 1, false, false, 10));
+    q.add_consumer(Consumer::new(2, "b".into(), 1, 1, false, false, 10));
     for b in ["1", "2", "3"] {
         q.push(msg(b), |_| 0, None);
     }
-    assert!(drain(&mut q).iter().all(|d| &*d.consumer_tag == "a"));
+    assert!(drain(&mut q).iter().all(|d| d.consumer == 1));
     q.remove_consumers(|c| &*c.tag == "a");
     q.push(msg("4"), |_| 0, None);
-    assert_eq!(&*drain(&mut q)[0].consumer_tag, "b");
+    assert_eq!(drain(&mut q)[0].consumer, 2);
 }
 
 #[test]
 fn higher_priority_consumers_first_while_they_have_credit() {
     let mut q = queue();
-    q.add_consumer(Consumer::new("low".into(), 1, 1, false, false, 10));
-    q.add_consumer(Consumer::new("high".into(), 1, 1, false, false, 2).with_priority(5));
+    q.add_consumer(Consumer::new(10, "low".into(), 1, 1, false, false, 10));
+    q.add_consumer(Consumer::new(20, "high".into(), 1, 1, false, false, 2).with_priority(5));
     for b in ["1", "2", "3", "4"] {
         q.push(msg(b), |_| 0, None);
     }
-    let tags: Vec<_> = drain(&mut q).iter().map(|d| d.consumer_tag.to_string()).collect();
-    assert_eq!(tags, ["high", "high", "low", "low"]);
+    let keys: Vec<_> = drain(&mut q).iter().map(|d| d.consumer).collect();
+    assert_eq!(keys, [20, 20, 10, 10]);
 }
 
 #[test]
@@ -424,7 +424,7 @@ fn an_unused_queue_expires_and_a_consumer_keeps_it() {
     crate::clock::set(1400);
     q.get(true);
     assert_eq!(q.next_deadline(), Some(1900), "basic.get counts as use");
-    q.add_consumer(Consumer::new("c".into(), 1, 1, false, false, 1));
+    q.add_consumer(Consumer::new(3, "c".into(), 1, 1, false, false, 1));
     assert_eq!(q.next_deadline(), None);
     assert!(!q.on_timer(5000));
     q.remove_consumers(|_| true);
