@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
@@ -91,6 +91,10 @@ pub struct Conn {
     pub(super) out: RefCell<BytesMut>,
     /// The writer's second buffer (it writes one while `out` fills); empty while a write runs.
     pub(super) spare: RefCell<BytesMut>,
+    /// Large message bodies that go out with `out` without being copied into it: the offset in
+    /// `out` each belongs at (see frame::put_content_shared), and their bytes in all.
+    pub(super) shared: RefCell<Vec<(usize, Bytes)>>,
+    pub(super) shared_bytes: Cell<usize>,
     pub(super) writer: Notify,
     /// Bytes the writer has put on the wire: a heartbeat is sent only when nothing else was.
     pub(super) written: Cell<u64>,
@@ -210,6 +214,8 @@ impl Conn {
             fd,
             out: RefCell::new(BytesMut::new()),
             spare: RefCell::new(BytesMut::new()),
+            shared: RefCell::new(Vec::new()),
+            shared_bytes: Cell::new(0),
             writer: Notify::default(),
             written: Cell::new(0),
             watchdog_wake: Notify::default(),

@@ -15,6 +15,9 @@ use crate::shard::msg::ShardMsg;
 use super::channel::ChannelState;
 use super::connection::{Conn, OUT_WINDOW, Phase};
 
+/// Bodies this large or larger are written from the message itself, not copied (see put_delivery).
+const SHARED_BODY: usize = 4096;
+
 impl Conn {
     /// A delivery from a queue: written as basic.deliver, or sent back if its consumer is gone.
     pub fn deliver(self: &Rc<Self>, d: Delivery) {
@@ -47,16 +50,39 @@ impl Conn {
         if !d.no_ack {
             ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
         }
-        if self.out.borrow().len() >= OUT_WINDOW || !self.backlog.borrow().is_empty() {
+        if self.out_len() >= OUT_WINDOW || !self.backlog.borrow().is_empty() {
             drop(st);
             self.backlog.borrow_mut().push_back((tag, d));
             return;
         }
         if let Some(consumer) = ch.consumers.get(d.consumer) {
-            put_delivery(&mut self.out.borrow_mut(), &consumer.tag, tag, &d, frame_max);
+            self.put_delivery(&consumer.tag, tag, &d, frame_max);
         }
         drop(st);
         self.written(d);
+    }
+
+    /// basic.deliver, then the message's header and body frames; a body of SHARED_BODY bytes or
+    /// more is not copied but spliced in when written.
+    fn put_delivery(&self, consumer_tag: &str, tag: u64, d: &Delivery, frame_max: u32) {
+        let mut out = self.out.borrow_mut();
+        frame::put_method_with(&mut out, d.channel, |buf| {
+            basic::encode_deliver(buf, consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
+        });
+        let body = &d.msg.body;
+        if body.len() < SHARED_BODY {
+            frame::put_content(&mut out, d.channel, &d.msg.properties, body, frame_max);
+        } else {
+            frame::put_content_shared(
+                &mut out,
+                d.channel,
+                &d.msg.properties,
+                body,
+                frame_max,
+                &mut self.shared.borrow_mut(),
+            );
+            self.shared_bytes.set(self.shared_bytes.get() + body.len());
+        }
     }
 
     /// A delivery went into the output buffer.
@@ -72,7 +98,7 @@ impl Conn {
     /// (no-ack) gets it back here. One whose consumer was cancelled meanwhile goes back to its
     /// queue unseen.
     pub(super) fn drain_backlog(&self) {
-        while self.out.borrow().len() < OUT_WINDOW {
+        while self.out_len() < OUT_WINDOW {
             let Some((tag, d)) = self.backlog.borrow_mut().pop_front() else { return };
             let mut st = self.st.borrow_mut();
             let frame_max = st.frame_max;
@@ -95,7 +121,7 @@ impl Conn {
                 self.bounce(d);
                 continue;
             };
-            put_delivery(&mut self.out.borrow_mut(), &consumer.tag, tag, &d, frame_max);
+            self.put_delivery(&consumer.tag, tag, &d, frame_max);
             drop(st);
             self.written(d);
         }
@@ -147,12 +173,4 @@ impl Conn {
         }
         self.shard.settle(unacked.into_values().map(|u| (u.queue, u.msg_id)), Settle::Requeue);
     }
-}
-
-/// basic.deliver, then the message's header and body frames.
-fn put_delivery(out: &mut bytes::BytesMut, consumer_tag: &str, tag: u64, d: &Delivery, frame_max: u32) {
-    frame::put_method_with(out, d.channel, |buf| {
-        basic::encode_deliver(buf, consumer_tag, tag, d.redelivered, &d.msg.exchange, &d.msg.routing_key)
-    });
-    frame::put_content(out, d.channel, &d.msg.properties, &d.msg.body, frame_max);
 }

@@ -3,14 +3,14 @@
 //! `RefCell` is only borrowed inside a poll, and a shard runs one poll at a time.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncWrite};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 pub struct ReadHalf(Rc<RefCell<TcpStream>>);
@@ -38,6 +38,80 @@ pub fn recv_now(fd: RawFd, buf: &mut BytesMut, max: usize) -> Option<usize> {
     // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n as usize) };
     Some(n as usize)
+}
+
+/// Sends what the socket takes right now of `parts`, without waiting: `None` if it takes nothing
+/// (full, or an error the next awaited write reports).
+fn send_now(fd: RawFd, parts: &[IoSlice<'_>]) -> Option<usize> {
+    // SAFETY: an all-zero msghdr is a valid empty one; it only points at `parts`, which outlive
+    // the call (IoSlice is ABI-compatible with iovec), and sendmsg(2) only reads through it.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = parts.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = parts.len() as _;
+        libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    (n > 0).then_some(n as usize)
+}
+
+/// Most pieces one sendmsg takes (below the kernel's IOV_MAX of 1024).
+const PIECES: usize = 512;
+
+/// Writes `buf` with the `shared` bodies spliced in at their offsets (see
+/// frame::put_content_shared), the bodies not copied: sendmsg takes what the socket has room for
+/// now, and what it does not take is copied together and written through `wr`, which waits for
+/// room.
+pub async fn write_spliced(wr: &mut WriteHalf, fd: RawFd, buf: &[u8], shared: &[(usize, Bytes)]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(shared.len() * 2 + 1);
+    let mut at = 0;
+    for (offset, body) in shared {
+        parts.push(buf.get(at..*offset).unwrap_or_default());
+        parts.push(body);
+        at = *offset;
+    }
+    parts.push(buf.get(at..).unwrap_or_default());
+    // The first part not wholly sent, and how much of it was.
+    let (mut first, mut skip) = (0, 0);
+    loop {
+        while parts.get(first).is_some_and(|p| p.len() == skip) {
+            (first, skip) = (first + 1, 0);
+        }
+        if first >= parts.len() {
+            break;
+        }
+        let slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .skip(first)
+            .take(PIECES)
+            .enumerate()
+            .map(|(i, p)| IoSlice::new(if i == 0 { p.get(skip..).unwrap_or_default() } else { p }))
+            .collect();
+        let asked: usize = slices.iter().map(|s| s.len()).sum();
+        let Some(sent) = send_now(fd, &slices) else { break };
+        let mut n = sent;
+        while n > 0 && first < parts.len() {
+            let left = parts.get(first).map_or(0, |p| p.len() - skip);
+            if n < left {
+                skip += n;
+                n = 0;
+            } else {
+                n -= left;
+                (first, skip) = (first + 1, 0);
+            }
+        }
+        if sent < asked {
+            // The socket is full: the rest waits for room below.
+            break;
+        }
+    }
+    if first >= parts.len() {
+        return Ok(());
+    }
+    let mut rest = Vec::new();
+    for (i, p) in parts.iter().enumerate().skip(first) {
+        rest.extend_from_slice(if i == first { p.get(skip..).unwrap_or_default() } else { p });
+    }
+    wr.write_all(&rest).await
 }
 
 /// The bytes a read put at the front of `chunk`: `None` at end of stream, on an error, or for a

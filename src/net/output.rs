@@ -62,9 +62,15 @@ impl Conn {
         self.writer.notify();
     }
 
+    /// Bytes waiting for the writer: the output buffer and the bodies spliced into it.
+    pub(super) fn out_len(&self) -> usize {
+        self.out.borrow().len() + self.shared_bytes.get()
+    }
+
     pub(super) async fn run_writer(self: Rc<Self>, mut wr: WriteHalf) {
         let mut settled = Vec::new();
         let mut confirms = Vec::new();
+        let mut shared = Vec::new();
         loop {
             std::mem::swap(&mut *self.confirms_due.borrow_mut(), &mut confirms);
             self.flush_confirms(&mut confirms);
@@ -80,13 +86,20 @@ impl Conn {
             }
             let mut spare = self.spare.take();
             std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
+            std::mem::swap(&mut *self.shared.borrow_mut(), &mut shared);
+            let shared_bytes = self.shared_bytes.replace(0);
             std::mem::swap(&mut *self.written_no_ack.borrow_mut(), &mut settled);
-            if wr.write_all(&spare).await.is_err() {
+            let written = match shared.is_empty() {
+                true => wr.write_all(&spare).await,
+                false => io::write_spliced(&mut wr, self.fd, &spare, &shared).await,
+            };
+            if written.is_err() {
                 io::shutdown(self.fd);
                 return;
             }
-            self.written.set(self.written.get() + spare.len() as u64);
+            self.written.set(self.written.get() + (spare.len() + shared_bytes) as u64);
             spare.clear();
+            shared.clear();
             *self.spare.borrow_mut() = spare;
             self.shard.settle(settled.drain(..), Settle::Ack);
         }

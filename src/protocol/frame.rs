@@ -85,22 +85,55 @@ pub fn put_method_with(buf: &mut BytesMut, channel: u16, encode: impl FnOnce(&mu
 
 /// Appends a content header and the body split into frames of at most `frame_max` bytes.
 pub fn put_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: &[u8], frame_max: u32) {
+    put_content_header(buf, channel, properties, body.len());
+    for part in body.chunks(body_chunk(frame_max)) {
+        put_body_frame_header(buf, channel, part.len());
+        buf.put_slice(part);
+        buf.put_u8(FRAME_END);
+    }
+}
+
+/// As `put_content`, but the body is not copied: each body frame's bytes are pushed to `shared`
+/// with the offset in `buf` they belong at (a vectored write puts them there on the wire).
+pub fn put_content_shared(
+    buf: &mut BytesMut,
+    channel: u16,
+    properties: &[u8],
+    body: &Bytes,
+    frame_max: u32,
+    shared: &mut Vec<(usize, Bytes)>,
+) {
+    put_content_header(buf, channel, properties, body.len());
+    let chunk = body_chunk(frame_max);
+    let mut at = 0;
+    while at < body.len() {
+        let end = body.len().min(at + chunk);
+        put_body_frame_header(buf, channel, end - at);
+        shared.push((buf.len(), body.slice(at..end)));
+        buf.put_u8(FRAME_END);
+        at = end;
+    }
+}
+
+fn put_content_header(buf: &mut BytesMut, channel: u16, properties: &[u8], body_len: usize) {
     buf.put_u8(FRAME_HEADER);
     buf.put_u16(channel);
     buf.put_u32((12 + properties.len()) as u32);
     buf.put_u16(60);
     buf.put_u16(0);
-    buf.put_u64(body.len() as u64);
+    buf.put_u64(body_len as u64);
     buf.put_slice(properties);
     buf.put_u8(FRAME_END);
-    let chunk = (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1);
-    for part in body.chunks(chunk) {
-        buf.put_u8(FRAME_BODY);
-        buf.put_u16(channel);
-        buf.put_u32(part.len() as u32);
-        buf.put_slice(part);
-        buf.put_u8(FRAME_END);
-    }
+}
+
+fn body_chunk(frame_max: u32) -> usize {
+    (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
+}
+
+fn put_body_frame_header(buf: &mut BytesMut, channel: u16, len: usize) {
+    buf.put_u8(FRAME_BODY);
+    buf.put_u16(channel);
+    buf.put_u32(len as u32);
 }
 
 /// A heartbeat frame's length on the wire.
@@ -130,6 +163,26 @@ mod tests {
         let hb = parse(&mut buf, 4096).unwrap().unwrap();
         assert_eq!(hb.kind, FrameKind::Heartbeat);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn shared_content_puts_the_same_bytes_on_the_wire_as_copied_content() {
+        let body = Bytes::from((0..10_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        for frame_max in [4096, 131072] {
+            let mut copied = BytesMut::new();
+            put_content(&mut copied, 5, b"props", &body, frame_max);
+            let (mut buf, mut shared) = (BytesMut::new(), Vec::new());
+            put_content_shared(&mut buf, 5, b"props", &body, frame_max, &mut shared);
+            let mut wire = Vec::new();
+            let mut at = 0;
+            for (offset, part) in &shared {
+                wire.extend_from_slice(&buf[at..*offset]);
+                wire.extend_from_slice(part);
+                at = *offset;
+            }
+            wire.extend_from_slice(&buf[at..]);
+            assert_eq!(wire, copied.to_vec(), "frame_max {frame_max}");
+        }
     }
 
     #[test]
