@@ -70,6 +70,14 @@ impl Conn {
             self.flush_confirms(&mut confirms);
             self.drain_backlog();
             if self.out.borrow().is_empty() {
+                if wr.pending() {
+                    // TLS records the reader made (a key update's answer): only this task waits.
+                    if wr.flush().await.is_err() {
+                        io::shutdown(self.fd);
+                        return;
+                    }
+                    continue;
+                }
                 if self.phase.get() == Phase::Done {
                     return;
                 }
@@ -81,7 +89,8 @@ impl Conn {
             let mut spare = self.spare.take();
             std::mem::swap(&mut *self.out.borrow_mut(), &mut spare);
             std::mem::swap(&mut *self.written_no_ack.borrow_mut(), &mut settled);
-            if wr.write_all(&spare).await.is_err() {
+            // Flushing a plain socket is a no-op; over TLS it sends the records `write_all` made.
+            if wr.write_all(&spare).await.is_err() || wr.flush().await.is_err() {
                 io::shutdown(self.fd);
                 return;
             }
