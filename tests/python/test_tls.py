@@ -145,6 +145,71 @@ def test_external_login_with_a_client_certificate(pki):
         b.stop()
 
 
+def cert_with_common_names(pki, cns):
+    """A client certificate from the test CA whose subject has several CN attributes (which
+    trustme does not make), as an ssl context."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key = serialization.load_pem_private_key(pki.ca.private_key_pem.bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in cns]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    certfile, keyfile = pki.dir / "multi-cn.pem", pki.dir / "multi-cn-key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    ctx = pki.client_context()
+    ctx.load_cert_chain(str(certfile), str(keyfile))
+    return ctx
+
+
+def test_external_user_from_several_common_names_or_a_subject_alternative_name(pki, tmp_path):
+    b = start_tls(pki.flags(verify=True))
+    try:
+        # Several CNs are joined with "," as RabbitMQ does.
+        ctl(b, "add_user", "a,b", "unused")
+        ctl(b, "set_permissions", "a,b", ".*", ".*", ".*")
+        conn = pika.BlockingConnection(tls_params(b, cert_with_common_names(pki, ["a", "b"]), credentials=ExternalCredentials()))
+        assert round_trip(conn) == b"over tls"
+        conn.close()
+    finally:
+        b.stop()
+    config = tmp_path / "san.toml"
+    config.write_text(
+        '[tls]\nssl_cert_login_from = "subject_alternative_name"\nssl_cert_login_san_type = "dns"\n'
+        "ssl_cert_login_san_index = 1\n"
+    )
+    b = start_tls(["--config", str(config), *pki.flags(verify=True)])
+    try:
+        ctl(b, "add_user", "second.example", "unused")
+        ctl(b, "set_permissions", "second.example", ".*", ".*", ".*")
+        cert = pki.ca.issue_cert("first.example", "second.example", common_name="guest")
+        conn = pika.BlockingConnection(tls_params(b, pki.client_context(cert), credentials=ExternalCredentials()))
+        assert round_trip(conn) == b"over tls"
+        rows = json.loads(ctl(b, "--formatter", "json", "list_connections").stdout)
+        assert [r["user"] for r in rows] == ["second.example"], rows
+        conn.close()
+    finally:
+        b.stop()
+
+
 def test_external_refused_for_a_user_that_does_not_exist(pki):
     b = start_tls(pki.flags(verify=True))
     try:
@@ -153,6 +218,12 @@ def test_external_refused_for_a_user_that_does_not_exist(pki):
             pika.BlockingConnection(tls_params(b, pki.client_context(mallory), credentials=ExternalCredentials()))
         assert "EXTERNAL" in str(e.value) and "403" in str(e.value), e.value
         assert wait(lambda: any("EXTERNAL login refused" in l and "mallory" in l for l in b.log)), b.log[-5:]
+        # A user who exists but has no permissions in the vhost is refused at connection.open (530).
+        ctl(b, "add_user", "nobody", "unused")
+        nobody = pki.ca.issue_cert("nobody.example", common_name="nobody")
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as e:
+            pika.BlockingConnection(tls_params(b, pki.client_context(nobody), credentials=ExternalCredentials()))
+        assert "530" in str(e.value) and "nobody" in str(e.value), e.value
     finally:
         b.stop()
 
