@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import time
+import urllib.error
 import urllib.request
 
 import pika
@@ -368,5 +369,13 @@ def test_https_management_and_prometheus(pki, tmp_path):
         with pytest.raises(Exception):
             urllib.request.urlopen(f"http://127.0.0.1:{b.mgmt_port}/api/overview", timeout=5).read()
         assert b.proc.poll() is None
+        # reload_tls reloads the HTTPS certificate too.
+        second = Pki(tmp_path, "second")
+        pki.write_server(second.server)
+        ctl(b, "reload_tls")
+        with urllib.request.urlopen(req, context=second.client_context(), timeout=10) as r:
+            assert json.loads(r.read())["product_name"] == "Warren"
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(req, context=ctx, timeout=10).read()
     finally:
         b.stop()
