@@ -8,7 +8,9 @@
 # Environment: DURATION (s, default 10), BROKER_CPUS (default 0), LOAD_CPUS (default: the rest),
 #              OUT (default target/compare/results.jsonl), RABBIT_PORT (5673), WARREN_PORT (5674),
 #              WARREN (the warren binary, default target/release/warren: e.g. an older build to
-#              compare before and after a change in one run of RabbitMQ).
+#              compare before and after a change in one run of RabbitMQ), RABBIT_TLS_PORT (5675),
+#              WARREN_TLS_PORT (5676): the AMQPS listeners of the TLS scenarios (a throw-away
+#              certificate made with openssl; warren-perf --tls does not verify it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/rabbitmq.sh
@@ -22,6 +24,8 @@ LOAD_CPUS=${LOAD_CPUS:-$BROKER_CPUS}
 BROKER_NCPU=$(echo "$BROKER_CPUS" | tr ',' '\n' | wc -l)
 RABBIT_PORT=${RABBIT_PORT:-5673}
 WARREN_PORT=${WARREN_PORT:-5674}
+RABBIT_TLS_PORT=${RABBIT_TLS_PORT:-5675}
+WARREN_TLS_PORT=${WARREN_TLS_PORT:-5676}
 OUT=${OUT:-target/compare/results.jsonl}
 WORK=$(mktemp -d /tmp/warren-compare.XXXXXX)
 mkdir -p "$(dirname "$OUT")"
@@ -40,11 +44,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# One self-signed certificate for both brokers' AMQPS listeners (ECDSA P-256, as is common).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$WORK/tls-key.pem" -out "$WORK/tls-cert.pem" 2>/dev/null
+export RABBIT_TLS_PORT RABBIT_TLS_CERT=$WORK/tls-cert.pem RABBIT_TLS_KEY=$WORK/tls-key.pem
+
 # RabbitMQ on its own port, node name and directories; as many Erlang schedulers as broker CPUs.
 start_rabbitmq "warrencmp$$@localhost" "$RABBIT_PORT" "$BROKER_CPUS"
 
 taskset -c "$BROKER_CPUS" "$WARREN" --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
     --management-listen off --prometheus-listen off \
+    --tls-listen "127.0.0.1:$WARREN_TLS_PORT" --tls-cert "$WORK/tls-cert.pem" --tls-key "$WORK/tls-key.pem" \
     --data-dir "$WORK/warren" > "$WORK/warren.out" 2> "$WORK/warren.err" &
 WARREN_PID=$!
 for _ in $(seq 1 50); do grep -q listening "$WORK/warren.out" 2>/dev/null && break; sleep 0.1; done
@@ -67,8 +77,10 @@ declare -A SCENARIOS=(
     # and a priority queue (10 levels) with acks.
     [ttl-dead-letter-16B]="-x 1 -y 1 -s 16 --ttl 0 --dead-letter -a"
     [priority-10-ack-prefetch100]="-x 1 -y 1 -s 16 --priorities 10 -q 100 -A 50"
+    # TLS (issue 19): 1 KiB, one publisher to one consumer (acks, prefetch 100), over AMQPS.
+    [tls-1to1-1KiB]="-x 1 -y 1 -s 1024 -q 100 -A 50 --tls"
 )
-ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn persistent-confirms-1KiB persistent-confirms-1pub-256 ttl-dead-letter-16B priority-10-ack-prefetch100)
+ORDER=(1to1-16B-autoack 1to1-1KiB-ack-prefetch100 fanout-4-queues topic-20-bindings 16-queues-16x16 latency-10k-per-s connection-churn persistent-confirms-1KiB persistent-confirms-1pub-256 ttl-dead-letter-16B priority-10-ack-prefetch100 tls-1to1-1KiB)
 [ $# -gt 0 ] && ORDER=("$@")
 
 # Waits until a broker is idle (under 5% of a CPU over half a second; at most 60 s), so one
@@ -91,8 +103,10 @@ for name in "${ORDER[@]}"; do
     for broker in rabbitmq warren; do
         if [ $broker = rabbitmq ]; then
             port=$RABBIT_PORT pid=$RABBIT_PID other=$WARREN_PID
+            [[ " $args " == *" --tls "* ]] && port=$RABBIT_TLS_PORT
         else
             port=$WARREN_PORT pid=$WARREN_PID other=$RABBIT_PID
+            [[ " $args " == *" --tls "* ]] && port=$WARREN_TLS_PORT
         fi
         # Both brokers share the CPUs: neither may still be busy with the last run's leftovers,
         # and the one not measured is paused (SIGSTOP) so its timers cannot preempt the other.

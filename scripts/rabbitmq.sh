@@ -2,6 +2,8 @@
 # node name and directories under $WORK/rabbit, so it never touches a system RabbitMQ.
 #   start_rabbitmq NODE PORT [CPUS]   installs it if missing; pins it to CPUS (with as many Erlang
 #                                     schedulers) when given; sets RABBIT_PID and RABBIT_VERSION
+#                                     with RABBIT_TLS_PORT, RABBIT_TLS_CERT and RABBIT_TLS_KEY set,
+#                                     also an AMQPS listener (listeners.ssl, ssl_options.*)
 #   stop_rabbitmq                     stops it (no-op when not running)
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
@@ -21,11 +23,21 @@ start_rabbitmq() {
     fi
     mkdir -p "$WORK/rabbit/mnesia" "$WORK/rabbit/log"
     echo '[].' > "$WORK/rabbit/enabled_plugins"
+    : > "$WORK/rabbit/rabbitmq.conf"
+    if [ -n "${RABBIT_TLS_PORT:-}" ]; then
+        cat > "$WORK/rabbit/rabbitmq.conf" <<CONF
+listeners.ssl.default = $RABBIT_TLS_PORT
+ssl_options.certfile = $RABBIT_TLS_CERT
+ssl_options.keyfile = $RABBIT_TLS_KEY
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+    fi
     (
         export HOME=$WORK/rabbit RABBITMQ_NODENAME=$RABBIT_NODE RABBITMQ_NODE_PORT=$port \
             RABBITMQ_DIST_PORT=$((port + 20000)) RABBITMQ_MNESIA_BASE=$WORK/rabbit/mnesia \
             RABBITMQ_LOG_BASE=$WORK/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rabbit/enabled_plugins \
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$erl_args"
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$erl_args" RABBITMQ_CONFIG_FILE=$WORK/rabbit/rabbitmq.conf
         exec "${pin[@]}" "$RABBIT_BIN/rabbitmq-server" > "$WORK/rabbit/out" 2>&1
     ) &
     for _ in $(seq 1 120); do

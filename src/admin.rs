@@ -219,6 +219,10 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         }
         Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
         Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
+        Verb::ReloadTls => match &shard.tls {
+            Some(tls) => tls.reload().map(|_| done()),
+            None => Err("TLS is not configured (no [tls] listener in the config)".into()),
+        },
     }
 }
 

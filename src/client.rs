@@ -1,9 +1,14 @@
 //! A small blocking AMQP 0-9-1 client on Warren's own codec: the load generator and tests use it
-//! to speak to any broker (Warren or RabbitMQ) without an async runtime in the way.
+//! to speak to any broker (Warren or RabbitMQ) without an async runtime in the way, over plain
+//! TCP or TLS (rustls).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use bytes::BytesMut;
 
@@ -13,8 +18,76 @@ use crate::protocol::frame::{self, Frame, FrameKind, PROTOCOL_HEADER};
 use crate::protocol::methods::{channel, connection};
 use crate::protocol::types::{FieldTable, FieldValue};
 
+/// The client's socket: plain TCP or a TLS session over it.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl ClientStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(t) => &t.sock,
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(t)
+    }
+
+    /// Shuts the TCP socket down (under TLS too: no close_notify).
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.tcp().shutdown(how)
+    }
+
+    /// A second handle on the socket; a TLS session cannot be shared between threads.
+    pub fn try_clone(&self) -> io::Result<ClientStream> {
+        match self {
+            ClientStream::Plain(s) => Ok(ClientStream::Plain(s.try_clone()?)),
+            ClientStream::Tls(_) => Err(io::Error::other("a TLS connection cannot be read from another thread")),
+        }
+    }
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => s.read(buf),
+            ClientStream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => s.write(buf),
+            ClientStream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.write_all(buf),
+            // rustls' stream encrypts what it is given and writes it out before returning.
+            ClientStream::Tls(t) => {
+                t.write_all(buf)?;
+                t.flush()
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.flush(),
+            ClientStream::Tls(t) => t.flush(),
+        }
+    }
+}
+
 pub struct SyncClient {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub buf: BytesMut,
     pub frame_max: u32,
     chunk: Vec<u8>,
@@ -29,6 +102,27 @@ impl SyncClient {
     pub fn connect(addr: impl ToSocketAddrs, user: &str, pass: &str, vhost: &str) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
+        Self::handshake(ClientStream::Plain(stream), user, pass, vhost)
+    }
+
+    /// Connects over TLS (`server_name` is checked against the broker's certificate, as `tls`
+    /// says), then as `connect`.
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        tls: Arc<ClientConfig>,
+        server_name: &str,
+        user: &str,
+        pass: &str,
+        vhost: &str,
+    ) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let name = ServerName::try_from(server_name.to_string()).map_err(|e| invalid(e.to_string()))?;
+        let session = ClientConnection::new(tls, name).map_err(io::Error::other)?;
+        Self::handshake(ClientStream::Tls(Box::new(StreamOwned::new(session, stream))), user, pass, vhost)
+    }
+
+    fn handshake(stream: ClientStream, user: &str, pass: &str, vhost: &str) -> io::Result<Self> {
         let mut c =
             SyncClient { stream, buf: BytesMut::with_capacity(1 << 18), frame_max: 131072, chunk: vec![0; 1 << 18] };
         c.stream.write_all(PROTOCOL_HEADER)?;

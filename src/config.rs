@@ -71,6 +71,8 @@ pub struct Config {
     pub disk_free_limit: u64,
     /// Log lines as "text" (default) or "json" (one object a line).
     pub log_format: crate::logging::LogFormat,
+    /// AMQPS, client certificates, EXTERNAL and HTTPS: the `[tls]` table.
+    pub tls: crate::tls::settings::TlsSettings,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             memory_limit: 0,
             disk_free_limit: DEFAULT_DISK_FREE_LIMIT,
             log_format: crate::logging::LogFormat::Text,
+            tls: Default::default(),
         }
     }
 }
@@ -134,7 +137,7 @@ impl Config {
         if self.default_vhost.is_empty() {
             return Err("default_vhost must not be empty".into());
         }
-        Ok(())
+        self.tls.validate()
     }
 }
 
@@ -158,5 +161,8 @@ mod tests {
         assert!(Config::parse("log_format = \"xml\"").is_err());
         assert!(Config::parse("management_listen = \"15672\"").is_err());
         assert_eq!(Config::parse("prometheus_listen = \"off\"").unwrap().prometheus_listen, LISTEN_OFF);
+        assert!(Config::parse("[tls]\nlisten = \"127.0.0.1:5671\"").is_err());
+        let tls = Config::parse("[tls]\nlisten = \"127.0.0.1:5671\"\ncertfile = \"c\"\nkeyfile = \"k\"").unwrap().tls;
+        assert!(tls.amqps());
     }
 }

@@ -8,6 +8,7 @@
 //! - `server`: starts the shards (recovering their logs), their listeners and the admin socket.
 //! - `admin`: the admin socket warrenctl uses; `mgmt/`: the management HTTP API and Prometheus
 //!   endpoint on a thread of their own, asking the shards through the admin socket.
+//! - `tls/`: rustls configurations from the `[tls]` settings, their reload, EXTERNAL's user name.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -30,3 +31,4 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod store;
+pub mod tls;

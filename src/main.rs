@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use warren::config::Config;
@@ -31,6 +31,47 @@ struct Args {
     /// Data directory (lock file; later the message store).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// AMQPS listener address, e.g. 127.0.0.1:5671 (port 0 picks a free port; off disables).
+    #[arg(long)]
+    tls_listen: Option<String>,
+    /// The server certificate chain (PEM) for AMQPS and HTTPS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates are verified against.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Ask clients for a certificate and verify it against --tls-ca (verify_peer); EXTERNAL is
+    /// offered.
+    #[arg(long)]
+    tls_verify_peer: bool,
+    /// With --tls-verify-peer: refuse clients without a certificate (fail_if_no_peer_cert).
+    #[arg(long)]
+    tls_fail_if_no_peer_cert: bool,
+}
+
+/// The TLS flags over the config's `[tls]` table.
+fn apply_tls_flags(args: &Args, tls: &mut warren::tls::settings::TlsSettings) {
+    if let Some(l) = &args.tls_listen {
+        tls.listen = l.clone();
+    }
+    if let Some(c) = &args.tls_cert {
+        tls.certfile = Some(c.clone());
+    }
+    if let Some(k) = &args.tls_key {
+        tls.keyfile = Some(k.clone());
+    }
+    if let Some(ca) = &args.tls_ca {
+        tls.cacertfile = Some(ca.clone());
+    }
+    if args.tls_verify_peer {
+        tls.verify = warren::tls::settings::Verify::VerifyPeer;
+    }
+    if args.tls_fail_if_no_peer_cert {
+        tls.fail_if_no_peer_cert = true;
+    }
 }
 
 /// mimalloc instead of glibc's malloc: the message path allocates and frees small objects across
@@ -64,6 +105,7 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    apply_tls_flags(&args, &mut config.tls);
     if let Some(l) = args.listen {
         config.listen = l;
     }
@@ -94,6 +136,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Certificate files that cannot be read stop the start, as a bad config does.
+    let tls = match warren::tls::Tls::load(&config.tls) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("warren: TLS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Bound before the shards start: a port in use stops the broker here, as the AMQP port does.
     let http = match warren::mgmt::bind(&config) {
         Ok(l) => l,
@@ -102,7 +152,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let running = match server::start(config) {
+    let running = match server::start(config, tls.clone()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warren: {e}");
@@ -118,14 +168,28 @@ fn main() -> ExitCode {
     if let Some(a) = http.prometheus_addr() {
         println!("prometheus listening on {a}");
     }
-    if let Err(e) = http.serve(running.addr) {
+    if let Some(a) = running.amqps {
+        println!("amqps listening on {a}");
+    }
+    if let Err(e) = http.serve(running.addr, running.amqps, tls.clone()) {
         log::error!("management and prometheus listeners: {e}; not serving them");
     }
     let stopper = running.stopper();
-    match Signals::new([SIGINT, SIGTERM]) {
+    match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        // Reload the TLS certificate files (an error keeps the old ones, logged).
+                        match &tls {
+                            Some(tls) => {
+                                log::info!("SIGHUP: reloading TLS certificates");
+                                let _ = tls.reload();
+                            }
+                            None => log::info!("SIGHUP: no TLS configured, nothing to reload"),
+                        }
+                        continue;
+                    }
                     log::info!("signal {sig}: shutting down");
                     stopper.stop();
                     // Shards close their connections within server::SHUTDOWN_GRACE. A shard that does

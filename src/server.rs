@@ -20,6 +20,7 @@ use crate::store::log::MessageLog;
 use crate::store::page::PageDir;
 use crate::store::recovery;
 use crate::store::relayout;
+use crate::tls::Tls;
 
 use crate::shard::Shard;
 use crate::shard::memory;
@@ -33,6 +34,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The AMQPS listener's address, when TLS is configured.
+    pub amqps: Option<SocketAddr>,
     pub shards: usize,
     stopper: Stopper,
     handles: Vec<ExecutorJoinHandle<()>>,
@@ -97,7 +100,8 @@ fn raise_nofile() {
     }
 }
 
-pub fn start(config: Config) -> io::Result<Running> {
+/// Starts the shards; `tls` holds the AMQPS configuration when `config.tls.listen` is on.
+pub fn start(config: Config, tls: Option<Arc<Tls>>) -> io::Result<Running> {
     raise_memlock();
     raise_nofile();
     let allowed = allowed_cpus();
@@ -125,6 +129,7 @@ pub fn start(config: Config) -> io::Result<Running> {
         let config = config.clone();
         let gauge = gauge.clone();
         let reporter = Reporter { shard: i, tx: Some(report.clone()) };
+        let tls = tls.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("warren-shard-{i}"))
             .io_memory(64 << 10)
@@ -135,7 +140,7 @@ pub fn start(config: Config) -> io::Result<Running> {
             .preempt_timer(PREEMPT_TIMER)
             .spawn({
                 let definitions = definitions.clone();
-                move || run_shard(config, ends, gauge, definitions, listen, reporter)
+                move || run_shard(config, ends, gauge, definitions, tls, listen, reporter)
             })
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(handle);
@@ -151,7 +156,7 @@ pub fn start(config: Config) -> io::Result<Running> {
         match reports.recv() {
             Ok((_, Ok(Progress::Recovered))) => {}
             Ok((_, Err(e))) => return Err(failed(e)),
-            Ok((i, Ok(Progress::Listening(_)))) => {
+            Ok((i, Ok(Progress::Listening(..)))) => {
                 return Err(failed(io::Error::other(format!("shard {i} listened before it was told to"))));
             }
             Err(_) => return Err(failed(io::Error::other("the shards stopped while starting"))),
@@ -160,26 +165,40 @@ pub fn start(config: Config) -> io::Result<Running> {
     // Shard 0 binds the configured address (port 0 picks a free port); the others bind the
     // address it got, so all share one port.
     let mut addr: Option<SocketAddr> = None;
+    let mut amqps: Option<SocketAddr> = None;
+    let tls_listen = config.tls.amqps().then(|| config.tls.listen.clone());
     for (i, bind) in binds.into_iter().enumerate() {
-        let _ = bind.send(addr.map(|a| a.to_string()).unwrap_or_else(|| config.listen.clone()));
+        let _ = bind.send(Addrs {
+            amqp: addr.map(|a| a.to_string()).unwrap_or_else(|| config.listen.clone()),
+            amqps: amqps.map(|a| a.to_string()).or_else(|| tls_listen.clone()),
+        });
         match reports.recv() {
-            Ok((_, Ok(Progress::Listening(a)))) => {
+            Ok((_, Ok(Progress::Listening(a, tls_a)))) => {
                 addr.get_or_insert(a);
+                if let Some(t) = tls_a {
+                    amqps.get_or_insert(t);
+                }
             }
             Ok((_, Err(e))) => return Err(failed(e)),
             _ => return Err(failed(io::Error::other(format!("shard {i} failed to start")))),
         }
     }
     let addr = addr.ok_or_else(|| io::Error::other("no shards"))?;
-    Ok(Running { addr, shards: n, stopper, handles })
+    Ok(Running { addr, amqps, shards: n, stopper, handles })
 }
 
 /// What a starting shard tells `start`.
 enum Progress {
     /// Its log is recovered: its queues hold their messages again.
     Recovered,
-    /// It listens on this address.
-    Listening(SocketAddr),
+    /// It listens on this address (and AMQPS on that one).
+    Listening(SocketAddr, Option<SocketAddr>),
+}
+
+/// Where a shard is told to listen: the AMQP address, and the AMQPS one when TLS is on.
+struct Addrs {
+    amqp: String,
+    amqps: Option<String>,
 }
 
 /// A starting shard's line to `start`. Dropped before the shard listens (it stopped on the way),
@@ -196,9 +215,9 @@ impl Reporter {
         }
     }
 
-    fn listening(mut self, a: SocketAddr) {
+    fn listening(mut self, a: SocketAddr, tls: Option<SocketAddr>) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send((self.shard, Ok(Progress::Listening(a))));
+            let _ = tx.send((self.shard, Ok(Progress::Listening(a, tls))));
         }
     }
 
@@ -223,12 +242,13 @@ async fn run_shard(
     ends: MeshEnds,
     gauge: Arc<memory::MemoryGauge>,
     definitions: Arc<Definitions>,
-    listen: oneshot::Receiver<String>,
+    tls: Option<Arc<Tls>>,
+    listen: oneshot::Receiver<Addrs>,
     report: Reporter,
 ) {
     log::debug!("shard {} starting", ends.me);
     let started = Instant::now();
-    let shard = match recover_shard(&config, ends, gauge, &definitions).await {
+    let shard = match recover_shard(&config, ends, gauge, &definitions, tls.clone()).await {
         Ok(s) => s,
         Err(e) => return report.failed(e),
     };
@@ -236,18 +256,17 @@ async fn run_shard(
     report.recovered();
     // Cancelled: another shard failed to start, and so does the broker.
     let Ok(listen) = listen.await else { return };
-    let bound = TcpListener::bind(listen.as_str())
-        .map_err(|e| io::Error::other(format!("cannot listen on {listen}: {e}")))
-        .and_then(|l| {
-            let a = l.local_addr().map_err(|e| io::Error::other(e.to_string()))?;
-            Ok((l, a))
-        });
+    let bound = bind(&listen.amqp).and_then(|plain| match &listen.amqps {
+        Some(a) => Ok((plain, Some(bind(a)?))),
+        None => Ok((plain, None)),
+    });
     let admin = if shard.id == 0 { crate::admin::bind(&config.data_dir) } else { None };
-    let listener = match bound {
-        Ok((l, a)) => {
+    let (listener, tls_listener) = match bound {
+        Ok(((l, a), tls_bound)) => {
             log::debug!("shard {} ready on {a}", shard.id);
-            report.listening(a);
-            l
+            let tls_addr = tls_bound.as_ref().map(|(_, t)| *t);
+            report.listening(a, tls_addr);
+            (l, tls_bound.map(|(t, _)| t))
         }
         Err(e) => return report.failed(e),
     };
@@ -260,7 +279,10 @@ async fn run_shard(
         glommio::spawn_local(crate::admin::serve(shard.clone(), admin)).detach();
     }
     glommio::spawn_local(shard.clone().run_mesh()).detach();
-    glommio::spawn_local(listener::accept_loop(shard.clone(), listener)).detach();
+    glommio::spawn_local(listener::accept_loop(shard.clone(), listener, None)).detach();
+    if let Some(l) = tls_listener {
+        glommio::spawn_local(listener::accept_loop(shard.clone(), l, tls)).detach();
+    }
     shard.stop.wait().await;
     shutdown(&shard).await;
     shard.log.wake();
@@ -279,6 +301,7 @@ async fn recover_shard(
     ends: MeshEnds,
     gauge: Arc<memory::MemoryGauge>,
     definitions: &Definitions,
+    tls: Option<Arc<Tls>>,
 ) -> io::Result<Rc<Shard>> {
     let dir = log_dir(config, ends.me);
     let unreadable = |e: io::Error| io::Error::other(format!("cannot read message log {}: {e}", dir.display()));
@@ -298,7 +321,7 @@ async fn recover_shard(
     let keep = (gauge.limit / 16).clamp(16 << 10, 1 << 20);
     let pages = PageDir::new(page_dir.clone(), keep)
         .map_err(|e| io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display())))?;
-    let shard = Shard::new(config.clone(), ends, log, pages, gauge);
+    let shard = Shard::new(config.clone(), ends, log, pages, gauge, tls);
     shard.load_definitions(definitions).map_err(io::Error::other)?;
     shard.restore_messages(recovered).await.map_err(unreadable)?;
     Ok(shard)
@@ -321,6 +344,13 @@ fn initial_definitions(config: &Config) -> io::Result<Definitions> {
         d.merge(Definitions::load(path).map_err(io::Error::other)?);
     }
     Ok(d)
+}
+
+/// Binds one of a shard's SO_REUSEPORT listeners.
+fn bind(addr: &str) -> io::Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr).map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+    let a = l.local_addr().map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((l, a))
 }
 
 /// Where shard `i` keeps its message log.

@@ -92,6 +92,8 @@ pub enum Verb {
         name: String,
     },
     ListPolicies,
+    /// Reads the TLS certificate and key files again (new connections use them).
+    ReloadTls,
 }
 
 impl Verb {
@@ -156,6 +158,7 @@ impl Verb {
             },
             "clear_policy" => Verb::ClearPolicy { name: arg(0, "name")? },
             "list_policies" => Verb::ListPolicies,
+            "reload_tls" => Verb::ReloadTls,
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -220,6 +223,7 @@ mod tests {
             Ok(Verb::CloseConnection { which: "7".into(), why: "Closed via warrenctl".into() })
         );
         assert_eq!(Verb::parse(&req("frobnicate", &[])), Err("unknown command 'frobnicate'".into()));
+        assert_eq!(Verb::parse(&req("reload_tls", &[])), Ok(Verb::ReloadTls));
     }
 
     #[test]

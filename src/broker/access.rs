@@ -200,6 +200,21 @@ impl Access {
         Ok(u)
     }
 
+    /// An EXTERNAL login: the user named by a verified client certificate must exist; no
+    /// password is checked (rabbitmq_auth_mechanism_ssl), the loopback rule still applies.
+    pub fn login_external(&self, user: &str, peer_is_loopback: bool) -> Result<&User, ConnectionError> {
+        let u = self.users.get(user).ok_or_else(|| {
+            log::info!("EXTERNAL login refused: user '{user}' - invalid credentials");
+            ConnectionError::access_refused(
+                "Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile.",
+            )
+        })?;
+        if !peer_is_loopback && self.loopback_users.iter().any(|l| l == user) {
+            return Err(ConnectionError::access_refused(format!("User '{user}' can only connect via localhost")));
+        }
+        Ok(u)
+    }
+
     /// connection.open's check: 530 unless the user has permissions in the vhost.
     pub fn check_vhost(&self, user: &str, vhost: &str) -> Result<(), ConnectionError> {
         if self.permissions.contains_key(&(user.to_string(), vhost.to_string())) {

@@ -295,7 +295,9 @@ async fn overview(node: &Node, caller: &Caller) -> Result<Value, AdminError> {
     let mut listeners = vec![json!({
         "node": node.name, "protocol": "amqp", "ip_address": node.amqp.ip().to_string(), "port": node.amqp.port(),
     })];
-    for (protocol, addr) in [("http", node.management), ("http/prometheus", node.prometheus)] {
+    let mgmt = if node.management_https { "https" } else { "http" };
+    let prom = if node.prometheus_https { "https/prometheus" } else { "http/prometheus" };
+    for (protocol, addr) in [("amqp/ssl", node.amqps), (mgmt, node.management), (prom, node.prometheus)] {
         if let Some(a) = addr {
             listeners.push(
                 json!({ "node": node.name, "protocol": protocol, "ip_address": a.ip().to_string(), "port": a.port() }),

@@ -1,6 +1,7 @@
 //! The management and Prometheus listeners: bound before the shards start (so a port in use stops
 //! the broker at once, as the AMQP listener does), served by one thread running a current-thread
-//! tokio runtime and hyper's HTTP/1 server.
+//! tokio runtime and hyper's HTTP/1 server; over TLS (tokio-rustls) when `[tls]` says
+//! `https_management` or `https_prometheus`, with the certificate in force at each accept.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +20,12 @@ use serde_json::{Value, json};
 use super::admin_client::{Admin, AdminError};
 use crate::admin::SOCKET_NAME;
 use crate::config::{Config, LISTEN_OFF};
+use crate::tls::Tls;
+use crate::tls::settings::TlsSettings;
+use tokio_rustls::TlsAcceptor;
+
+/// A client that opens a TLS connection and says nothing is dropped after this long.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub type Resp = Response<Full<Bytes>>;
 
@@ -26,8 +33,12 @@ pub type Resp = Response<Full<Bytes>>;
 pub struct Node {
     pub admin: Admin,
     pub amqp: SocketAddr,
+    pub amqps: Option<SocketAddr>,
     pub management: Option<SocketAddr>,
     pub prometheus: Option<SocketAddr>,
+    /// Which of the two HTTP listeners serve HTTPS.
+    pub management_https: bool,
+    pub prometheus_https: bool,
     pub name: String,
 }
 
@@ -66,13 +77,16 @@ impl Listeners {
     }
 
     /// Serves both listeners on a thread of their own, until the process exits.
-    pub fn serve(self, amqp: SocketAddr) -> std::io::Result<()> {
+    pub fn serve(self, amqp: SocketAddr, amqps: Option<SocketAddr>, tls: Option<Arc<Tls>>) -> std::io::Result<()> {
         if self.management.is_none() && self.prometheus.is_none() {
             return Ok(());
         }
         let node = Arc::new(Node {
             admin: Admin::new(self.data_dir.join(SOCKET_NAME)),
             amqp,
+            amqps,
+            management_https: tls.as_ref().is_some_and(|t| t.settings().https_management),
+            prometheus_https: tls.as_ref().is_some_and(|t| t.settings().https_prometheus),
             management: self.management_addr(),
             prometheus: self.prometheus_addr(),
             name: format!("warren@{}", hostname()),
@@ -80,8 +94,11 @@ impl Listeners {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         std::thread::Builder::new().name("warren-http".into()).spawn(move || {
             runtime.block_on(async move {
-                let mgmt = self.management.map(|l| tokio::spawn(accept(l, node.clone(), Site::Management)));
-                let prom = self.prometheus.map(|l| tokio::spawn(accept(l, node.clone(), Site::Prometheus)));
+                let https = |on: fn(&TlsSettings) -> bool| tls.clone().filter(|t| on(t.settings()));
+                let mgmt_tls = https(|s| s.https_management);
+                let prom_tls = https(|s| s.https_prometheus);
+                let mgmt = self.management.map(|l| tokio::spawn(accept(l, node.clone(), Site::Management, mgmt_tls)));
+                let prom = self.prometheus.map(|l| tokio::spawn(accept(l, node.clone(), Site::Prometheus, prom_tls)));
                 for task in [mgmt, prom].into_iter().flatten() {
                     let _ = task.await;
                 }
@@ -97,7 +114,7 @@ enum Site {
     Prometheus,
 }
 
-async fn accept(listener: TcpListener, node: Arc<Node>, site: Site) {
+async fn accept(listener: TcpListener, node: Arc<Node>, site: Site, tls: Option<Arc<Tls>>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -116,12 +133,25 @@ async fn accept(listener: TcpListener, node: Arc<Node>, site: Site) {
             }
         };
         let node = node.clone();
+        let https = tls.as_ref().and_then(|t| t.https());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let node = node.clone();
                 async move { Ok::<_, Infallible>(route(&node, site, peer, req).await) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            let served = match https {
+                None => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                Some(config) => {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream));
+                    match handshake.await {
+                        Ok(Ok(s)) => http1::Builder::new().serve_connection(TokioIo::new(s), service).await,
+                        Ok(Err(e)) => return log::debug!("https connection from {peer}: TLS handshake failed: {e}"),
+                        Err(_) => return log::debug!("https connection from {peer}: TLS handshake timed out"),
+                    }
+                }
+            };
+            if let Err(e) = served {
                 log::debug!("http connection from {peer}: {e}");
             }
         });

@@ -25,7 +25,9 @@ use crate::protocol::{Method, properties::ContentHeader};
 use crate::shard::Shard;
 
 use super::channel::{Channel, ChannelState};
+use super::handshake::External;
 use super::io;
+use super::tls_socket::TlsSocket;
 
 /// RabbitMQ's handshake_timeout.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,6 +85,8 @@ pub struct Conn {
     pub name: String,
     /// Whether the peer connects from a loopback address (loopback-only users such as guest).
     pub peer_loopback: bool,
+    /// Whether EXTERNAL is offered (a TLS listener that verifies peers) and with which certificate.
+    pub(super) external: External,
     /// Exchanges this connection's user was found allowed to publish to, so the regex runs once
     /// per exchange, not per message; forgotten whenever users or permissions change.
     pub(super) may_publish: RefCell<Vec<String>>,
@@ -120,12 +124,32 @@ pub struct Conn {
     pub(super) closing_since: Cell<Option<Instant>>,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one accepted connection; `tls` is the configuration of the TLS listener it came from.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let peer_loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-    let (mut rd, mut wr, fd) = io::split(stream);
+    let (socket, external) = match tls {
+        None => (io::Socket::Plain(stream), External::NotOffered),
+        Some(config) => {
+            let handshake = futures_lite::future::or(TlsSocket::accept(stream, config), async {
+                glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+                Err(std::io::ErrorKind::TimedOut.into())
+            });
+            match handshake.await {
+                Ok(t) => {
+                    let external = External::offered(&shard, t.peer_certificate());
+                    (io::Socket::Tls(Box::new(t)), external)
+                }
+                Err(e) => {
+                    log::info!("TLS handshake with {peer} failed: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    let (mut rd, mut wr, fd) = io::split(socket);
     let mut buf = BytesMut::new();
     let mut chunk = vec![0u8; WAIT_CHUNK];
     // The protocol header: anything else is answered with ours and the socket closed (spec 4.2.2).
@@ -155,12 +179,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     buf.advance(8);
-    let c = Conn::new(shard.clone(), fd, peer_loopback, format!("{peer} -> {local}"));
+    let c = Conn::new(shard.clone(), fd, peer_loopback, format!("{peer} -> {local}"), external);
     log::info!("accepting AMQP connection {} ({}) on shard {}", c.id, c.name, shard.id);
     shard.register(c.clone());
     let writer = glommio::spawn_local(c.clone().run_writer(wr));
     let watchdog = glommio::spawn_local(c.clone().run_watchdog());
-    c.send_method(0, &super::handshake::start_method(&shard));
+    c.send_method(0, &super::handshake::start_method(&shard, &c.external));
     c.read_loop(&mut rd, buf, chunk).await;
     c.cleanup();
     // Let the writer flush what is left (close-ok, close), but not wait forever on a dead peer.
@@ -178,6 +202,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 /// would send a reset, and a reset makes the peer's kernel throw away what it has not delivered
 /// yet, our connection.close among it: a client still sending never learnt why it was closed.
 async fn linger(rd: &mut io::ReadHalf, fd: RawFd) {
+    rd.close_notify();
     io::shutdown_write(fd);
     let mut sink = vec![0u8; WAIT_CHUNK];
     let drain = async {
@@ -192,7 +217,7 @@ async fn linger(rd: &mut io::ReadHalf, fd: RawFd) {
 }
 
 impl Conn {
-    fn new(shard: Rc<Shard>, fd: RawFd, peer_loopback: bool, name: String) -> Rc<Self> {
+    fn new(shard: Rc<Shard>, fd: RawFd, peer_loopback: bool, name: String, external: External) -> Rc<Self> {
         let cfg = &shard.config;
         let st = ConnState {
             vhost: cfg.default_vhost.as_str().into(),
@@ -209,6 +234,7 @@ impl Conn {
             id: shard.next_conn_id(),
             name,
             peer_loopback,
+            external,
             may_publish: RefCell::new(Vec::new()),
             shard,
             fd,
@@ -279,7 +305,7 @@ impl Conn {
             // After a full read more is likely waiting: it is taken straight into `buf` (no copy
             // through `chunk`, which cost ~5% of a shard flooded with 1 KiB messages). Otherwise,
             // or if the socket turns out empty, the awaited read waits for data.
-            let direct = if more { io::recv_now(self.fd, &mut buf, READ_CHUNK) } else { None };
+            let direct = if more { rd.recv_now(self.fd, &mut buf, READ_CHUNK) } else { None };
             more = match direct {
                 Some(n) => n == READ_CHUNK,
                 None => {
@@ -297,6 +323,10 @@ impl Conn {
                     }
                 }
             };
+            if rd.owes_peer() {
+                // TLS records the read made us owe the peer that the socket did not take.
+                self.writer.notify();
+            }
             self.last_read.set(Instant::now());
             // A read that is always ready would never give the shard back: let the mesh, the
             // flusher and other connections run between batches.

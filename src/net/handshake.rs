@@ -1,9 +1,11 @@
-//! Connection handshake (spec 2.2.4): start / start-ok (PLAIN, AMQPLAIN), tune / tune-ok with
-//! RabbitMQ's negotiation rules, open / open-ok.
+//! Connection handshake (spec 2.2.4): start / start-ok (PLAIN, AMQPLAIN, and EXTERNAL on TLS
+//! listeners that verify peers, as rabbitmq_auth_mechanism_ssl), tune / tune-ok with RabbitMQ's
+//! negotiation rules, open / open-ok.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
+use rustls::pki_types::CertificateDer;
 
 use crate::protocol::Method;
 use crate::protocol::codec::Reader;
@@ -19,7 +21,33 @@ use super::connection::{ClientCaps, Conn, Phase};
 /// The handshake happens on channel 0, before any channel exists: it fails only with connection errors.
 type Result<T> = std::result::Result<T, ConnectionError>;
 
-pub fn start_method(shard: &Shard) -> Method {
+/// EXTERNAL on this connection: offered on TLS listeners that verify peers, even to a client that
+/// sent no certificate (RabbitMQ does, so that the refusal says why).
+pub enum External {
+    NotOffered,
+    NoCertificate,
+    Certificate(CertificateDer<'static>),
+}
+
+impl External {
+    pub fn offered(shard: &Shard, cert: Option<CertificateDer<'static>>) -> External {
+        if shard.config.tls.verify != crate::tls::settings::Verify::VerifyPeer {
+            return External::NotOffered;
+        }
+        cert.map_or(External::NoCertificate, External::Certificate)
+    }
+
+    /// The user the certificate names, or RabbitMQ's reason for refusing.
+    fn user(&self, shard: &Shard) -> std::result::Result<String, &'static str> {
+        match self {
+            External::NotOffered => Err("not a TLS connection that verifies peers"),
+            External::NoCertificate => Err("connection peer presented no TLS (x.509) certificate"),
+            External::Certificate(c) => crate::tls::peer_name::user_name(c, &shard.config.tls),
+        }
+    }
+}
+
+pub fn start_method(shard: &Shard, external: &External) -> Method {
     let mut caps = FieldTable::default();
     for cap in [
         "publisher_confirms",
@@ -45,7 +73,11 @@ pub fn start_method(shard: &Shard) -> Method {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: match external {
+            External::NotOffered => "PLAIN AMQPLAIN",
+            _ => "EXTERNAL PLAIN AMQPLAIN",
+        }
+        .into(),
         locales: "en_US".into(),
     })
 }
@@ -114,14 +146,28 @@ impl Conn {
         let caps = client_caps(&s.client_properties);
         self.st.borrow_mut().caps = caps;
         let cfg = &self.shard.config;
-        let login = match credentials(&s.mechanism, &s.response.0) {
-            Some((user, pass)) => {
-                self.shard.access.borrow().login(&user, &pass, &s.mechanism, self.peer_loopback).map(|_| user)
-            }
-            None => Err(ConnectionError::access_refused(format!(
+        let refused = || {
+            ConnectionError::access_refused(format!(
                 "Login was refused using authentication mechanism {}. For details see the broker logfile.",
                 s.mechanism
-            ))),
+            ))
+        };
+        let login = if s.mechanism == "EXTERNAL" {
+            // The client's response is ignored: the certificate names the user, who needs no password.
+            match self.external.user(&self.shard) {
+                Ok(user) => self.shard.access.borrow().login_external(&user, self.peer_loopback).map(|_| user),
+                Err(why) => {
+                    log::info!("connection {}: EXTERNAL login refused: {why}", self.id);
+                    Err(refused())
+                }
+            }
+        } else {
+            match credentials(&s.mechanism, &s.response.0) {
+                Some((user, pass)) => {
+                    self.shard.access.borrow().login(&user, &pass, &s.mechanism, self.peer_loopback).map(|_| user)
+                }
+                None => Err(refused()),
+            }
         };
         let user = match login {
             Ok(user) => user,

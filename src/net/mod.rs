@@ -16,3 +16,4 @@ pub mod listener;
 pub mod output;
 pub mod publish;
 pub mod queue_methods;
+pub mod tls_socket;

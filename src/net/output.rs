@@ -76,6 +76,14 @@ impl Conn {
             self.flush_confirms(&mut confirms);
             self.drain_backlog();
             if self.out.borrow().is_empty() {
+                if wr.pending() {
+                    // TLS records the reader made (a key update's answer): only this task waits.
+                    if wr.flush().await.is_err() {
+                        io::shutdown(self.fd);
+                        return;
+                    }
+                    continue;
+                }
                 if self.phase.get() == Phase::Done {
                     return;
                 }
@@ -93,7 +101,8 @@ impl Conn {
                 true => wr.write_all(&spare).await,
                 false => io::write_spliced(&mut wr, self.fd, &spare, &shared).await,
             };
-            if written.is_err() {
+            // Flushing a plain socket is a no-op; over TLS it sends the records `write_all` made.
+            if written.is_err() || wr.flush().await.is_err() {
                 io::shutdown(self.fd);
                 return;
             }

@@ -80,6 +80,8 @@ pub struct Shard {
     handled: [Cell<u64>; ShardMsg::KINDS.len()],
     /// Deadlines of its queues (message TTL, queue expiry).
     timers: timers::Timers,
+    /// The TLS configurations (AMQPS, HTTPS) when configured: shard 0 reloads them for warrenctl.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Shard {
@@ -89,6 +91,7 @@ impl Shard {
         log: MessageLog<Receipt>,
         pages: PageDir,
         memory: Arc<memory::MemoryGauge>,
+        tls: Option<Arc<crate::tls::Tls>>,
     ) -> Rc<Self> {
         let id = mesh.me;
         let n = mesh.shards();
@@ -119,6 +122,7 @@ impl Shard {
             mesh_bytes: Cell::new(0),
             handled: Default::default(),
             timers: Default::default(),
+            tls,
             config,
         })
     }

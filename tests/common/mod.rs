@@ -79,10 +79,15 @@ fn spawn_broker(shards: usize, data: &TempDir, extra: &[String]) -> (SocketAddr,
     // what it logged) instead of hanging it.
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let more = log.clone();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let _ = tx.send(lines.next().unwrap_or_default());
+        // The lines after the first (the HTTP and AMQPS listeners) join the log, as "stdout: ...";
+        // reading them also keeps the pipe open, so the broker never writes to a closed one.
+        for line in lines {
+            more.lock().unwrap().push(format!("stdout: {line}"));
+        }
     });
     let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
         let _ = child.kill();

@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use warren::client::SyncClient;
 use warren::protocol::Method;
 use warren::protocol::methods::queue;
 
@@ -12,7 +11,7 @@ use crate::stats::Counters;
 pub fn run(args: &Args, counters: &Counters, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let round = || -> std::io::Result<()> {
-            let mut c = SyncClient::connect(&args.addr, &args.user, &args.pass, &args.vhost)?;
+            let mut c = crate::tls::connect(args)?;
             c.open_channel(1)?;
             c.call(1, &Method::QueueDeclare(queue::Declare { exclusive: true, ..Default::default() }))?;
             c.close()

@@ -22,7 +22,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn connect(args: &Args, index: usize) -> io::Result<Self> {
-        let mut client = SyncClient::connect(&args.addr, &args.user, &args.pass, &args.vhost)?;
+        let mut client = crate::tls::connect(args)?;
         client.open_channel(1)?;
         if !args.auto_ack && args.prefetch > 0 {
             client.call(1, &Method::BasicQos(basic::Qos { prefetch_count: args.prefetch, ..Default::default() }))?;

@@ -6,6 +6,7 @@ mod churn;
 mod consumer;
 mod producer;
 mod stats;
+mod tls;
 mod topology;
 
 use std::sync::Arc;
@@ -104,6 +105,16 @@ pub struct Args {
     /// Scenario name carried into the summary.
     #[arg(long, default_value = "custom")]
     pub name: String,
+    /// Connect over TLS (AMQPS): the broker's certificate is checked against --tls-ca, or not
+    /// at all without it (benchmarks only). Publisher confirms (-c) are not available over TLS.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate (PEM) the broker's certificate must chain to.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The name the broker's certificate must carry (with --tls-ca).
+    #[arg(long, default_value = "localhost")]
+    pub tls_server_name: String,
 }
 
 fn main() {

@@ -27,7 +27,7 @@ pub struct Producer {
 
 impl Producer {
     pub fn connect(args: &Args, index: usize) -> io::Result<Self> {
-        let mut client = SyncClient::connect(&args.addr, &args.user, &args.pass, &args.vhost)?;
+        let mut client = crate::tls::connect(args)?;
         client.open_channel(1)?;
         if args.confirm > 0 {
             client.call(1, &Method::ConfirmSelect(confirm::Select { nowait: false }))?;

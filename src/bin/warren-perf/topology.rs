@@ -55,7 +55,7 @@ pub fn copies(args: &Args) -> u64 {
 }
 
 pub fn declare(args: &Args) -> io::Result<()> {
-    let mut c = SyncClient::connect(&args.addr, &args.user, &args.pass, &args.vhost)?;
+    let mut c = crate::tls::connect(args)?;
     c.open_channel(1)?;
     if args.dead_letter {
         let dlx = exchange::Declare { exchange: DLX.into(), kind: "fanout".into(), ..Default::default() };
