@@ -21,6 +21,7 @@ use crate::shard::queue_ops::{QueueOp, QueueRef};
 
 mod changes;
 mod http_verbs;
+mod limits;
 mod lists;
 mod verb;
 
@@ -219,6 +220,12 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         }
         Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
         Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
+        Verb::SetVhostLimits { definition } => limits::set_vhost_limits(shard, vhost, &definition).await,
+        Verb::ClearVhostLimits => limits::clear_vhost_limits(shard, vhost).await,
+        Verb::ListVhostLimits => Ok(limits::list_vhost_limits(shard)),
+        Verb::SetUserLimits { user, definition } => limits::set_user_limits(shard, &user, &definition).await,
+        Verb::ClearUserLimits { user, limit } => limits::clear_user_limits(shard, &user, &limit).await,
+        Verb::ListUserLimits { user } => limits::list_user_limits(shard, user.as_deref()),
     }
 }
 

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::access::Access;
+use crate::broker::limits::Tally;
 use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
@@ -70,6 +71,8 @@ pub struct Shard {
     /// The durable definitions file; kept by the coordinator (shard 0) only.
     pub defs: DurableDefinitions,
     pub memory: Arc<memory::MemoryGauge>,
+    /// Connections, channels and queues counted over every shard, for the limits.
+    pub tally: Arc<Tally>,
     /// A resource alarm (its reason, as connection.blocked gives it): publishing connections are
     /// not read while it lasts.
     pub alarm: Cell<Option<&'static str>>,
@@ -89,6 +92,7 @@ impl Shard {
         log: MessageLog<Receipt>,
         pages: PageDir,
         memory: Arc<memory::MemoryGauge>,
+        tally: Arc<Tally>,
     ) -> Rc<Self> {
         let id = mesh.me;
         let n = mesh.shards();
@@ -115,6 +119,7 @@ impl Shard {
             page_waiters: RefCell::new(HashMap::new()),
             defs: DurableDefinitions::new(&config.data_dir),
             memory,
+            tally,
             alarm: Cell::new(None),
             mesh_bytes: Cell::new(0),
             handled: Default::default(),
@@ -347,6 +352,7 @@ impl Shard {
         // What left it before it went is logged (and dead-lettered) first.
         self.settle_books(id);
         let q = self.queues.borrow_mut().remove(id)?;
+        self.tally.queue_gone(&q.vhost);
         // A basic.get waiting for a page-in finds the queue gone.
         self.wake_page_waiters(id);
         if q.flags.durable {
