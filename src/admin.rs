@@ -150,6 +150,7 @@ async fn declare(shard: &Shard, def: &QueueDef) -> Result<bool, String> {
 /// inequivalent exchange or queue is an error, as a redeclare would be).
 async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
     let access = d.access(Vec::new())?;
+    d.vhost_limits()?;
     // Vhosts and exchanges first, then users, permissions and queues, bindings last (they name both).
     let (bindings, early): (Vec<_>, Vec<_>) =
         d.routing_ops().into_iter().partition(|op| matches!(op, MetaOp::Bind { .. }));
@@ -157,7 +158,14 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
         change(shard, op).await?;
     }
     for u in access.users() {
-        change(shard, MetaOp::Access(AccessOp::PutUser(u.clone()))).await?;
+        let mut u = u.clone();
+        // A user given without "limits" (a management API PUT) keeps the ones it has.
+        if d.users.iter().any(|x| x.name == u.name && x.limits.is_none())
+            && let Some(old) = shard.access.borrow().user(&u.name)
+        {
+            u.limits = old.limits.clone();
+        }
+        change(shard, MetaOp::Access(AccessOp::PutUser(u))).await?;
     }
     for p in &d.permissions {
         let op = AccessOp::SetPermissions {

@@ -44,13 +44,10 @@ pub struct UserDef {
     /// "administrator,monitoring" (RabbitMQ 3.x) or a list (newer exports).
     #[serde(default)]
     pub tags: Value,
-    /// max-connections, max-channels (RabbitMQ exports `{}` for none).
-    #[serde(default = "no_limits")]
-    pub limits: Value,
-}
-
-fn no_limits() -> Value {
-    Value::Object(Default::default())
+    /// max-connections, max-channels (RabbitMQ exports `{}` for none). Absent (a management API
+    /// PUT of the user) keeps an existing user's limits on import.
+    #[serde(default)]
+    pub limits: Option<Value>,
 }
 
 /// A runtime parameter; vhost limits are `{"component": "vhost-limits", "name": "limits",
@@ -228,9 +225,9 @@ impl Definitions {
                 _ => Vec::new(),
             };
             let limits = match &u.limits {
-                Value::Object(map) => Limits::from_json(map, &USER_LIMITS),
-                Value::Null => Ok(Limits::default()),
-                other => Err(format!("{other} is not a JSON object")),
+                Some(Value::Object(map)) => Limits::from_json(map, &USER_LIMITS),
+                None | Some(Value::Null) => Ok(Limits::default()),
+                Some(other) => Err(format!("{other} is not a JSON object")),
             }
             .map_err(|e| format!("limits of user '{}': {e}", u.name))?;
             access.add_user(User { name: u.name.clone(), hash, tags, limits });
@@ -252,7 +249,7 @@ impl Definitions {
                 password_hash: PasswordHash::sha256(salt, password).to_base64(),
                 hashing_algorithm: "rabbit_password_hashing_sha256".into(),
                 tags: Value::String("administrator".into()),
-                limits: no_limits(),
+                limits: Some(Value::Object(Default::default())),
             }],
             vhosts: vec![VhostDef { name: vhost.into() }],
             permissions: vec![PermissionDef {

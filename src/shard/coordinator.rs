@@ -291,7 +291,7 @@ impl Shard {
                     password_hash: u.hash.to_base64(),
                     hashing_algorithm: u.hash.algorithm().into(),
                     tags: serde_json::Value::from(u.tags.clone()),
-                    limits: serde_json::Value::Object(u.limits.to_json()),
+                    limits: Some(serde_json::Value::Object(u.limits.to_json())),
                 })
                 .collect(),
             permissions: access

@@ -314,6 +314,24 @@ def test_definitions_in_rabbitmq_export_format_load_their_limits(tmp_path):
         b.stop()
 
 
+def test_import_definitions_applies_limits(broker, tmp_path):
+    user(broker, "u")
+    defs = json.loads(ctl(broker, "export_definitions", "-").stdout)
+    defs["parameters"] = [{"value": {"max-queues": 0}, "vhost": "/", "component": "vhost-limits", "name": "limits"}]
+    for u in defs["users"]:
+        if u["name"] == "u":
+            u["limits"] = {"max-channels": 0}
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps(defs))
+    ctl(broker, "import_definitions", str(path))
+    assert as_json(broker, "list_vhost_limits") == [{"vhost": "/", "limits": {"max-queues": 0}}]
+    assert as_json(broker, "list_user_limits") == [{"user": "u", "limits": {"max-channels": 0}}]
+    defs["parameters"][0]["value"] = {"max-queues": "many"}
+    path.write_text(json.dumps(defs))
+    p = ctl(broker, "import_definitions", str(path), ok=False)
+    assert p.returncode == 1 and "limits of vhost '/'" in p.stderr
+
+
 def rabbit_hash(password, salt=b"\x01\x02\x03\x04"):
     """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
@@ -392,6 +410,9 @@ def test_management_api_shows_and_changes_limits():
         assert as_json(b, "list_vhost_limits") == [{"vhost": "/", "limits": {"max-queues": 1}}]
         assert call("PUT", "/user-limits/u/max-channels", {"value": 2})[0] == 204
         assert call("GET", "/user-limits") == (200, [{"user": "u", "value": {"max-channels": 2}}])
+        assert call("GET", "/users/u")[1]["limits"] == {"max-channels": 2}
+        # A user PUT without limits keeps them.
+        assert call("PUT", "/users/u", {"password_hash": rabbit_hash("pw2"), "tags": ""})[0] == 204
         assert call("GET", "/users/u")[1]["limits"] == {"max-channels": 2}
         assert call("DELETE", "/user-limits/u/max-channels")[0] == 204
         assert call("GET", "/user-limits/u") == (200, [])
