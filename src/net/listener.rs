@@ -16,12 +16,13 @@ use super::connection;
 /// Refusals are logged at most this often (a storm of them must not become a storm of log lines).
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// A socket counted against `max_connections` until it is dropped.
-struct Slot(Arc<Tally>);
+/// A socket counted against `max_connections`, and in its shard's sockets, until it is dropped.
+struct Slot(Arc<Tally>, Rc<Shard>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.socket_closed();
+        self.1.sockets.set(self.1.sockets.get().saturating_sub(1));
     }
 }
 
@@ -46,7 +47,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                     }
                     continue;
                 }
-                let slot = Slot(shard.tally.clone());
+                shard.sockets.set(shard.sockets.get() + 1);
+                let slot = Slot(shard.tally.clone(), shard.clone());
                 let served = connection::serve(shard.clone(), stream);
                 glommio::spawn_local(async move {
                     served.await;

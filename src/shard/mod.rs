@@ -56,6 +56,10 @@ pub struct Shard {
     pub routes: RefCell<RoutingTable>,
     pub access: RefCell<Access>,
     pub conns: RefCell<HashMap<ConnId, Rc<dyn Client>>>,
+    /// Client sockets this shard holds: connections, and those still in their handshake or
+    /// lingering after close (a connection's memory is freed when its socket goes, after it left
+    /// `conns`).
+    pub sockets: Cell<usize>,
     next_conn: Cell<u64>,
     rng: Cell<u64>,
     pub stopping: Cell<bool>,
@@ -109,6 +113,7 @@ impl Shard {
             routes: RefCell::new(RoutingTable::default()),
             access: RefCell::new(Access::default()),
             conns: RefCell::new(HashMap::new()),
+            sockets: Cell::new(0),
             next_conn: Cell::new(1),
             rng: Cell::new((seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1),
             stopping: Cell::new(false),
