@@ -21,6 +21,7 @@ use crate::shard::queue_ops::{QueueOp, QueueRef};
 
 mod changes;
 mod http_verbs;
+mod limits;
 mod lists;
 mod verb;
 
@@ -149,6 +150,7 @@ async fn declare(shard: &Shard, def: &QueueDef) -> Result<bool, String> {
 /// inequivalent exchange or queue is an error, as a redeclare would be).
 async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
     let access = d.access(Vec::new())?;
+    d.vhost_limits()?;
     // Vhosts and exchanges first, then users, permissions and queues, bindings last (they name both).
     let (bindings, early): (Vec<_>, Vec<_>) =
         d.routing_ops().into_iter().partition(|op| matches!(op, MetaOp::Bind { .. }));
@@ -156,7 +158,14 @@ async fn import(shard: &Rc<Shard>, d: &Definitions) -> Result<Value, String> {
         change(shard, op).await?;
     }
     for u in access.users() {
-        change(shard, MetaOp::Access(AccessOp::PutUser(u.clone()))).await?;
+        let mut u = u.clone();
+        // A user given without "limits" (a management API PUT) keeps the ones it has.
+        if d.users.iter().any(|x| x.name == u.name && x.limits.is_none())
+            && let Some(old) = shard.access.borrow().user(&u.name)
+        {
+            u.limits = old.limits.clone();
+        }
+        change(shard, MetaOp::Access(AccessOp::PutUser(u))).await?;
     }
     for p in &d.permissions {
         let op = AccessOp::SetPermissions {
@@ -223,6 +232,12 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
             Some(tls) => tls.reload().map(|_| done()),
             None => Err("TLS is not configured (no [tls] listener in the config)".into()),
         },
+        Verb::SetVhostLimits { definition } => limits::set_vhost_limits(shard, vhost, &definition).await,
+        Verb::ClearVhostLimits => limits::clear_vhost_limits(shard, vhost).await,
+        Verb::ListVhostLimits => Ok(limits::list_vhost_limits(shard)),
+        Verb::SetUserLimits { user, definition } => limits::set_user_limits(shard, &user, &definition).await,
+        Verb::ClearUserLimits { user, limit } => limits::clear_user_limits(shard, &user, &limit).await,
+        Verb::ListUserLimits { user } => limits::list_user_limits(shard, user.as_deref()),
     }
 }
 

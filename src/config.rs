@@ -44,6 +44,9 @@ pub struct Config {
     pub cpus: Vec<usize>,
     pub frame_max: u32,
     pub channel_max: u16,
+    /// Most client sockets held at once, over every shard (0 = no limit); one more is closed as
+    /// soon as it is accepted.
+    pub max_connections: usize,
     pub heartbeat: u16,
     pub max_message_size: u64,
     pub data_dir: PathBuf,
@@ -85,6 +88,7 @@ impl Default for Config {
             cpus: Vec::new(),
             frame_max: DEFAULT_FRAME_MAX,
             channel_max: DEFAULT_CHANNEL_MAX,
+            max_connections: 0,
             heartbeat: DEFAULT_HEARTBEAT_SECS,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             data_dir: DEFAULT_DATA_DIR.into(),
@@ -157,6 +161,8 @@ mod tests {
         assert!(Config::parse("shardz = 2").is_err());
         assert!(Config::parse("frame_max = 100").is_err());
         assert_eq!(Config::parse("shards = 3").unwrap().shards, 3);
+        assert_eq!(Config::parse("max_connections = 10").unwrap().max_connections, 10);
+        assert!(Config::parse("max_connections = -1").is_err());
         assert_eq!(Config::parse("log_format = \"json\"").unwrap().log_format, crate::logging::LogFormat::Json);
         assert!(Config::parse("log_format = \"xml\"").is_err());
         assert!(Config::parse("management_listen = \"15672\"").is_err());

@@ -13,6 +13,7 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::broker::definitions::Definitions;
+use crate::broker::limits::Tally;
 use crate::config::Config;
 use crate::net::listener;
 use crate::store::definitions_file;
@@ -110,12 +111,14 @@ pub fn start(config: Config, tls: Option<Arc<Tls>>) -> io::Result<Running> {
     let definitions = Arc::new(initial_definitions(&config)?);
     // Checked once here so a bad file stops the start with a clear error.
     definitions.access(config.loopback_users.clone()).map_err(io::Error::other)?;
+    definitions.vhost_limits().map_err(io::Error::other)?;
     // Logs written with another shard count are moved to the shards that now own their queues.
     relayout::ensure(&config.data_dir.join("msgs"), n, placement::shard_of)?;
     let config = Arc::new(config);
     let (ends, stopper) = mesh::build(n);
     let limit = if config.memory_limit == 0 { memory::default_limit() } else { config.memory_limit };
     let gauge = Arc::new(memory::MemoryGauge::new(n, limit));
+    let tally = Arc::new(Tally::default());
     let (report, reports) = mpsc::channel();
     let mut handles = Vec::new();
     let mut binds = Vec::new();
@@ -128,6 +131,7 @@ pub fn start(config: Config, tls: Option<Arc<Tls>>) -> io::Result<Running> {
         };
         let config = config.clone();
         let gauge = gauge.clone();
+        let tally = tally.clone();
         let reporter = Reporter { shard: i, tx: Some(report.clone()) };
         let tls = tls.clone();
         let handle = LocalExecutorBuilder::new(placement)
@@ -140,7 +144,7 @@ pub fn start(config: Config, tls: Option<Arc<Tls>>) -> io::Result<Running> {
             .preempt_timer(PREEMPT_TIMER)
             .spawn({
                 let definitions = definitions.clone();
-                move || run_shard(config, ends, gauge, definitions, tls, listen, reporter)
+                move || run_shard(config, ends, (gauge, tally), definitions, tls, listen, reporter)
             })
             .map_err(|e| io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(handle);
@@ -237,10 +241,13 @@ impl Drop for Reporter {
     }
 }
 
+/// What the shards share: the memory gauge and the counts limits are checked against.
+type Shared = (Arc<memory::MemoryGauge>, Arc<Tally>);
+
 async fn run_shard(
     config: Arc<Config>,
     ends: MeshEnds,
-    gauge: Arc<memory::MemoryGauge>,
+    shared: Shared,
     definitions: Arc<Definitions>,
     tls: Option<Arc<Tls>>,
     listen: oneshot::Receiver<Addrs>,
@@ -248,7 +255,7 @@ async fn run_shard(
 ) {
     log::debug!("shard {} starting", ends.me);
     let started = Instant::now();
-    let shard = match recover_shard(&config, ends, gauge, &definitions, tls.clone()).await {
+    let shard = match recover_shard(&config, ends, shared, &definitions, tls.clone()).await {
         Ok(s) => s,
         Err(e) => return report.failed(e),
     };
@@ -299,7 +306,7 @@ async fn run_shard(
 async fn recover_shard(
     config: &Arc<Config>,
     ends: MeshEnds,
-    gauge: Arc<memory::MemoryGauge>,
+    (gauge, tally): Shared,
     definitions: &Definitions,
     tls: Option<Arc<Tls>>,
 ) -> io::Result<Rc<Shard>> {
@@ -321,7 +328,7 @@ async fn recover_shard(
     let keep = (gauge.limit / 16).clamp(16 << 10, 1 << 20);
     let pages = PageDir::new(page_dir.clone(), keep)
         .map_err(|e| io::Error::other(format!("cannot make page dir {}: {e}", page_dir.display())))?;
-    let shard = Shard::new(config.clone(), ends, log, pages, gauge, tls);
+    let shard = Shard::new(config.clone(), ends, log, pages, gauge, tls, tally);
     shard.load_definitions(definitions).map_err(io::Error::other)?;
     shard.restore_messages(recovered).await.map_err(unreadable)?;
     Ok(shard)

@@ -62,13 +62,13 @@ pub async fn delete_vhost(shard: &Shard, vhost: String) -> Result<Value, String>
 /// add_user (`adding`) or change_password: a user gets a new salted hash, keeping its tags.
 pub async fn put_user(shard: &Rc<Shard>, name: String, password: String, adding: bool) -> Result<Value, String> {
     let existing = shard.access.borrow().user(&name).cloned();
-    let tags = match (existing, adding) {
+    let (tags, limits) = match (existing, adding) {
         (Some(_), true) => return Err(format!("user '{name}' already exists")),
         (None, false) => return Err(format!("no such user '{name}'")),
-        (u, _) => u.map(|u| u.tags).unwrap_or_default(),
+        (u, _) => u.map(|u| (u.tags, u.limits)).unwrap_or_default(),
     };
     let salt = (shard.random() as u32).to_be_bytes();
-    let user = User { name, hash: PasswordHash::sha256(salt, &password), tags };
+    let user = User { name, hash: PasswordHash::sha256(salt, &password), tags, limits };
     change(shard, MetaOp::Access(AccessOp::PutUser(user))).await
 }
 

@@ -94,6 +94,25 @@ pub enum Verb {
     ListPolicies,
     /// Reads the TLS certificate and key files again (new connections use them).
     ReloadTls,
+    /// A JSON object of limits (max-connections, max-queues) for the request's vhost.
+    SetVhostLimits {
+        definition: String,
+    },
+    ClearVhostLimits,
+    ListVhostLimits,
+    /// A JSON object of limits (max-connections, max-channels) merged into the user's.
+    SetUserLimits {
+        user: String,
+        definition: String,
+    },
+    /// One limit by name, or "all".
+    ClearUserLimits {
+        user: String,
+        limit: String,
+    },
+    ListUserLimits {
+        user: Option<String>,
+    },
 }
 
 impl Verb {
@@ -159,6 +178,15 @@ impl Verb {
             "clear_policy" => Verb::ClearPolicy { name: arg(0, "name")? },
             "list_policies" => Verb::ListPolicies,
             "reload_tls" => Verb::ReloadTls,
+            "set_vhost_limits" => Verb::SetVhostLimits { definition: arg(0, "definition")? },
+            "clear_vhost_limits" => Verb::ClearVhostLimits,
+            "list_vhost_limits" => Verb::ListVhostLimits,
+            "set_user_limits" => Verb::SetUserLimits { user: arg(0, "username")?, definition: arg(1, "definition")? },
+            "clear_user_limits" => Verb::ClearUserLimits {
+                user: arg(0, "username")?,
+                limit: req.args.get(1).cloned().unwrap_or_else(|| "all".into()),
+            },
+            "list_user_limits" => Verb::ListUserLimits { user: req.args.first().cloned() },
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -184,6 +212,8 @@ impl Verb {
                 | Verb::ExchangeDetails
                 | Verb::Alarms
                 | Verb::ListPolicies
+                | Verb::ListVhostLimits
+                | Verb::ListUserLimits { .. }
         )
     }
 
@@ -224,6 +254,14 @@ mod tests {
         );
         assert_eq!(Verb::parse(&req("frobnicate", &[])), Err("unknown command 'frobnicate'".into()));
         assert_eq!(Verb::parse(&req("reload_tls", &[])), Ok(Verb::ReloadTls));
+        assert_eq!(
+            Verb::parse(&req("clear_user_limits", &["u"])),
+            Ok(Verb::ClearUserLimits { user: "u".into(), limit: "all".into() })
+        );
+        assert_eq!(
+            Verb::parse(&req("set_user_limits", &["u"])),
+            Err("set_user_limits: missing argument <definition>".into())
+        );
     }
 
     #[test]

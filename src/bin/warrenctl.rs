@@ -20,7 +20,10 @@ list_permissions [-p VHOST], list_queues [-p VHOST], list_exchanges [-p VHOST], 
 list_connections, list_channels, list_consumers [-p VHOST], list_shard_messages, close_connection PID|NAME [EXPLANATION], \
 purge_queue [-p VHOST] QUEUE, delete_queue [-p VHOST] QUEUE, export_definitions FILE|-, \
 import_definitions FILE, set_policy [-p VHOST] [--priority N] [--apply-to queues|exchanges|all] NAME PATTERN \
-DEFINITION, clear_policy [-p VHOST] NAME, list_policies [-p VHOST], reload_tls";
+DEFINITION, clear_policy [-p VHOST] NAME, list_policies [-p VHOST], \
+set_vhost_limits [-p VHOST] '{\"max-connections\": N, \"max-queues\": N}', clear_vhost_limits [-p VHOST], \
+list_vhost_limits, set_user_limits USER '{\"max-connections\": N, \"max-channels\": N}', \
+clear_user_limits USER [max-connections|max-channels|all], list_user_limits [USER], reload_tls";
 
 #[derive(Parser)]
 #[command(name = "warrenctl", about = "Manage a running Warren broker", after_help = COMMANDS)]

@@ -76,6 +76,8 @@ pub struct User {
     pub name: String,
     pub hash: PasswordHash,
     pub tags: Vec<String>,
+    /// max-connections, max-channels (rabbitmqctl set_user_limits).
+    pub limits: super::limits::Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,7 +279,12 @@ mod tests {
     #[test]
     fn permissions_match_as_rabbitmq() {
         let mut a = Access::new(vec!["guest".into()]);
-        a.add_user(User { name: "bob".into(), hash: PasswordHash::sha256([0; 4], "pw"), tags: vec![] });
+        a.add_user(User {
+            name: "bob".into(),
+            hash: PasswordHash::sha256([0; 4], "pw"),
+            tags: vec![],
+            limits: Default::default(),
+        });
         a.set_permissions("bob", "/", Permission::new("^bob-", "", "^bob-|^amq\\.default$").unwrap());
         assert!(a.check("bob", "/", Perm::Configure, Resource::Queue("bob-q")).is_ok());
         assert_eq!(a.check("bob", "/", Perm::Configure, Resource::Queue("q")).unwrap_err().reply_code(), 403);

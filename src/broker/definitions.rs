@@ -9,6 +9,7 @@ use crate::protocol::shortstr::ShortStr;
 use crate::protocol::types::{FieldTable, FieldValue};
 
 use super::access::{Access, PasswordHash, Permission, User};
+use super::limits::{Limits, USER_LIMITS, VHOST_LIMITS};
 use super::policy::PolicyDef;
 use super::queue::QueueFlags;
 use super::routing::{Dest, MetaOp};
@@ -29,6 +30,9 @@ pub struct Definitions {
     pub bindings: Vec<BindingDef>,
     #[serde(default)]
     pub policies: Vec<PolicyDef>,
+    /// Runtime parameters: Warren keeps the "vhost-limits" ones (others are left out).
+    #[serde(default)]
+    pub parameters: Vec<ParameterDef>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -40,6 +44,34 @@ pub struct UserDef {
     /// "administrator,monitoring" (RabbitMQ 3.x) or a list (newer exports).
     #[serde(default)]
     pub tags: Value,
+    /// max-connections, max-channels (RabbitMQ exports `{}` for none). Absent (a management API
+    /// PUT of the user) keeps an existing user's limits on import.
+    #[serde(default)]
+    pub limits: Option<Value>,
+}
+
+/// A runtime parameter; vhost limits are `{"component": "vhost-limits", "name": "limits",
+/// "value": {"max-connections": 10, "max-queues": 5}}` in the vhost.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ParameterDef {
+    pub vhost: String,
+    pub component: String,
+    pub name: String,
+    pub value: Value,
+}
+
+/// The component of vhost limits among runtime parameters.
+pub const VHOST_LIMITS_COMPONENT: &str = "vhost-limits";
+
+impl ParameterDef {
+    pub fn vhost_limits(vhost: &str, limits: &Limits) -> Self {
+        Self {
+            vhost: vhost.into(),
+            component: VHOST_LIMITS_COMPONENT.into(),
+            name: "limits".into(),
+            value: Value::Object(limits.to_json()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -126,9 +158,24 @@ impl Definitions {
         self.queues.extend(other.queues);
         self.bindings.extend(other.bindings);
         self.policies.extend(other.policies);
+        self.parameters.extend(other.parameters);
     }
 
-    /// The vhosts, exchanges and bindings as routing-table changes, in the order to apply them.
+    /// The vhost limits among the parameters, checked.
+    pub fn vhost_limits(&self) -> Result<Vec<(String, Limits)>, String> {
+        let of_vhosts = self.parameters.iter().filter(|p| p.component == VHOST_LIMITS_COMPONENT);
+        of_vhosts
+            .map(|p| match &p.value {
+                Value::Object(map) => Limits::from_json(map, &VHOST_LIMITS)
+                    .map(|l| (p.vhost.clone(), l))
+                    .map_err(|e| format!("limits of vhost '{}': {e}", p.vhost)),
+                other => Err(format!("limits of vhost '{}': {other} is not a JSON object", p.vhost)),
+            })
+            .collect()
+    }
+
+    /// The vhosts, exchanges and bindings as routing-table changes, in the order to apply them
+    /// (vhost limits that do not parse are left out: `vhost_limits` says why, checked at start).
     pub fn routing_ops(&self) -> Vec<MetaOp> {
         let vhosts = self.vhosts.iter().map(|v| MetaOp::AddVhost { vhost: v.name.clone() });
         let exchanges = self.exchanges.iter().filter(|x| !x.name.is_empty() && !x.name.starts_with("amq.")).map(|x| {
@@ -154,7 +201,12 @@ impl Definitions {
             args: field_table(&b.arguments),
         });
         let policies = self.policies.iter().map(|p| MetaOp::SetPolicy(Box::new(p.clone())));
-        vhosts.chain(policies).chain(exchanges).chain(bindings).collect()
+        let limits = self
+            .vhost_limits()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(vhost, limits)| MetaOp::SetVhostLimits { vhost, limits });
+        vhosts.chain(limits).chain(policies).chain(exchanges).chain(bindings).collect()
     }
 
     pub fn to_json(&self) -> String {
@@ -172,7 +224,13 @@ impl Definitions {
                 Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
                 _ => Vec::new(),
             };
-            access.add_user(User { name: u.name.clone(), hash, tags });
+            let limits = match &u.limits {
+                Some(Value::Object(map)) => Limits::from_json(map, &USER_LIMITS),
+                None | Some(Value::Null) => Ok(Limits::default()),
+                Some(other) => Err(format!("{other} is not a JSON object")),
+            }
+            .map_err(|e| format!("limits of user '{}': {e}", u.name))?;
+            access.add_user(User { name: u.name.clone(), hash, tags, limits });
         }
         for p in &self.permissions {
             let perm =
@@ -191,6 +249,7 @@ impl Definitions {
                 password_hash: PasswordHash::sha256(salt, password).to_base64(),
                 hashing_algorithm: "rabbit_password_hashing_sha256".into(),
                 tags: Value::String("administrator".into()),
+                limits: Some(Value::Object(Default::default())),
             }],
             vhosts: vec![VhostDef { name: vhost.into() }],
             permissions: vec![PermissionDef {
@@ -287,6 +346,21 @@ mod tests {
         t.insert("alternate-exchange", FieldValue::str("ae"));
         assert_eq!(field_table(&json_table(&t)).get_str("alternate-exchange").as_deref(), Some("ae"));
         assert_eq!(field_table(&json_table(&t)).get("x-max-length").and_then(FieldValue::as_i128), Some(5));
+    }
+
+    #[test]
+    fn vhost_and_user_limits_come_from_rabbitmqs_shapes() {
+        let text = EXPORTED
+            .replace(r#""parameters": [],"#, r#""parameters": [{"value": {"max-connections": 10, "max-queues": -1}, "vhost": "/", "component": "vhost-limits", "name": "limits"}, {"value": {}, "vhost": "/", "component": "federation-upstream", "name": "up"}],"#)
+            .replace(r#""limits": {}"#, r#""limits": {"max-channels": 3}"#);
+        let d = Definitions::parse(&text).unwrap();
+        let limits = d.vhost_limits().unwrap();
+        assert_eq!(limits.len(), 1);
+        assert_eq!((limits[0].1.get("max-connections"), limits[0].1.get("max-queues")), (Some(10), None));
+        let access = d.access(vec![]).unwrap();
+        assert_eq!(access.user("guest").unwrap().limits.get("max-channels"), Some(3));
+        let bad = EXPORTED.replace(r#""limits": {}"#, r#""limits": {"max-queues": 3}"#);
+        assert!(Definitions::parse(&bad).unwrap().access(vec![]).unwrap_err().contains("limits of user 'guest'"));
     }
 
     #[test]

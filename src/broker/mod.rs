@@ -6,6 +6,7 @@ pub mod dead_letter;
 pub mod definitions;
 pub mod delivery;
 pub mod exchange;
+pub mod limits;
 pub mod message;
 pub mod paging;
 pub mod policy;

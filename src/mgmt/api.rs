@@ -115,7 +115,7 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 list.into_iter()
                     .map(|mut u| {
                         if let Some(u) = u.as_object_mut() {
-                            u.insert("limits".into(), json!({}));
+                            u.entry("limits").or_insert_with(|| json!({}));
                         }
                         u
                     })
@@ -246,6 +246,31 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 ["policies", _, n] => one(all.into_iter().find(|p| p["name"] == *n)),
                 _ => ok(Value::Array(all)),
             }
+        }
+        ["vhost-limits"] | ["vhost-limits", _] => {
+            let snap = snapshot().await?;
+            if let ["vhost-limits", v] = segs
+                && let Some(refused) = vhost_check(&snap, v)
+            {
+                return Ok(refused);
+            }
+            let rows = admin.rows("list_vhost_limits", vec![], "/").await?;
+            let shown = rows.into_iter().filter(|l| caller.sees_vhost(str_of(l, "vhost"))).filter(|l| match segs {
+                ["vhost-limits", v] => l["vhost"] == *v,
+                _ => true,
+            });
+            ok(shown.map(|l| json!({ "vhost": l.get("vhost"), "value": l.get("limits") })).collect())
+        }
+        ["user-limits"] | ["user-limits", _] => {
+            if let Some(r) = caller.not_administrator() {
+                return Ok(r);
+            }
+            let user = match segs {
+                ["user-limits", u] => vec![u.to_string()],
+                _ => vec![],
+            };
+            let rows = admin.rows("list_user_limits", user, "/").await?;
+            ok(rows.iter().map(|l| json!({ "user": l.get("user"), "value": l.get("limits") })).collect())
         }
         ["health", "checks", "alarms"] => {
             let alarms = admin.rows("alarms", vec![], "/").await?;

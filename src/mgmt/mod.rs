@@ -6,13 +6,14 @@
 //! - `server`: the listeners, the thread and its runtime, HTTP responses.
 //! - `admin_client`: the admin socket, asked asynchronously.
 //! - `auth`: basic auth against Warren's users, RabbitMQ's tag rules.
-//! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE;
-//!   `shapes`: RabbitMQ's JSON objects.
+//! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE
+//!   (`limit_writes`: of vhost and user limits); `shapes`: RabbitMQ's JSON objects.
 //! - `metrics`: the Prometheus exposition.
 
 mod admin_client;
 mod api;
 mod auth;
+mod limit_writes;
 mod metrics;
 mod server;
 mod shapes;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::admin_client::{Admin, AdminError};
 use super::auth::Caller;
+use super::limit_writes;
 use super::server::{Node, Resp, error, json_reply, no_content, not_found};
 use super::shapes;
 
@@ -59,6 +60,7 @@ pub async fn handle(
             | (&Method::PUT | &Method::DELETE, ["vhosts" | "users", _])
             | (&Method::POST, ["definitions"])
             | (&Method::PUT | &Method::DELETE, ["policies", _, _])
+            | (&Method::PUT | &Method::DELETE, ["vhost-limits" | "user-limits", _, _])
             | (&Method::POST, ["bindings", _, "e", _, "q" | "e", _])
             | (&Method::DELETE, ["bindings", _, "e", _, "q" | "e", _, _])
     );
@@ -215,6 +217,14 @@ pub async fn handle(
                     admin.ask("clear_policy", strings(&[p]), v).await?;
                     no_content()
                 }
+                (&Method::PUT, ["vhost-limits", v, name]) => {
+                    limit_writes::vhost_limit(admin, v, name, Some(body)).await?
+                }
+                (&Method::DELETE, ["vhost-limits", v, name]) => limit_writes::vhost_limit(admin, v, name, None).await?,
+                (&Method::PUT, ["user-limits", u, name]) => {
+                    limit_writes::user_limit(admin, u, name, Some(body)).await?
+                }
+                (&Method::DELETE, ["user-limits", u, name]) => limit_writes::user_limit(admin, u, name, None).await?,
                 (&Method::POST, ["definitions"]) => {
                     import(admin, body.clone()).await?;
                     no_content()

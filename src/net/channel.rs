@@ -367,6 +367,7 @@ impl Conn {
             Method::ChannelClose(_) => {
                 self.release_channel(ch);
                 self.st.borrow_mut().channels.remove(&ch);
+                self.channels_removed();
                 self.send_method(ch, &Method::ChannelCloseOk(chan::CloseOk {}));
                 Ok(())
             }

@@ -77,6 +77,7 @@ impl Conn {
             self.release_channel(ch);
         }
         self.st.borrow_mut().channels.clear();
+        self.uncount();
         let exclusive = std::mem::take(&mut self.st.borrow_mut().exclusive_queues);
         for q in exclusive {
             self.shard.send(shard_of_id(q), ShardMsg::DeleteExclusive(q));

@@ -122,6 +122,10 @@ pub struct Conn {
     pub(super) started: Instant,
     pub(super) last_read: Cell<Instant>,
     pub(super) closing_since: Cell<Option<Instant>>,
+    /// It counts against its vhost's and user's max-connections (since connection.open).
+    pub(super) counted: Cell<bool>,
+    /// Channels it counts against its user's max-channels.
+    pub(super) channel_slots: Cell<u32>,
 }
 
 /// Serves one accepted connection; `tls` is the configuration of the TLS listener it came from.
@@ -257,6 +261,8 @@ impl Conn {
             started: now,
             last_read: Cell::new(now),
             closing_since: Cell::new(None),
+            counted: Cell::new(false),
+            channel_slots: Cell::new(0),
         })
     }
 
@@ -408,6 +414,7 @@ impl Conn {
                     ))
                     .on(id));
                 }
+                self.count_channel().map_err(|e| e.on(id))?;
                 self.st.borrow_mut().channels.insert(ch, Channel::new());
                 self.send_method(ch, &Method::ChannelOpenOk(chan::OpenOk::default()));
                 Ok(())
@@ -417,10 +424,12 @@ impl Conn {
                 match m {
                     Method::ChannelCloseOk(_) => {
                         self.st.borrow_mut().channels.remove(&ch);
+                        self.channels_removed();
                     }
                     Method::ChannelClose(_) => {
                         self.send_method(ch, &Method::ChannelCloseOk(chan::CloseOk {}));
                         self.st.borrow_mut().channels.remove(&ch);
+                        self.channels_removed();
                     }
                     _ => {}
                 }

@@ -233,6 +233,7 @@ impl Conn {
         }
         let user = self.st.borrow().user.clone();
         self.shard.access.borrow().check_vhost(&user, &o.virtual_host).map_err(|e| e.on((10, 40)))?;
+        self.count_connection(&o.virtual_host).map_err(|e| e.on((10, 40)))?;
         self.st.borrow_mut().vhost = o.virtual_host.as_str().into();
         self.send_method(0, &Method::ConnectionOpenOk(conn::OpenOk::default()));
         self.phase.set(Phase::Open);

@@ -121,11 +121,11 @@ pub async fn write_spliced(wr: &mut WriteHalf, fd: RawFd, buf: &[u8], shared: &[
     let (mut first, mut skip) = (0, 0);
     // Over TLS everything is copied anyway, into records: straight to the copy below.
     let plain = matches!(&*wr.0.borrow(), Socket::Plain(_));
-    while plain {
+    loop {
         while parts.get(first).is_some_and(|p| p.len() == skip) {
             (first, skip) = (first + 1, 0);
         }
-        if first >= parts.len() {
+        if !plain || first >= parts.len() {
             break;
         }
         let slices: Vec<IoSlice<'_>> = parts

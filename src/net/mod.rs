@@ -12,6 +12,7 @@ pub mod direct_reply;
 pub mod exchange_methods;
 pub mod handshake;
 pub mod io;
+mod limits;
 pub mod listener;
 pub mod output;
 pub mod publish;

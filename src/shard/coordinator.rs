@@ -6,11 +6,12 @@ use std::rc::Rc;
 
 use crate::broker::access::AccessOp;
 use crate::broker::definitions::{
-    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table,
+    BindingDef, Definitions, ExchangeDef, ParameterDef, PermissionDef, QueueDef, UserDef, VhostDef, json_table,
 };
+use crate::broker::limits::MAX_QUEUES;
 use crate::broker::routing::{Dest, MetaOp, PREDECLARED};
 use crate::ids::QueueId;
-use crate::protocol::reply::{ConnectionError, Result};
+use crate::protocol::reply::{ChannelError, ConnectionError, Result};
 
 use super::Shard;
 use super::clients::{Client, ConnInfo};
@@ -39,7 +40,7 @@ impl Shard {
         let n = self.shards();
         for q in d.queues.iter().filter(|q| placement::shard_of(&q.vhost, &q.name, n) == self.id) {
             let flags = q.flags();
-            self.declare_queue(&q.vhost, &q.name, flags, false, 0).map_err(|e| format!("definitions: {}", e.text()))?;
+            self.restore_queue(&q.vhost, &q.name, flags).map_err(|e| format!("definitions: {}", e.text()))?;
         }
         Ok(())
     }
@@ -133,8 +134,10 @@ impl Shard {
         }
     }
 
-    /// Declares a queue this shard owns (`QueueTable::declare`); a new one takes the policy that
-    /// applies to it, and any queue's expiry (`x-expires`) starts again. True if it was created.
+    /// Declares a queue this shard owns (`QueueTable::declare`) for a client or the admin: a new
+    /// one counts against its vhost's `max-queues` (406, RabbitMQ's text, once it is reached),
+    /// takes the policy that applies to it, and any queue's expiry (`x-expires`) starts again.
+    /// True if it was created.
     pub fn declare_queue(
         &self,
         vhost: &str,
@@ -143,8 +146,47 @@ impl Shard {
         passive: bool,
         conn: crate::ids::ConnId,
     ) -> std::result::Result<(crate::broker::queues::DeclareOk, bool), crate::protocol::reply::ChannelError> {
+        let limit = self.routes.borrow().vhost_limit(vhost, MAX_QUEUES);
+        self.declare_counted(vhost, name, flags, passive, conn, limit)
+    }
+
+    /// `declare_queue` of a queue the definitions hold: counted, never refused.
+    fn restore_queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        flags: crate::broker::queue::QueueFlags,
+    ) -> std::result::Result<(crate::broker::queues::DeclareOk, bool), crate::protocol::reply::ChannelError> {
+        self.declare_counted(vhost, name, flags, false, 0, None)
+    }
+
+    fn declare_counted(
+        &self,
+        vhost: &str,
+        name: &str,
+        flags: crate::broker::queue::QueueFlags,
+        passive: bool,
+        conn: crate::ids::ConnId,
+        limit: Option<u32>,
+    ) -> std::result::Result<(crate::broker::queues::DeclareOk, bool), crate::protocol::reply::ChannelError> {
         let existed = self.queues.borrow().lookup(vhost, name).is_some();
-        let ok = self.queues.borrow_mut().declare(vhost, name, flags, passive, conn)?;
+        let counted = !existed && !passive;
+        if counted {
+            self.tally.try_queue(vhost, limit).map_err(|max| {
+                ChannelError::precondition(format!(
+                    "cannot declare queue '{name}': queue limit in vhost '{vhost}' ({max}) is reached"
+                ))
+            })?;
+        }
+        let ok = match self.queues.borrow_mut().declare(vhost, name, flags, passive, conn) {
+            Ok(ok) => ok,
+            Err(e) => {
+                if counted {
+                    self.tally.queue_gone(vhost);
+                }
+                return Err(e);
+            }
+        };
         if !existed {
             self.apply_policy(ok.id);
         }
@@ -207,7 +249,9 @@ impl Shard {
             MetaOp::QueueDeleted { vhost, queue } => {
                 self.defs.queues.borrow().contains_key(&(vhost.clone(), queue.clone()))
             }
-            MetaOp::Access(_) | MetaOp::SetPolicy(_) | MetaOp::ClearPolicy { .. } => true,
+            MetaOp::Access(_) | MetaOp::SetPolicy(_) | MetaOp::ClearPolicy { .. } | MetaOp::SetVhostLimits { .. } => {
+                true
+            }
         }
     }
 
@@ -247,6 +291,7 @@ impl Shard {
                     password_hash: u.hash.to_base64(),
                     hashing_algorithm: u.hash.algorithm().into(),
                     tags: serde_json::Value::from(u.tags.clone()),
+                    limits: Some(serde_json::Value::Object(u.limits.to_json())),
                 })
                 .collect(),
             permissions: access
@@ -261,6 +306,7 @@ impl Shard {
                 .collect(),
             queues: queues.values().cloned().collect(),
             policies: routes.policies.iter().map(|p| p.def.clone()).collect(),
+            parameters: routes.vhost_limits().map(|(v, l)| ParameterDef::vhost_limits(v, l)).collect(),
             ..Default::default()
         };
         let predeclared = |name: &str| PREDECLARED.iter().any(|(p, _)| *p == name);
@@ -301,6 +347,7 @@ impl Shard {
         d.permissions.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
         d.vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         d.exchanges.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        d.parameters.sort_by(|a, b| a.vhost.cmp(&b.vhost));
         d
     }
 

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::access::Access;
+use crate::broker::limits::Tally;
 use crate::broker::queue::Consumer;
 use crate::broker::queues::{QueueTable, RemovedQueue};
 use crate::broker::routing::RoutingTable;
@@ -55,6 +56,10 @@ pub struct Shard {
     pub routes: RefCell<RoutingTable>,
     pub access: RefCell<Access>,
     pub conns: RefCell<HashMap<ConnId, Rc<dyn Client>>>,
+    /// Client sockets this shard holds: connections, and those still in their handshake or
+    /// lingering after close (a connection's memory is freed when its socket goes, after it left
+    /// `conns`).
+    pub sockets: Cell<usize>,
     next_conn: Cell<u64>,
     rng: Cell<u64>,
     pub stopping: Cell<bool>,
@@ -70,6 +75,8 @@ pub struct Shard {
     /// The durable definitions file; kept by the coordinator (shard 0) only.
     pub defs: DurableDefinitions,
     pub memory: Arc<memory::MemoryGauge>,
+    /// Connections, channels and queues counted over every shard, for the limits.
+    pub tally: Arc<Tally>,
     /// A resource alarm (its reason, as connection.blocked gives it): publishing connections are
     /// not read while it lasts.
     pub alarm: Cell<Option<&'static str>>,
@@ -92,6 +99,7 @@ impl Shard {
         pages: PageDir,
         memory: Arc<memory::MemoryGauge>,
         tls: Option<Arc<crate::tls::Tls>>,
+        tally: Arc<Tally>,
     ) -> Rc<Self> {
         let id = mesh.me;
         let n = mesh.shards();
@@ -108,6 +116,7 @@ impl Shard {
             routes: RefCell::new(RoutingTable::default()),
             access: RefCell::new(Access::default()),
             conns: RefCell::new(HashMap::new()),
+            sockets: Cell::new(0),
             next_conn: Cell::new(1),
             rng: Cell::new((seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1),
             stopping: Cell::new(false),
@@ -118,6 +127,7 @@ impl Shard {
             page_waiters: RefCell::new(HashMap::new()),
             defs: DurableDefinitions::new(&config.data_dir),
             memory,
+            tally,
             alarm: Cell::new(None),
             mesh_bytes: Cell::new(0),
             handled: Default::default(),
@@ -351,6 +361,7 @@ impl Shard {
         // What left it before it went is logged (and dead-lettered) first.
         self.settle_books(id);
         let q = self.queues.borrow_mut().remove(id)?;
+        self.tally.queue_gone(&q.vhost);
         // A basic.get waiting for a page-in finds the queue gone.
         self.wake_page_waiters(id);
         if q.flags.durable {

@@ -49,9 +49,10 @@ impl Shard {
                 );
             }
             if tick % 10 == 0 {
-                let conns = self.conns.borrow().len();
+                let conns = self.sockets.get();
                 if conns < std::mem::replace(&mut conns_before, conns) {
-                    // Connections went away: what they freed sits in this thread's allocator
+                    // Sockets went away (with them the last of their connections' memory, once
+                    // they stopped lingering): what they freed sits in this thread's allocator
                     // caches, which a shard that then parks would never hand back to the OS.
                     // SAFETY: mi_collect only walks this thread's own mimalloc heap.
                     unsafe { libmimalloc_sys::mi_collect(true) };

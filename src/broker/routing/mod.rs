@@ -13,6 +13,7 @@ use crate::protocol::types::FieldTable;
 
 use super::access::AccessOp;
 use super::exchange::{Binding, Exchange, ExchangeKind};
+use super::limits::Limits;
 use super::policy::{Policies, Policy, PolicyDef};
 
 /// Where a binding leads.
@@ -74,6 +75,11 @@ pub enum MetaOp {
         vhost: String,
         name: String,
     },
+    /// Replaces a vhost's limits (rabbitmqctl set_vhost_limits; empty clears them).
+    SetVhostLimits {
+        vhost: String,
+        limits: Limits,
+    },
 }
 
 pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
@@ -89,6 +95,8 @@ pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
 pub struct RoutingTable {
     vhosts: HashMap<String, HashMap<String, Exchange>>,
     pub policies: Policies,
+    /// Vhosts that have limits (max-connections, max-queues).
+    vhost_limits: HashMap<String, Limits>,
 }
 
 fn no_exchange(vhost: &str, name: &str) -> ChannelError {
@@ -107,6 +115,16 @@ impl RoutingTable {
 
     pub fn has_vhost(&self, vhost: &str) -> bool {
         self.vhosts.contains_key(vhost)
+    }
+
+    /// The vhost's limit `name` (limits::MAX_CONNECTIONS, MAX_QUEUES), if it limits anything.
+    pub fn vhost_limit(&self, vhost: &str, name: &str) -> Option<u32> {
+        self.vhost_limits.get(vhost)?.get(name)
+    }
+
+    /// Every vhost that has limits, with them.
+    pub fn vhost_limits(&self) -> impl Iterator<Item = (&String, &Limits)> {
+        self.vhost_limits.iter()
     }
 
     pub fn exchange(&self, vhost: &str, name: &str) -> Option<&Exchange> {
@@ -131,6 +149,7 @@ impl RoutingTable {
             }
             MetaOp::DeleteVhost { vhost } => {
                 self.policies.drop_vhost(vhost);
+                self.vhost_limits.remove(vhost);
                 self.vhosts.remove(vhost).map(|_| ()).ok_or_else(|| AmqpError::not_found(format!("no vhost '{vhost}'")))
             }
             MetaOp::SetPolicy(def) => {
@@ -139,6 +158,17 @@ impl RoutingTable {
                 }
                 let p = Policy::new((**def).clone()).map_err(AmqpError::precondition)?;
                 self.policies.set(p);
+                Ok(())
+            }
+            MetaOp::SetVhostLimits { vhost, limits } => {
+                if !self.has_vhost(vhost) {
+                    return Err(AmqpError::not_found(format!("no vhost '{vhost}'")));
+                }
+                if limits.is_empty() {
+                    self.vhost_limits.remove(vhost);
+                } else {
+                    self.vhost_limits.insert(vhost.clone(), limits.clone());
+                }
                 Ok(())
             }
             MetaOp::ClearPolicy { vhost, name } => {
