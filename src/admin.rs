@@ -22,6 +22,7 @@ use crate::shard::queue_ops::{QueueOp, QueueRef};
 mod changes;
 mod http_verbs;
 mod lists;
+mod message_stats;
 mod verb;
 
 use verb::Verb;
@@ -219,6 +220,7 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         }
         Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
         Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
+        Verb::MessageStats => message_stats::message_stats(shard).await,
     }
 }
 

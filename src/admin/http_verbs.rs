@@ -12,15 +12,22 @@ use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
 use crate::shard::admin_ops::AdminOp;
 
-/// `authenticate USER PASSWORD LOOPBACK`: the user's tags and the vhosts it may use, or an error,
+/// `authenticate USER PASSWORD LOOPBACK`: the user's tags, the vhosts it may use (with its
+/// configure, write and read expressions in each), or an error,
 /// checked as the AMQP login checks (password hash, loopback-only users).
 pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -> Result<Value, String> {
     let access = shard.access.borrow();
     let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.into_text())?;
-    let mut vhosts: Vec<&str> =
-        access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
-    vhosts.sort();
-    Ok(table(&["user", "tags", "vhosts"], vec![[json!(u.name), json!(u.tags), json!(vhosts)]]))
+    let mut perms: Vec<_> = access.permissions().filter(|((name, _), _)| *name == u.name).collect();
+    perms.sort_by(|a, b| a.0.1.cmp(&b.0.1));
+    let vhosts: Vec<&str> = perms.iter().map(|((_, v), _)| v.as_str()).collect();
+    // Each vhost's configure, write and read expressions, for the API's own checks of writes.
+    let regexes: Vec<Value> =
+        perms.iter().map(|((_, v), p)| json!([v, p.configure.as_str(), p.write.as_str(), p.read.as_str()])).collect();
+    Ok(table(
+        &["user", "tags", "vhosts", "permissions"],
+        vec![[json!(u.name), json!(u.tags), json!(vhosts), json!(regexes)]],
+    ))
 }
 
 /// `queue_details`: every queue of every vhost, with its flags and counts.

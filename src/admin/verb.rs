@@ -92,6 +92,8 @@ pub enum Verb {
         name: String,
     },
     ListPolicies,
+    /// Every shard's message counters (the management API's sampler).
+    MessageStats,
 }
 
 impl Verb {
@@ -156,6 +158,7 @@ impl Verb {
             },
             "clear_policy" => Verb::ClearPolicy { name: arg(0, "name")? },
             "list_policies" => Verb::ListPolicies,
+            "message_stats" => Verb::MessageStats,
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -181,6 +184,7 @@ impl Verb {
                 | Verb::ExchangeDetails
                 | Verb::Alarms
                 | Verb::ListPolicies
+                | Verb::MessageStats
         )
     }
 

@@ -14,6 +14,7 @@ pub mod msg;
 pub mod placement;
 pub mod queue_ops;
 mod restore;
+pub mod stats;
 mod timers;
 
 use ahash::AHashMap as HashMap;
@@ -80,6 +81,8 @@ pub struct Shard {
     handled: [Cell<u64>; ShardMsg::KINDS.len()],
     /// Deadlines of its queues (message TTL, queue expiry).
     timers: timers::Timers,
+    /// Message counters that outlive the objects which counted them.
+    pub counters: stats::ShardCounters,
 }
 
 impl Shard {
@@ -119,6 +122,7 @@ impl Shard {
             mesh_bytes: Cell::new(0),
             handled: Default::default(),
             timers: Default::default(),
+            counters: Default::default(),
             config,
         })
     }

@@ -24,6 +24,7 @@ use crate::protocol::types::FieldTable;
 
 use super::message::Message;
 use super::paging::PageSpace;
+use super::stats::MessageStats;
 pub use args::{Overflow, QueueArgs, QueueType};
 pub use consumers::Consumer;
 use consumers::Consumers;
@@ -41,6 +42,8 @@ struct Unacked {
     /// The consumer whose credit it holds; 0 for basic.get.
     consumer: u64,
     queued: Queued,
+    /// Delivered to an auto-ack consumer: held only until it is written, not acked by the client.
+    no_ack: bool,
 }
 
 /// Why a message left its queue for the dead-letter exchange (x-death's `reason`).
@@ -133,6 +136,8 @@ pub struct Queue {
     last_used: u64,
     /// The deadline its shard's timer holds for it (`NEVER`: none).
     pub armed: u64,
+    /// Messages in, out and acknowledged (`message_stats`).
+    pub stats: MessageStats,
 }
 
 impl Queue {
@@ -169,6 +174,7 @@ impl Queue {
             expiring: args.message_ttl.is_some(),
             last_used: clock::now(),
             armed: NEVER,
+            stats: MessageStats::default(),
             declared: args.clone(),
             args,
         }
@@ -241,6 +247,7 @@ impl Queue {
         }
         let id = self.next_msg_id;
         self.next_msg_id += 1;
+        self.stats.publish += 1;
         let seg = persist(id);
         let lane = self.lane_of(&msg);
         self.enqueue(Queued { id, msg, redelivered: false, seg, own: false, lane, expires, returns: 0 }, pages);
@@ -360,11 +367,15 @@ impl Queue {
     pub fn get(&mut self, no_ack: bool) -> Option<(u64, Arc<Message>, bool)> {
         self.touch();
         self.expire_heads(clock::now());
-        let q = self.pop_head()?;
+        let Some(q) = self.pop_head() else {
+            self.stats.get_empty += u64::from(self.ready_count() == 0);
+            return None;
+        };
         let q = self.with_delivery_count(q);
+        self.stats.got(no_ack, q.redelivered);
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
-            self.hold(0, q);
+            self.hold(0, q, false);
         } else {
             self.left(&q);
         }
@@ -380,7 +391,10 @@ impl Queue {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
         match action {
-            Settle::Ack => self.left(&u.queued),
+            Settle::Ack => {
+                self.stats.ack += u64::from(!u.no_ack);
+                self.left(&u.queued)
+            }
             Settle::Discard => {
                 self.left(&u.queued);
                 self.dead_letter(u.queued.msg, DeathReason::Rejected);
@@ -400,9 +414,9 @@ impl Queue {
     }
 
     /// A delivery awaits settlement; `consumer` is the serial whose credit it holds (0: basic.get).
-    fn hold(&mut self, consumer: u64, q: Queued) {
+    fn hold(&mut self, consumer: u64, q: Queued, no_ack: bool) {
         self.unacked_bytes += q.msg.footprint();
-        self.unacked.insert(q.id, Unacked { consumer, queued: q });
+        self.unacked.insert(q.id, Unacked { consumer, queued: q, no_ack });
     }
 
     /// Puts a message back at its original place (RabbitMQ keeps requeued messages near the head,
@@ -429,6 +443,7 @@ impl Queue {
             c.in_flight += 1;
             let Some(q) = self.pop_head() else { return };
             let q = self.with_delivery_count(q);
+            self.stats.delivered(no_ack, q.redelivered);
             out(Delivery {
                 conn,
                 channel,
@@ -439,7 +454,7 @@ impl Queue {
                 no_ack,
                 msg: q.msg.clone(),
             });
-            self.hold(serial, q);
+            self.hold(serial, q, no_ack);
         }
         if self.args.has_limit() {
             self.drop_over_limit();
