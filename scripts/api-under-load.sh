@@ -8,12 +8,12 @@
 # Usage: scripts/api-under-load.sh
 # Environment: SCEN (warren-perf arguments, default "-x 1 -y 1 -s 16 -a"), SHARDS (1), ROUNDS (3),
 #              SECONDS_EACH (8), PAUSE_MS (0: as fast as possible), BROKER_CPU (0), LOAD_CPU (1),
-#              PORT (5791).
+#              PORT (5791), WARREN (the broker binary; default: the one just built).
 set -u
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --quiet --bin warren --bin warren-perf || exit 1
-WARREN=$TARGET/release/warren
+WARREN=${WARREN:-$TARGET/release/warren}
 PERF=$TARGET/release/warren-perf
 SCEN=${SCEN:--x 1 -y 1 -s 16 -a}
 PORT=${PORT:-5791}
