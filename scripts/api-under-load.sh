@@ -46,7 +46,7 @@ run() { # with_api(0|1) -> "msgs/s us-per-msg scrapes"
     taskset -c "${BROKER_CPU:-0}" "$WARREN" --listen "127.0.0.1:$PORT" --shards "${SHARDS:-1}" --data-dir "$d" \
         --management-listen 127.0.0.1:0 --prometheus-listen 127.0.0.1:0 > "$d/out" 2> "$d/err" &
     pid=$!
-    for _ in $(seq 1 50); do [ "$(wc -l < "$d/out")" -ge 3 ] && break; sleep 0.1; done
+    for _ in $(seq 1 50); do [ "$(cat "$d/out" 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
     mgmt=$(sed -n 2p "$d/out" | awk '{print $NF}' | cut -d: -f2)
     prom=$(sed -n 3p "$d/out" | awk '{print $NF}' | cut -d: -f2)
     if [ "$1" = 1 ]; then

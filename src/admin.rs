@@ -221,6 +221,7 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
         Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
         Verb::MessageStats => message_stats::message_stats(shard).await,
+        Verb::Snapshot => http_verbs::snapshot(shard).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Admin verbs the management HTTP API (src/mgmt/) asks for beyond warrenctl's: a login check,
 //! queues and exchanges with every field RabbitMQ's API shows (all vhosts at once), a queue declare
-//! from a definition, an exchange delete, an unbind, and the resource alarm in force.
+//! from a definition, an exchange delete, an unbind, the resource alarm in force, and all of a
+//! request's snapshot in one answer.
 
 use std::rc::Rc;
 
@@ -130,4 +131,16 @@ pub async fn unbind(shard: &Shard, binding: &str) -> Result<Value, String> {
         }
     }
     Ok(super::done())
+}
+
+/// `snapshot`: in one answer what most management requests need (vhosts, queue details,
+/// connections, channels, mesh counts), so a request costs one admin round trip, not five.
+pub async fn snapshot(shard: &Shard) -> Result<Value, String> {
+    Ok(json!({
+        "vhosts": super::lists::vhosts(shard),
+        "queues": queue_details(shard).await?,
+        "connections": super::lists::connections(shard).await?,
+        "channels": super::lists::channels(shard).await?,
+        "mesh": super::lists::shard_messages(shard).await?,
+    }))
 }

@@ -94,6 +94,8 @@ pub enum Verb {
     ListPolicies,
     /// Every shard's message counters (the management API's sampler).
     MessageStats,
+    /// Vhosts, queue details, connections, channels and mesh counts at once (the management API).
+    Snapshot,
 }
 
 impl Verb {
@@ -159,6 +161,7 @@ impl Verb {
             "clear_policy" => Verb::ClearPolicy { name: arg(0, "name")? },
             "list_policies" => Verb::ListPolicies,
             "message_stats" => Verb::MessageStats,
+            "snapshot" => Verb::Snapshot,
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -185,6 +188,7 @@ impl Verb {
                 | Verb::Alarms
                 | Verb::ListPolicies
                 | Verb::MessageStats
+                | Verb::Snapshot
         )
     }
 

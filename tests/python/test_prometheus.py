@@ -147,9 +147,12 @@ def test_per_object_series_carry_rabbitmqs_labels(broker):
 
 
 def test_shard_cpu_seconds_grow_under_load(broker):
+    def shards():
+        return {s.labels["shard"] for s in scrape(broker)["warren_shard_cpu_seconds"].samples}
+
+    # The series come with the sampler's first sample after the start.
+    assert wait(lambda: shards() == {"0", "1"}, timeout=5), shards()
     fams = scrape(broker)
-    shards = {s.labels["shard"] for s in fams["warren_shard_cpu_seconds"].samples}
-    assert shards == {"0", "1"}
     before = value(fams, "warren_shard_cpu_seconds")
     c = broker.connect()
     ch = c.channel()
