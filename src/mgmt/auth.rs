@@ -52,8 +52,9 @@ pub struct Caller {
     pub level: Level,
     /// Vhosts the user has permissions in.
     pub vhosts: Vec<String>,
-    /// Its configure, write and read expressions in each of them.
-    pub permissions: Vec<(String, Permission)>,
+    /// Its configure, write and read expressions in each of them, as text: compiled only when a
+    /// change is checked (compiling them for every request cost more than the rest of it).
+    pub permissions: Vec<(String, [String; 3])>,
 }
 
 /// What a change needs: an operation on a resource in a vhost.
@@ -114,7 +115,8 @@ impl Caller {
     /// Whether its `perm` expression in `vhost` matches a resource name (the default exchange is
     /// `amq.default`, as in AMQP's checks).
     fn permits(&self, vhost: &str, perm: Perm, name: &str) -> bool {
-        self.permissions.iter().find(|(v, _)| v == vhost).is_some_and(|(_, p)| {
+        self.permissions.iter().find(|(v, _)| v == vhost).is_some_and(|(_, [c, w, r])| {
+            let Ok(p) = Permission::new(c, w, r) else { return false };
             let re = match perm {
                 Perm::Configure => &p.configure,
                 Perm::Write => &p.write,
@@ -203,8 +205,8 @@ pub async fn authenticate(admin: &Admin, headers: &HeaderMap, peer: SocketAddr) 
         .into_iter()
         .flatten()
         .filter_map(|p| {
-            let [v, c, w, r] = [0, 1, 2, 3].map(|i| p.get(i).and_then(Value::as_str).unwrap_or_default());
-            Permission::new(c, w, r).ok().map(|perm| (v.to_string(), perm))
+            let [v, c, w, r] = [0, 1, 2, 3].map(|i| p.get(i).and_then(Value::as_str).map(String::from));
+            Some((v?, [c?, w?, r?]))
         })
         .collect();
     Ok(Caller { name, tags, level, vhosts: strings(row.get("vhosts")), permissions })
@@ -231,7 +233,7 @@ mod tests {
             level: Level::of(&tags).unwrap(),
             tags,
             vhosts: perms.iter().map(|p| p.0.to_string()).collect(),
-            permissions: perms.iter().map(|(v, c, w, r)| (v.to_string(), Permission::new(c, w, r).unwrap())).collect(),
+            permissions: perms.iter().map(|(v, c, w, r)| (v.to_string(), [c, w, r].map(|s| s.to_string()))).collect(),
         }
     }
 
