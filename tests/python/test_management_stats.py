@@ -232,3 +232,23 @@ def test_a_busy_api_reads_samples_not_the_shards(broker):
         t.join()
     intervals = (time.time() - t0) / (INTERVAL_MS / 1000) + 2
     assert stats_asked() - before <= 2 * intervals, (stats_asked() - before, intervals)
+
+
+def test_auto_ack_deliveries_are_not_counted_as_acks(broker):
+    # An auto-ack consumer's deliveries are settled at the queue once written; that settlement is
+    # not a client's ack and must not show as one.
+    c = broker.connect()
+    ch = c.channel()
+    ch.queue_declare("auto")
+    for _ in range(5):
+        ch.basic_publish("", "auto", b"x")
+    got = []
+    ch.basic_consume("auto", lambda chan, m, p, b: got.append(m.delivery_tag), auto_ack=True)
+    while len(got) < 5:
+        c.process_data_events(time_limit=0.1)
+
+    def stats():
+        return get(broker, "/api/queues/%2F/auto")["message_stats"]
+
+    assert wait(lambda: stats().get("deliver_no_ack") == 5, timeout=5), stats()
+    assert (stats()["ack"], stats()["deliver"], stats()["publish"]) == (0, 0, 5)

@@ -42,8 +42,6 @@ struct Unacked {
     /// The consumer whose credit it holds; 0 for basic.get.
     consumer: u64,
     queued: Queued,
-    /// Delivered to an auto-ack consumer: held only until it is written, not acked by the client.
-    no_ack: bool,
 }
 
 /// Why a message left its queue for the dead-letter exchange (x-death's `reason`).
@@ -375,7 +373,7 @@ impl Queue {
         self.stats.got(no_ack, q.redelivered);
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
-            self.hold(0, q, false);
+            self.hold(0, q);
         } else {
             self.left(&q);
         }
@@ -387,12 +385,15 @@ impl Queue {
     pub fn settle(&mut self, msg_id: u64, action: Settle) {
         let Some(u) = self.unacked.remove(&msg_id) else { return };
         self.unacked_bytes -= u.queued.msg.footprint();
+        // An auto-ack consumer's deliveries are held only until written: not acks of a client.
+        let mut auto_ack = false;
         if let Some(c) = self.consumers.by_serial(u.consumer) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            auto_ack = c.no_ack;
         }
         match action {
             Settle::Ack => {
-                self.stats.ack += u64::from(!u.no_ack);
+                self.stats.ack += u64::from(!auto_ack);
                 self.left(&u.queued)
             }
             Settle::Discard => {
@@ -414,9 +415,9 @@ impl Queue {
     }
 
     /// A delivery awaits settlement; `consumer` is the serial whose credit it holds (0: basic.get).
-    fn hold(&mut self, consumer: u64, q: Queued, no_ack: bool) {
+    fn hold(&mut self, consumer: u64, q: Queued) {
         self.unacked_bytes += q.msg.footprint();
-        self.unacked.insert(q.id, Unacked { consumer, queued: q, no_ack });
+        self.unacked.insert(q.id, Unacked { consumer, queued: q });
     }
 
     /// Puts a message back at its original place (RabbitMQ keeps requeued messages near the head,
@@ -454,7 +455,7 @@ impl Queue {
                 no_ack,
                 msg: q.msg.clone(),
             });
-            self.hold(serial, q, no_ack);
+            self.hold(serial, q);
         }
         if self.args.has_limit() {
             self.drop_over_limit();
