@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin warren-perf
-PERF=$PWD/target/release/warren-perf
+PERF=${CARGO_TARGET_DIR:-$PWD/target}/release/warren-perf
 SCEN=${SCEN:--x 1 -y 1 -s 16 -a}
 run() {
     local bin=$1 d pid

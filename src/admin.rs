@@ -23,6 +23,7 @@ mod changes;
 mod http_verbs;
 mod limits;
 mod lists;
+mod message_stats;
 mod verb;
 
 use verb::Verb;
@@ -238,6 +239,8 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         Verb::SetUserLimits { user, definition } => limits::set_user_limits(shard, &user, &definition).await,
         Verb::ClearUserLimits { user, limit } => limits::clear_user_limits(shard, &user, &limit).await,
         Verb::ListUserLimits { user } => limits::list_user_limits(shard, user.as_deref()),
+        Verb::MessageStats => message_stats::message_stats(shard).await,
+        Verb::Snapshot => http_verbs::snapshot(shard).await,
     }
 }
 

@@ -10,6 +10,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5672";
 pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:15672";
 /// rabbitmq_prometheus's port.
 pub const DEFAULT_PROMETHEUS_LISTEN: &str = "127.0.0.1:15692";
+/// RabbitMQ's `collect_statistics_interval`: how often the management API samples the message
+/// counters (milliseconds); rates are computed over the last interval.
+pub const DEFAULT_STATS_INTERVAL_MS: u64 = 5000;
 /// A listener address that disables the listener.
 pub const LISTEN_OFF: &str = "off";
 pub const DEFAULT_FRAME_MAX: u32 = 131_072;
@@ -38,6 +41,8 @@ pub struct Config {
     pub management_listen: String,
     /// The Prometheus scrape endpoint (/metrics), or "off".
     pub prometheus_listen: String,
+    /// How often (ms) the management API samples message counters for its rates.
+    pub collect_statistics_interval: u64,
     /// Number of shards; 0 means one per CPU this process may run on.
     pub shards: usize,
     /// CPUs to pin shards to, in order; empty means the CPUs this process may run on.
@@ -84,6 +89,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.into(),
             management_listen: DEFAULT_MANAGEMENT_LISTEN.into(),
             prometheus_listen: DEFAULT_PROMETHEUS_LISTEN.into(),
+            collect_statistics_interval: DEFAULT_STATS_INTERVAL_MS,
             shards: 0,
             cpus: Vec::new(),
             frame_max: DEFAULT_FRAME_MAX,
@@ -137,6 +143,9 @@ impl Config {
             if addr != LISTEN_OFF && addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(format!("{key} must be ADDR:PORT or \"off\", not '{addr}'"));
             }
+        }
+        if !(100..=3_600_000).contains(&self.collect_statistics_interval) {
+            return Err("collect_statistics_interval must be between 100 and 3600000 (ms)".into());
         }
         if self.default_vhost.is_empty() {
             return Err("default_vhost must not be empty".into());

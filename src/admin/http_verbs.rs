@@ -1,6 +1,7 @@
 //! Admin verbs the management HTTP API (src/mgmt/) asks for beyond warrenctl's: a login check,
 //! queues and exchanges with every field RabbitMQ's API shows (all vhosts at once), a queue declare
-//! from a definition, an exchange delete, an unbind, and the resource alarm in force.
+//! from a definition, an exchange delete, an unbind, the resource alarm in force, and all of a
+//! request's snapshot in one answer.
 
 use std::rc::Rc;
 
@@ -12,15 +13,22 @@ use crate::broker::routing::MetaOp;
 use crate::shard::Shard;
 use crate::shard::admin_ops::AdminOp;
 
-/// `authenticate USER PASSWORD LOOPBACK`: the user's tags and the vhosts it may use, or an error,
+/// `authenticate USER PASSWORD LOOPBACK`: the user's tags, the vhosts it may use (with its
+/// configure, write and read expressions in each), or an error,
 /// checked as the AMQP login checks (password hash, loopback-only users).
 pub fn authenticate(shard: &Shard, user: &str, password: &str, loopback: bool) -> Result<Value, String> {
     let access = shard.access.borrow();
     let u = access.login(user, password, "PLAIN", loopback).map_err(|e| e.into_text())?;
-    let mut vhosts: Vec<&str> =
-        access.permissions().filter(|((name, _), _)| *name == u.name).map(|((_, v), _)| v.as_str()).collect();
-    vhosts.sort();
-    Ok(table(&["user", "tags", "vhosts"], vec![[json!(u.name), json!(u.tags), json!(vhosts)]]))
+    let mut perms: Vec<_> = access.permissions().filter(|((name, _), _)| *name == u.name).collect();
+    perms.sort_by(|a, b| a.0.1.cmp(&b.0.1));
+    let vhosts: Vec<&str> = perms.iter().map(|((_, v), _)| v.as_str()).collect();
+    // Each vhost's configure, write and read expressions, for the API's own checks of writes.
+    let regexes: Vec<Value> =
+        perms.iter().map(|((_, v), p)| json!([v, p.configure.as_str(), p.write.as_str(), p.read.as_str()])).collect();
+    Ok(table(
+        &["user", "tags", "vhosts", "permissions"],
+        vec![[json!(u.name), json!(u.tags), json!(vhosts), json!(regexes)]],
+    ))
 }
 
 /// `queue_details`: every queue of every vhost, with its flags and counts.
@@ -123,4 +131,16 @@ pub async fn unbind(shard: &Shard, binding: &str) -> Result<Value, String> {
         }
     }
     Ok(super::done())
+}
+
+/// `snapshot`: in one answer what most management requests need (vhosts, queue details,
+/// connections, channels, mesh counts), so a request costs one admin round trip, not five.
+pub async fn snapshot(shard: &Shard) -> Result<Value, String> {
+    Ok(json!({
+        "vhosts": super::lists::vhosts(shard),
+        "queues": queue_details(shard).await?,
+        "connections": super::lists::connections(shard).await?,
+        "channels": super::lists::channels(shard).await?,
+        "mesh": super::lists::shard_messages(shard).await?,
+    }))
 }

@@ -113,6 +113,10 @@ pub enum Verb {
     ListUserLimits {
         user: Option<String>,
     },
+    /// Every shard's message counters (the management API's sampler).
+    MessageStats,
+    /// Vhosts, queue details, connections, channels and mesh counts at once (the management API).
+    Snapshot,
 }
 
 impl Verb {
@@ -187,6 +191,8 @@ impl Verb {
                 limit: req.args.get(1).cloned().unwrap_or_else(|| "all".into()),
             },
             "list_user_limits" => Verb::ListUserLimits { user: req.args.first().cloned() },
+            "message_stats" => Verb::MessageStats,
+            "snapshot" => Verb::Snapshot,
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -214,6 +220,8 @@ impl Verb {
                 | Verb::ListPolicies
                 | Verb::ListVhostLimits
                 | Verb::ListUserLimits { .. }
+                | Verb::MessageStats
+                | Verb::Snapshot
         )
     }
 

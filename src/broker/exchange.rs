@@ -9,6 +9,7 @@ use crate::protocol::types::FieldTable;
 use super::routing::Dest;
 use super::routing::headers::headers_match;
 use super::routing::topic::TopicTrie;
+use super::stats::ExchangeStats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExchangeKind {
@@ -65,6 +66,8 @@ pub struct Exchange {
     pub arguments: FieldTable,
     pub bindings: Vec<Binding>,
     index: Index,
+    /// Messages in and out through this shard's copy.
+    pub stats: ExchangeStats,
 }
 
 impl Exchange {
@@ -82,7 +85,17 @@ impl Exchange {
             ExchangeKind::Topic => Index::Topic(TopicTrie::default()),
             ExchangeKind::Headers => Index::Headers,
         };
-        Self { name: name.into(), kind, durable, auto_delete, internal, arguments, bindings: Vec::new(), index }
+        Self {
+            name: name.into(),
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            bindings: Vec::new(),
+            index,
+            stats: ExchangeStats::default(),
+        }
     }
 
     /// Adds a binding; an identical one already there is left as is (bind is idempotent).

@@ -13,3 +13,4 @@ pub mod policy;
 pub mod queue;
 pub mod queues;
 pub mod routing;
+pub mod stats;

@@ -9,6 +9,7 @@ use crate::protocol::reply::ChannelError;
 use crate::protocol::types::FieldValue;
 
 use super::queue::{Queue, QueueArgs, QueueFlags};
+use super::stats::QueueChurn;
 
 /// A queue table fails only with channel errors (404, 405, 406).
 type Result<T> = std::result::Result<T, ChannelError>;
@@ -42,6 +43,8 @@ pub struct QueueTable {
     /// vhost → name → id; nested so lookups borrow `&str` without allocating.
     by_name: HashMap<Arc<str>, HashMap<Arc<str>, QueueId>>,
     queues: HashMap<QueueId, Queue>,
+    /// Queues declared, created and deleted here.
+    pub churn: QueueChurn,
 }
 
 pub fn not_found(vhost: &str, name: &str) -> ChannelError {
@@ -69,7 +72,7 @@ fn describe(v: Option<&FieldValue>) -> String {
 
 impl QueueTable {
     pub fn new(shard: usize) -> Self {
-        Self { shard, next_serial: 1, by_name: HashMap::new(), queues: HashMap::new() }
+        Self { shard, next_serial: 1, by_name: HashMap::new(), queues: HashMap::new(), churn: QueueChurn::default() }
     }
 
     pub fn lookup(&self, vhost: &str, name: &str) -> Option<QueueId> {
@@ -132,6 +135,7 @@ impl QueueTable {
                 Self::check_equivalent(q, &flags)?;
             }
             let ok = DeclareOk { id, message_count: q.message_count(), consumer_count: q.consumer_count() };
+            self.churn.declared += u64::from(!passive);
             // A declare counts as use (`x-expires`).
             if let Some(q) = self.queues.get_mut(&id) {
                 q.touch();
@@ -148,6 +152,8 @@ impl QueueTable {
         let (vhost, name): (Arc<str>, Arc<str>) = (vhost.into(), name.into());
         self.by_name.entry(vhost.clone()).or_default().insert(name.clone(), id);
         self.queues.insert(id, Queue::new(id, vhost, name, flags, args, owner));
+        self.churn.declared += 1;
+        self.churn.created += 1;
         Ok(DeclareOk { id, message_count: 0, consumer_count: 0 })
     }
 
@@ -189,6 +195,8 @@ impl QueueTable {
     /// Removes a queue, returning it (its ready count answers queue.delete).
     pub fn remove(&mut self, id: QueueId) -> Option<Queue> {
         let q = self.queues.remove(&id)?;
+        self.churn.deleted += 1;
+        self.churn.deleted_deliveries += q.stats.deliver_get();
         if let Some(names) = self.by_name.get_mut(&q.vhost) {
             names.remove(&q.name);
         }

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use super::admin_client::{AdminError, Object};
 use super::auth::{Caller, authenticate};
+use super::listing::ListQuery;
+use super::message_stats::Kind;
 use super::metrics::Process;
 use super::server::{Node, Resp, admin_failed, error, json_reply, not_found};
 use super::shapes::{self, COMPAT_VERSION, Snapshot};
@@ -60,6 +62,10 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         Err(r) => return r,
     };
     let method = req.method().clone();
+    let query = match ListQuery::parse(req.uri().query()) {
+        Ok(q) => q,
+        Err(refused) => return refused.resp(),
+    };
     let segs: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -71,17 +77,31 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         _ => return error(StatusCode::BAD_REQUEST, "bad_request", "the body is not a JSON object"),
     };
     let answer = match method {
-        Method::GET => get(node, &caller, &segs).await,
+        Method::GET => get(node, &caller, &segs, &query).await,
         _ => writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed())),
     };
     answer.unwrap_or_else(admin_failed)
 }
 
-async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminError> {
+async fn get(node: &Node, caller: &Caller, segs: &[&str], query: &ListQuery) -> Result<Resp, AdminError> {
     let admin = &node.admin;
     let name = node.name.as_str();
     let snapshot = async || Ok::<_, AdminError>(Snapshot::fetch(admin).await?.visible_to(caller));
-    let one = |found: Option<Value>| found.map_or_else(not_found, ok);
+    let one = |found: Option<Value>| found.map_or_else(not_found, |v| ok(query.one(&v)));
+    // A list with its objects' message counters, sorted, paged and cut to `columns=` as asked.
+    let list = |kind: Option<Kind>, items: Vec<Value>| {
+        let mut items = items;
+        if let Some(k) = kind {
+            node.sampler.attach(k, &mut items);
+        }
+        query.reply(items).map_or_else(|r| r.resp(), ok)
+    };
+    let stats = |kind: Kind, v: Value| {
+        let mut items = [v];
+        node.sampler.attach(kind, &mut items);
+        let [v] = items;
+        v
+    };
     // A vhost the caller may not see is refused; one that does not exist is not found.
     let vhost_check = |snap: &Snapshot, v: &str| {
         if !caller.sees_vhost(v) {
@@ -98,11 +118,11 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
         ["nodes"] => ok(json!([nodes(node, admin).await?])),
         ["vhosts"] => {
             let snap = snapshot().await?;
-            ok(snap.vhosts.iter().map(|v| shapes::vhost(v, &snap, name)).collect())
+            list(Some(Kind::Vhost), snap.vhosts.iter().map(|v| shapes::vhost(v, &snap, name)).collect())
         }
         ["vhosts", v] => {
             let snap = snapshot().await?;
-            one(snap.vhosts.iter().find(|x| x == v).map(|v| shapes::vhost(v, &snap, name)))
+            one(snap.vhosts.iter().find(|x| x == v).map(|v| stats(Kind::Vhost, shapes::vhost(v, &snap, name))))
         }
         ["users"] | ["users", _] | ["definitions"] => {
             if let Some(r) = caller.not_administrator() {
@@ -151,7 +171,9 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 _ => ok(Value::Array(all)),
             }
         }
-        ["queues"] => ok(snapshot().await?.queues.iter().map(|q| shapes::queue(q, name)).collect()),
+        ["queues"] => {
+            list(Some(Kind::Queue), snapshot().await?.queues.iter().map(|q| shapes::queue(q, name)).collect())
+        }
         ["queues", v] | ["queues", v, _] => {
             let snap = snapshot().await?;
             if let Some(refused) = vhost_check(&snap, v) {
@@ -159,8 +181,10 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
             }
             let mut qs = snap.queues.iter().filter(|q| q["vhost"] == *v);
             match segs {
-                ["queues", _, n] => one(qs.find(|q| q["name"] == *n).map(|q| shapes::queue(q, name))),
-                _ => ok(qs.map(|q| shapes::queue(q, name)).collect()),
+                ["queues", _, n] => {
+                    one(qs.find(|q| q["name"] == *n).map(|q| stats(Kind::Queue, shapes::queue(q, name))))
+                }
+                _ => list(Some(Kind::Queue), qs.map(|q| shapes::queue(q, name)).collect()),
             }
         }
         ["exchanges"] | ["exchanges", _] | ["exchanges", _, _] => {
@@ -179,9 +203,9 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 // RabbitMQ names the default exchange "amq.default" in paths.
                 ["exchanges", _, n] => {
                     let n = if *n == "amq.default" { "" } else { n };
-                    one(xs.find(|x| x["name"] == n).map(shapes::exchange))
+                    one(xs.find(|x| x["name"] == n).map(|x| stats(Kind::Exchange, shapes::exchange(x))))
                 }
-                _ => ok(xs.map(shapes::exchange).collect()),
+                _ => list(Some(Kind::Exchange), xs.map(shapes::exchange).collect()),
             }
         }
         ["bindings"] | ["bindings", _] => {
@@ -198,16 +222,23 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                 out.extend(snap.queues.iter().filter(|q| q["vhost"] == **v).map(shapes::default_binding));
                 out.extend(admin.rows("list_bindings", vec![], v).await?.iter().map(|b| shapes::binding(v, b)));
             }
-            ok(Value::Array(out))
+            list(None, out)
         }
-        ["connections"] => ok(snapshot().await?.connections.iter().map(|c| shapes::connection(c, name)).collect()),
+        ["connections"] => {
+            let conns = snapshot().await?.connections.iter().map(|c| shapes::connection(c, name)).collect();
+            list(Some(Kind::Connection), conns)
+        }
         ["connections", c] => {
             let snap = snapshot().await?;
-            one(snap.connections.iter().find(|x| x["name"] == *c).map(|c| shapes::connection(c, name)))
+            let found = snap.connections.iter().find(|x| x["name"] == *c);
+            one(found.map(|c| stats(Kind::Connection, shapes::connection(c, name))))
         }
         ["channels"] => {
             let snap = snapshot().await?;
-            ok(snap.channels.iter().map(|ch| shapes::channel(ch, conn_name(&snap, ch), name)).collect())
+            list(
+                Some(Kind::Channel),
+                snap.channels.iter().map(|ch| shapes::channel(ch, conn_name(&snap, ch), name)).collect(),
+            )
         }
         ["consumers"] | ["consumers", _] => {
             let snap = snapshot().await?;
@@ -227,7 +258,7 @@ async fn get(node: &Node, caller: &Caller, segs: &[&str]) -> Result<Resp, AdminE
                     }
                 }
             }
-            ok(Value::Array(out))
+            list(None, out)
         }
         ["policies"] | ["policies", _] | ["policies", _, _] => {
             let snap = snapshot().await?;
@@ -339,7 +370,7 @@ async fn overview(node: &Node, caller: &Caller) -> Result<Value, AdminError> {
         "product_name": "Warren",
         "product_version": env!("CARGO_PKG_VERSION"),
         "erlang_version": "none",
-        "rates_mode": "none",
+        "rates_mode": "basic",
         "cluster_name": node.name,
         "node": node.name,
         "exchange_types": exchange_types,
@@ -351,7 +382,7 @@ async fn overview(node: &Node, caller: &Caller) -> Result<Value, AdminError> {
             "consumers": snap.consumers(),
         },
         "queue_totals": { "messages": messages, "messages_ready": ready, "messages_unacknowledged": unacked },
-        "message_stats": {},
+        "message_stats": node.sampler.overview(|v| caller.sees_vhost(v)),
         "listeners": listeners,
         "contexts": [],
     }))

@@ -8,13 +8,18 @@
 //! - `auth`: basic auth against Warren's users, RabbitMQ's tag rules.
 //! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE
 //!   (`limit_writes`: of vhost and user limits); `shapes`: RabbitMQ's JSON objects.
+//! - `sampler`: the message counters sampled every `collect_statistics_interval`, and rates.
 //! - `metrics`: the Prometheus exposition.
 
 mod admin_client;
 mod api;
 mod auth;
 mod limit_writes;
+mod listing;
+mod message_stats;
 mod metrics;
+mod metrics_counters;
+mod sampler;
 mod server;
 mod shapes;
 mod writes;

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use super::admin_client::{Admin, AdminError};
+use super::sampler::Sampler;
 use crate::admin::SOCKET_NAME;
 use crate::config::{Config, LISTEN_OFF};
 use crate::tls::Tls;
@@ -40,6 +41,8 @@ pub struct Node {
     pub management_https: bool,
     pub prometheus_https: bool,
     pub name: String,
+    /// The last samples of the message counters.
+    pub sampler: Sampler,
 }
 
 /// The bound listeners, not yet served.
@@ -47,6 +50,7 @@ pub struct Listeners {
     management: Option<TcpListener>,
     prometheus: Option<TcpListener>,
     data_dir: std::path::PathBuf,
+    stats_interval: std::time::Duration,
 }
 
 fn bind_one(key: &str, addr: &str) -> Result<Option<TcpListener>, String> {
@@ -64,6 +68,7 @@ pub fn bind(config: &Config) -> Result<Listeners, String> {
         management: bind_one("management_listen", &config.management_listen)?,
         prometheus: bind_one("prometheus_listen", &config.prometheus_listen)?,
         data_dir: config.data_dir.clone(),
+        stats_interval: std::time::Duration::from_millis(config.collect_statistics_interval),
     })
 }
 
@@ -90,10 +95,12 @@ impl Listeners {
             management: self.management_addr(),
             prometheus: self.prometheus_addr(),
             name: format!("warren@{}", hostname()),
+            sampler: Sampler::default(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         std::thread::Builder::new().name("warren-http".into()).spawn(move || {
             runtime.block_on(async move {
+                tokio::spawn(node.sampler.clone().run(node.admin.clone(), self.stats_interval));
                 let https = |on: fn(&TlsSettings) -> bool| tls.clone().filter(|t| on(t.settings()));
                 let mgmt_tls = https(|s| s.https_management);
                 let prom_tls = https(|s| s.https_prometheus);

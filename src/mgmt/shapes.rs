@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::admin_client::{Admin, AdminError, Object};
+use super::admin_client::{Admin, AdminError, Object, objects};
 use super::auth::Caller;
 
 /// Name and version RabbitMQ's clients check before using an API (e.g. the `rabbitmq_version`
@@ -33,14 +33,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// One admin round trip (`snapshot`) for all of it.
     pub async fn fetch(admin: &Admin) -> Result<Self, AdminError> {
-        let vhosts = admin.rows("list_vhosts", vec![], "/").await?.iter().map(|r| s(r, "name").to_string()).collect();
+        let all = admin.ask("snapshot", vec![], "/").await?;
+        let part = |k: &str| all.get(k).map(objects).unwrap_or_default();
         Ok(Self {
-            vhosts,
-            queues: admin.rows("queue_details", vec![], "/").await?,
-            connections: admin.rows("list_connections", vec![], "/").await?,
-            channels: admin.rows("list_channels", vec![], "/").await?,
-            mesh: admin.rows("list_shard_messages", vec![], "/").await?,
+            vhosts: part("vhosts").iter().map(|r| s(r, "name").to_string()).collect(),
+            queues: part("queues"),
+            connections: part("connections"),
+            channels: part("channels"),
+            mesh: part("mesh"),
         })
     }
 

@@ -1,14 +1,15 @@
 //! The management API's changes (PUT, POST, DELETE), each through the admin socket's verbs:
 //! queues, exchanges, bindings, vhosts, users, permissions, definitions, purge, closing a
 //! connection. Status codes as RabbitMQ's: 201 created, 204 done or already there, 404 missing,
-//! 400 refused by the broker (an inequivalent redeclare). Administrators only, for now.
+//! 400 refused by the broker (an inequivalent redeclare). Who may change what is RabbitMQ's rule
+//! table (`auth::needs`).
 
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::admin_client::{Admin, AdminError};
-use super::auth::Caller;
+use super::auth::{Caller, Need, needs};
 use super::limit_writes;
 use super::server::{Node, Resp, error, json_reply, no_content, not_found};
 use super::shapes;
@@ -43,6 +44,23 @@ async fn import(admin: &Admin, defs: Value) -> Result<Value, AdminError> {
     admin.ask("import_definitions", vec![defs.to_string()], "/").await
 }
 
+/// The answer refusing a change the caller may not make (RabbitMQ's rule table), or None.
+async fn refuses(admin: &Admin, caller: &Caller, method: &Method, segs: &[&str]) -> Option<Result<Resp, AdminError>> {
+    let Some(needs) = needs(method, segs) else { return caller.not_administrator().map(Ok) };
+    // Closing a connection: whose it is decides.
+    let mut conn_user = None;
+    if let (Some(Need::OwnConnection), ["connections", c]) = (needs.first(), segs) {
+        let conns = match admin.rows("list_connections", vec![], "/").await {
+            Ok(rows) => rows,
+            Err(e) => return Some(Err(e)),
+        };
+        let found =
+            conns.into_iter().find(|x| x["name"] == *c || x["pid"].as_u64().is_some_and(|p| c.parse() == Ok(p)));
+        conn_user = found.and_then(|x| x.get("user").and_then(Value::as_str).map(String::from));
+    }
+    needs.into_iter().find_map(|n| caller.refuses(n, conn_user.as_deref())).map(Ok)
+}
+
 /// The change a request asks for, or None when the method and path name none.
 pub async fn handle(
     node: &Node,
@@ -67,8 +85,8 @@ pub async fn handle(
     if !known {
         return None;
     }
-    if let Some(r) = caller.not_administrator() {
-        return Some(Ok(r));
+    if let Some(refused) = refuses(admin, caller, method, segs).await {
+        return Some(refused);
     }
     let str_field = |k: &str| body.get(k).and_then(Value::as_str).map(String::from);
     let bool_field = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);

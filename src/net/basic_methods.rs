@@ -110,11 +110,16 @@ impl Conn {
             }
         };
         let Some((msg_id, msg, redelivered, message_count)) = got else {
+            let _ = self.with_channel(ch, |c| {
+                c.stats.msgs.get_empty += 1;
+                Ok(())
+            });
             self.send_method(ch, &Method::BasicGetEmpty(basic::GetEmpty::default()));
             return Ok(());
         };
         let tag = self.with_channel(ch, |c| {
             let tag = c.take_tag();
+            c.stats.msgs.got(no_ack, redelivered);
             if !no_ack {
                 c.unacked.insert(tag, Unacked { queue, msg_id });
             }
@@ -158,7 +163,13 @@ impl Conn {
             }
             _ => return Ok(()),
         };
-        let settled = self.with_channel(ch, |c| c.take_acked(tag, multiple))?;
+        let settled = self.with_channel(ch, |c| {
+            let settled = c.take_acked(tag, multiple)?;
+            if matches!(action, Settle::Ack) {
+                c.stats.msgs.ack += settled.len() as u64;
+            }
+            Ok(settled)
+        })?;
         self.shard.settle(settled.into_iter().map(|u| (u.queue, u.msg_id)), action);
         self.release_parked(ch);
         Ok(())

@@ -1,6 +1,7 @@
 //! A channel's state (spec 2.2.5): open or closing, the publish being assembled, delivery tags
 //! awaiting acks, its consumers, its confirm and tx modes. And the per-channel method dispatch.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ahash::AHashMap as HashMap;
@@ -11,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::broker::delivery::Delivery;
 use crate::broker::message::Message;
+use crate::broker::stats::{ChannelStats, VhostTotals};
 use crate::ids::QueueId;
 use crate::protocol::Method;
 use crate::protocol::methods::{basic, channel as chan};
@@ -124,6 +126,10 @@ pub struct Channel {
     tx: Option<Tx>,
     /// Its consumer of `amq.rabbitmq.reply-to` (direct reply-to).
     pub reply_consumer: Option<super::direct_reply::ReplyConsumer>,
+    /// Its message counters (`message_stats`), plain integers on its connection's shard.
+    pub stats: ChannelStats,
+    /// Its vhost's totals on this shard, which get its counters when it closes.
+    totals: Rc<RefCell<VhostTotals>>,
 }
 
 /// Where a message being published stands after a frame of it arrived.
@@ -287,7 +293,9 @@ impl Channel {
         assembling + self.tx.as_ref().map_or(0, Tx::bytes)
     }
 
-    pub fn new() -> Self {
+    /// A channel whose counters go to `totals` when it closes.
+    pub fn new(totals: Rc<RefCell<VhostTotals>>) -> Self {
+        totals.borrow_mut().channels_opened += 1;
         Self {
             state: ChannelState::Open,
             content: Content::Idle,
@@ -303,6 +311,8 @@ impl Channel {
             confirms: None,
             tx: None,
             reply_consumer: None,
+            stats: ChannelStats::default(),
+            totals,
         }
     }
 
@@ -318,6 +328,32 @@ impl Channel {
     /// Whether the channel-wide limit keeps a manual-ack delivery from the client for now.
     pub fn over_global_limit(&self) -> bool {
         self.global_prefetch != 0 && self.unacked.len() >= self.global_prefetch as usize
+    }
+
+    /// Counts a complete publish: `targets` is how many shards it goes to.
+    #[inline]
+    pub fn count_publish(&mut self, confirm: bool, default_exchange: bool, targets: u32) {
+        let s = &mut self.stats;
+        s.msgs.publish += 1;
+        s.msgs.publish_confirm += u64::from(confirm);
+        if default_exchange {
+            s.default_in += 1;
+            s.default_out += u64::from(targets > 0);
+        }
+    }
+
+    /// Counts what became of a publish the channel waited for: a confirm, and a return or drop
+    /// if it reached no queue.
+    pub fn count_receipt(&mut self, confirm: bool, mandatory: bool, unroutable: bool) {
+        let s = &mut self.stats.msgs;
+        s.confirm += u64::from(confirm);
+        if unroutable {
+            if mandatory {
+                s.return_unroutable += 1;
+            } else {
+                s.drop_unroutable += 1;
+            }
+        }
     }
 
     pub fn take_tag(&mut self) -> u64 {
@@ -355,7 +391,15 @@ impl Channel {
 
 impl Default for Channel {
     fn default() -> Self {
-        Self::new()
+        Self::new(Rc::default())
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let mut t = self.totals.borrow_mut();
+        t.retired.add(&self.stats);
+        t.channels_closed += 1;
     }
 }
 

@@ -128,6 +128,8 @@ impl Client for Conn {
             channels: st.channels.len(),
             state: self.state(),
             buffer_bytes: self.output_buffer_bytes(),
+            recv_oct: self.received.get(),
+            send_oct: self.written.get(),
         }
     }
     fn channels(&self) -> Vec<ChannelInfo> {
@@ -140,6 +142,7 @@ impl Client for Conn {
                 unacked: ch.unacked.len(),
                 prefetch: ch.prefetch,
                 confirm: ch.confirms.is_some(),
+                stats: ch.stats,
             })
             .collect()
     }

@@ -102,6 +102,8 @@ pub struct Conn {
     pub(super) writer: Notify,
     /// Bytes the writer has put on the wire: a heartbeat is sent only when nothing else was.
     pub(super) written: Cell<u64>,
+    /// Bytes read from the socket (RabbitMQ's `recv_oct`).
+    pub(super) received: Cell<u64>,
     /// Wakes the watchdog before its tick: the connection started closing.
     pub(super) watchdog_wake: Notify,
     /// Deliveries tagged while `out` was over OUT_WINDOW, in tag order, waiting to be encoded.
@@ -248,6 +250,7 @@ impl Conn {
             shared_bytes: Cell::new(0),
             writer: Notify::default(),
             written: Cell::new(0),
+            received: Cell::new(0),
             watchdog_wake: Notify::default(),
             backlog: RefCell::new(VecDeque::new()),
             written_no_ack: RefCell::new(Vec::new()),
@@ -313,7 +316,10 @@ impl Conn {
             // or if the socket turns out empty, the awaited read waits for data.
             let direct = if more { rd.recv_now(self.fd, &mut buf, READ_CHUNK) } else { None };
             more = match direct {
-                Some(n) => n == READ_CHUNK,
+                Some(n) => {
+                    self.received.set(self.received.get() + n as u64);
+                    n == READ_CHUNK
+                }
                 None => {
                     if buf.is_empty() {
                         // Nothing half-read: an idle connection does not keep (or pin, through the
@@ -322,6 +328,7 @@ impl Conn {
                     }
                     match io::filled(rd.read(&mut chunk).await, &chunk) {
                         Some(read) => {
+                            self.received.set(self.received.get() + read.len() as u64);
                             buf.extend_from_slice(read);
                             read.len() == chunk.len()
                         }
@@ -415,7 +422,8 @@ impl Conn {
                     .on(id));
                 }
                 self.count_channel().map_err(|e| e.on(id))?;
-                self.st.borrow_mut().channels.insert(ch, Channel::new());
+                let totals = self.shard.vhost_totals(&self.st.borrow().vhost);
+                self.st.borrow_mut().channels.insert(ch, Channel::new(totals));
                 self.send_method(ch, &Method::ChannelOpenOk(chan::OpenOk::default()));
                 Ok(())
             }

@@ -47,6 +47,7 @@ impl Conn {
             return;
         }
         let tag = ch.take_tag();
+        ch.stats.msgs.delivered(d.no_ack, d.redelivered);
         if !d.no_ack {
             ch.unacked.insert(tag, super::channel::Unacked { queue: d.queue, msg_id: d.msg_id });
         }

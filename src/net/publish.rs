@@ -122,6 +122,7 @@ impl Conn {
             self.shard.routes.borrow().route(&vhost, exchange, &p.routing_key, &headers, &mut queues)?;
             group_by_shard(queues, |q| shard_of(&vhost, q, n))
         };
+        let default_exchange = exchange.is_empty();
         let msg = Arc::new(Message { exchange: p.exchange, routing_key: p.routing_key, properties, body });
         let targets = groups.len() as u32;
         let reply = self.with_channel(ch, |c| {
@@ -129,7 +130,10 @@ impl Conn {
                 cf.next_seq += 1;
                 cf.next_seq
             });
+            c.count_publish(confirm_seq.is_some(), default_exchange, targets);
             if confirm_seq.is_none() && !p.mandatory {
+                // Dropped here unless it goes to a queue's shard (which counts a queue it lacks).
+                c.stats.msgs.drop_unroutable += u64::from(targets == 0 && direct.is_none());
                 return Ok(None);
             }
             let serial = c.next_publish;
@@ -205,6 +209,7 @@ impl Conn {
             return;
         }
         let Some(p) = c.pending.remove(&serial) else { return };
+        c.count_receipt(p.confirm_seq.is_some(), p.mandatory, p.enqueued == 0 && !p.rejected);
         let advanced = p.confirm_seq.is_some_and(|seq| {
             let Some(cf) = c.confirms.as_mut() else { return false };
             cf.done.insert(seq);

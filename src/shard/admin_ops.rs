@@ -22,6 +22,8 @@ pub enum AdminOp {
     Channels { done: Reply<Vec<(ConnInfo, Vec<ChannelInfo>)>> },
     /// Mesh messages this shard has handled, by kind.
     Handled { done: Reply<Vec<(&'static str, u64)>> },
+    /// Its message counters (the management API's sampler).
+    Stats { done: Reply<super::stats::ShardSample> },
     /// Closes (320 CONNECTION_FORCED with `why`) the connections whose id or name is `which`;
     /// answers their ids.
     CloseConnections { which: String, why: String, done: Reply<Vec<ConnId>> },
@@ -65,6 +67,7 @@ impl Shard {
                 done.send(self, infos);
             }
             AdminOp::Handled { done } => done.send(self, self.handled().collect()),
+            AdminOp::Stats { done } => done.send(self, self.stats_sample()),
             AdminOp::CloseConnections { which, why, done } => {
                 let found: Vec<_> = self
                     .conns

@@ -51,6 +51,9 @@ pub struct ConnInfo {
     pub state: &'static str,
     /// Memory its output buffers hold (their capacity).
     pub buffer_bytes: usize,
+    /// Bytes received and sent (RabbitMQ's `recv_oct`, `send_oct`).
+    pub recv_oct: u64,
+    pub send_oct: u64,
 }
 
 /// What rabbitmqctl list_channels shows of a channel.
@@ -61,6 +64,7 @@ pub struct ChannelInfo {
     pub unacked: usize,
     pub prefetch: u16,
     pub confirm: bool,
+    pub stats: crate::broker::stats::ChannelStats,
 }
 
 impl Shard {
@@ -72,11 +76,14 @@ impl Shard {
 
     /// A connection this shard accepted: it gets deliveries, receipts and alarms from now on.
     pub fn register(&self, c: Rc<dyn Client>) {
+        self.counters.conns_opened.set(self.counters.conns_opened.get() + 1);
         self.conns.borrow_mut().insert(c.id(), c);
     }
 
     /// A connection that is over: nothing reaches it any more.
     pub fn unregister(&self, id: ConnId) {
-        self.conns.borrow_mut().remove(&id);
+        if self.conns.borrow_mut().remove(&id).is_some() {
+            self.counters.conns_closed.set(self.counters.conns_closed.get() + 1);
+        }
     }
 }

@@ -113,6 +113,9 @@ impl Shard {
                         self.check_flow(id, (from != 0).then_some(from));
                     }
                 }
+                if reply.is_none() && enqueued == 0 && !rejected && from != 0 {
+                    self.dropped_unroutable(&vhost);
+                }
                 if let Some(to) = reply {
                     let r = Receipt { to, enqueued, rejected };
                     // Confirms of persisted messages wait for the log's fsync (group commit).

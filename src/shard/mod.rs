@@ -14,6 +14,7 @@ pub mod msg;
 pub mod placement;
 pub mod queue_ops;
 mod restore;
+pub mod stats;
 mod timers;
 
 use ahash::AHashMap as HashMap;
@@ -89,6 +90,8 @@ pub struct Shard {
     timers: timers::Timers,
     /// The TLS configurations (AMQPS, HTTPS) when configured: shard 0 reloads them for warrenctl.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Message counters that outlive the objects which counted them.
+    pub counters: stats::ShardCounters,
 }
 
 impl Shard {
@@ -133,6 +136,7 @@ impl Shard {
             handled: Default::default(),
             timers: Default::default(),
             tls,
+            counters: Default::default(),
             config,
         })
     }

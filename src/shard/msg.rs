@@ -151,7 +151,7 @@ pub enum ShardMsg {
 
 impl ShardMsg {
     /// Every kind, in `index` order.
-    pub const KINDS: [&'static str; 30] = [
+    pub const KINDS: [&'static str; 31] = [
         "publish",
         "receipt",
         "deliver",
@@ -182,6 +182,7 @@ impl ShardMsg {
         "admin_close_connections",
         "answer",
         "direct_reply",
+        "admin_stats",
     ];
 
     /// Its position in `KINDS`, for counting.
@@ -218,6 +219,7 @@ impl ShardMsg {
                 AdminOp::Channels { .. } => 25,
                 AdminOp::Handled { .. } => 26,
                 AdminOp::CloseConnections { .. } => 27,
+                AdminOp::Stats { .. } => 30,
             },
             ShardMsg::Answer(_) => 28,
             ShardMsg::DirectReply { .. } => 29,

@@ -24,6 +24,7 @@ use crate::protocol::types::FieldTable;
 
 use super::message::Message;
 use super::paging::PageSpace;
+use super::stats::MessageStats;
 pub use args::{Overflow, QueueArgs, QueueType};
 pub use consumers::Consumer;
 use consumers::Consumers;
@@ -133,6 +134,8 @@ pub struct Queue {
     last_used: u64,
     /// The deadline its shard's timer holds for it (`NEVER`: none).
     pub armed: u64,
+    /// Messages in, out and acknowledged (`message_stats`).
+    pub stats: MessageStats,
 }
 
 impl Queue {
@@ -169,6 +172,7 @@ impl Queue {
             expiring: args.message_ttl.is_some(),
             last_used: clock::now(),
             armed: NEVER,
+            stats: MessageStats::default(),
             declared: args.clone(),
             args,
         }
@@ -241,6 +245,7 @@ impl Queue {
         }
         let id = self.next_msg_id;
         self.next_msg_id += 1;
+        self.stats.publish += 1;
         let seg = persist(id);
         let lane = self.lane_of(&msg);
         self.enqueue(Queued { id, msg, redelivered: false, seg, own: false, lane, expires, returns: 0 }, pages);
@@ -360,8 +365,12 @@ impl Queue {
     pub fn get(&mut self, no_ack: bool) -> Option<(u64, Arc<Message>, bool)> {
         self.touch();
         self.expire_heads(clock::now());
-        let q = self.pop_head()?;
+        let Some(q) = self.pop_head() else {
+            self.stats.get_empty += u64::from(self.ready_count() == 0);
+            return None;
+        };
         let q = self.with_delivery_count(q);
+        self.stats.got(no_ack, q.redelivered);
         let out = (q.id, q.msg.clone(), q.redelivered);
         if !no_ack {
             self.hold(0, q);
@@ -376,11 +385,17 @@ impl Queue {
     pub fn settle(&mut self, msg_id: u64, action: Settle) {
         let Some(u) = self.unacked.remove(&msg_id) else { return };
         self.unacked_bytes -= u.queued.msg.footprint();
+        // An auto-ack consumer's deliveries are held only until written: not acks of a client.
+        let mut auto_ack = false;
         if let Some(c) = self.consumers.by_serial(u.consumer) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            auto_ack = c.no_ack;
         }
         match action {
-            Settle::Ack => self.left(&u.queued),
+            Settle::Ack => {
+                self.stats.ack += u64::from(!auto_ack);
+                self.left(&u.queued)
+            }
             Settle::Discard => {
                 self.left(&u.queued);
                 self.dead_letter(u.queued.msg, DeathReason::Rejected);
@@ -429,6 +444,7 @@ impl Queue {
             c.in_flight += 1;
             let Some(q) = self.pop_head() else { return };
             let q = self.with_delivery_count(q);
+            self.stats.delivered(no_ack, q.redelivered);
             out(Delivery {
                 conn,
                 channel,

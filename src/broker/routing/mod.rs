@@ -404,6 +404,7 @@ impl RoutingTable {
             out.sort_unstable();
             out.dedup();
         }
+        e.stats.routed(out.len());
         Ok(())
     }
 }
