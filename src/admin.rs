@@ -22,6 +22,8 @@ use crate::shard::queue_ops::{QueueOp, QueueRef};
 mod changes;
 mod http_verbs;
 mod lists;
+mod message_json;
+mod messages;
 mod verb;
 
 use verb::Verb;
@@ -219,6 +221,8 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         }
         Verb::ClearPolicy { name } => changes::clear_policy(shard, vhost, name).await,
         Verb::ListPolicies => Ok(lists::policies(shard, &vhost)),
+        Verb::GetMessages(r) => messages::get(shard, vhost, r).await,
+        Verb::PublishMessage(r) => messages::publish(shard, vhost, r).await,
     }
 }
 

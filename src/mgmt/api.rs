@@ -14,7 +14,7 @@ use super::auth::{Caller, authenticate};
 use super::metrics::Process;
 use super::server::{Node, Resp, admin_failed, error, json_reply, not_found};
 use super::shapes::{self, COMPAT_VERSION, Snapshot};
-use super::writes;
+use super::{messages, writes};
 
 /// Largest request body read (a definitions document).
 const MAX_BODY: usize = 16 << 20;
@@ -53,7 +53,7 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         return error(StatusCode::BAD_REQUEST, "bad_request", "bad percent-encoding in path");
     };
     if segs.first().map(String::as_str) != Some("api") {
-        return not_found();
+        return super::ui::serve(req.method(), &path).unwrap_or_else(not_found);
     }
     let caller = match authenticate(&node.admin, req.headers(), peer).await {
         Ok(c) => c,
@@ -70,9 +70,16 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         Ok(v @ Value::Object(_)) => v,
         _ => return error(StatusCode::BAD_REQUEST, "bad_request", "the body is not a JSON object"),
     };
-    let answer = match method {
-        Method::GET => get(node, &caller, &segs).await,
-        _ => writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed())),
+    let messages = match method {
+        Method::POST => messages::handle(node, &caller, &segs, &body).await,
+        _ => None,
+    };
+    let answer = match (messages, method) {
+        (Some(r), _) => r,
+        (None, Method::GET) => get(node, &caller, &segs).await,
+        (None, method) => {
+            writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed()))
+        }
     };
     answer.unwrap_or_else(admin_failed)
 }

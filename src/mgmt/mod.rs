@@ -7,15 +7,18 @@
 //! - `admin_client`: the admin socket, asked asynchronously.
 //! - `auth`: basic auth against Warren's users, RabbitMQ's tag rules.
 //! - `api`: the paths under /api/ and what GET answers; `writes`: PUT, POST and DELETE;
-//!   `shapes`: RabbitMQ's JSON objects.
+//!   `shapes`: RabbitMQ's JSON objects; `messages`: get and publish.
 //! - `metrics`: the Prometheus exposition.
+//! - `ui`: the web UI's static files (`ui/`), served at `/`.
 
 mod admin_client;
 mod api;
 mod auth;
+mod messages;
 mod metrics;
 mod server;
 mod shapes;
+mod ui;
 mod writes;
 
 pub use server::{Listeners, bind};
