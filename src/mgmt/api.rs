@@ -57,7 +57,14 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
     }
     let caller = match authenticate(&node.admin, req.headers(), peer).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(mut r) => {
+            // The web UI asks with X-Requested-With: a browser that saw WWW-Authenticate would put
+            // up its own login dialog over the page's.
+            if req.headers().contains_key("x-requested-with") {
+                r.headers_mut().remove(hyper::header::WWW_AUTHENTICATE);
+            }
+            return r;
+        }
     };
     let method = req.method().clone();
     let segs: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();

@@ -84,7 +84,9 @@ class ApiError extends Error {
 
 async function api(method, path, body, creds) {
   const a = creds || auth.get();
-  const headers = { Authorization: basic(a ? a.user : "", a ? a.password : "") };
+  // X-Requested-With: a 401 then comes without WWW-Authenticate, so the browser shows no
+  // login dialog of its own.
+  const headers = { Authorization: basic(a ? a.user : "", a ? a.password : ""), "X-Requested-With": "XMLHttpRequest" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch("api" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
@@ -222,7 +224,9 @@ class DataTable {
 
 // ---------------------------------------------------------------- shared state: overview poller
 
-const samples = [];   // {t, totals: queue_totals, rates: {key: rate}}
+const samples = [];   // {t, totals: queue_totals, rates: {key: rate}}, an hour of them at most
+const WINDOWS = [["1m", 60e3], ["10m", 600e3], ["1h", 3600e3]];
+let chartWindow = sessionStorage.getItem("warren.window") || "1m";
 let lastOverview = null;
 let overviewFailing = false;
 const overviewListeners = new Set();
@@ -239,7 +243,7 @@ async function pollOverview() {
       if (v !== undefined) rates[k] = v;
     }
     samples.push({ t: Date.now(), totals: o.queue_totals || {}, rates });
-    while (samples.length > 200) samples.shift();
+    while (samples.length > 3600e3 / REFRESH_MS + 2) samples.shift();
   } catch (e) {
     overviewFailing = true;
   }
@@ -255,7 +259,7 @@ const TABS = [
   ["connections", "Connections"],
   ["channels", "Channels"],
   ["exchanges", "Exchanges"],
-  ["queues", "Queues and Streams"],
+  ["queues", "Queues"],
   ["admin", "Admin"],
 ];
 const ADMIN_TABS = [["users", "Users"], ["vhosts", "Virtual Hosts"], ["permissions", "Permissions"], ["policies", "Policies"]];
@@ -295,6 +299,10 @@ function shell(active, sub) {
 function pageHead(main, title, crumbs, ...extra) {
   main.appendChild(h("div", { class: "page-head" },
     crumbs ? h("div", { class: "crumbs" }, crumbs) : null, h("h1", {}, title), h("span", { class: "spacer" }), extra));
+}
+
+function crumbs(href, list, vhost) {
+  return h("span", {}, h("a", { href }, list), " \u203a virtual host ", h("code", {}, vhost));
 }
 
 const inVhost = (r) => !vhostFilter || r.vhost === vhostFilter;
@@ -357,14 +365,37 @@ function overviewPage(main) {
   const ratesBox = h("div", { id: "rates-box" });
   const queuedLegend = h("div");
   const node = h("div");
+  const windowPicker = () => h("div", { class: "segmented", role: "group", "aria-label": "Time span" },
+    WINDOWS.map(([k]) => h("button", { class: k === chartWindow ? "on" : "", "data-window": k, onclick: () => {
+      chartWindow = k;
+      sessionStorage.setItem("warren.window", k);
+      main.querySelectorAll(".segmented button").forEach((b) => b.classList.toggle("on", b.dataset.window === k));
+      draw();
+    } }, k)));
   main.appendChild(stats);
   main.appendChild(h("div", { class: "grid two" },
-    h("div", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Queued messages"),
-      h("span", { class: "spacer" }), h("span", { class: "dim" }, "last 10 minutes")),
+    h("div", { class: "panel" }, h("div", { class: "panel-head chart-head" }, h("h2", {}, "Queued messages"),
+      h("span", { class: "spacer" }), windowPicker()),
       h("div", { class: "chart-wrap" }, queuedCanvas), queuedLegend),
-    h("div", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Message rates"),
-      h("span", { class: "spacer" }), h("span", { class: "dim" }, "last 10 minutes")), ratesBox)));
-  main.appendChild(h("div", { class: "panel", id: "node-panel" }, h("h2", {}, "Node"), node));
+    h("div", { class: "panel" }, h("div", { class: "panel-head chart-head" }, h("h2", {}, "Message rates"),
+      h("span", { class: "spacer" }), windowPicker()), ratesBox)));
+  const busiest = h("div", { id: "busiest" });
+  main.appendChild(h("div", { class: "grid two" },
+    h("div", { class: "panel" }, h("div", { class: "panel-head chart-head" }, h("h2", {}, "Largest queues"),
+      h("span", { class: "spacer" }), h("a", { href: "#/queues" }, "All queues \u2192")), busiest),
+    h("div", { class: "panel", id: "node-panel" }, h("h2", {}, "Node"), node)));
+  const loadQueues = () => GET("/queues").then((qs) => {
+    const top = qs.filter(inVhost).sort((a, b) => (b.messages || 0) - (a.messages || 0)).slice(0, 5);
+    clear(busiest).appendChild(top.length ? h("table", { class: "data" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Queue"), h("th", {}, "Virtual host"), h("th", { class: "num" }, "Ready"),
+        h("th", { class: "num" }, "Unacked"), h("th", { class: "num" }, "Consumers"))),
+      h("tbody", {}, top.map((q) => h("tr", {},
+        h("td", {}, h("a", { href: `#/queues/${enc(q.vhost)}/${enc(q.name)}` }, q.name)), h("td", {}, q.vhost),
+        h("td", { class: "num" }, num(q.messages_ready)), h("td", { class: "num" }, num(q.messages_unacknowledged)),
+        h("td", { class: "num" }, num(q.consumers))))))
+      : h("span", { class: "dim" }, "No queues yet."));
+  }, () => {});
+  loadQueues();
 
   const queued = new Charts.LineChart(queuedCanvas, [
     { key: "messages_ready", label: "Ready", color: "#f08a3c" },
@@ -387,6 +418,8 @@ function overviewPage(main) {
       statCard("Consumers", t.consumers, null, "consumers"),
       statCard("Messages", (o.queue_totals || {}).messages, "#/queues", "messages"),
     ]);
+    const span = WINDOWS.find(([k]) => k === chartWindow)[1];
+    queued.windowMs = span;
     queued.setSamples(samples.map((s) => ({ t: s.t, values: s.totals })));
     queued.draw();
     clear(queuedLegend).appendChild(legend(queued, (k) => num(queued.latest(k))));
@@ -407,6 +440,7 @@ function overviewPage(main) {
         clear(ratesBox).appendChild(h("div", { class: "chart-wrap" }, ratesCanvas));
         ratesBox.appendChild(h("div", { class: "rates-legend" }));
       }
+      rates.windowMs = span;
       rates.setSamples(samples.map((s) => ({ t: s.t, values: s.rates })));
       rates.draw();
       clear(ratesBox.querySelector(".rates-legend")).appendChild(legend(rates, (k) => fmtRate(rates.latest(k))));
@@ -422,7 +456,7 @@ function overviewPage(main) {
   const onResize = () => draw();
   window.addEventListener("resize", onResize);
   draw();
-  return { cleanup: () => { overviewListeners.delete(draw); window.removeEventListener("resize", onResize); } };
+  return { refresh: loadQueues, cleanup: () => { overviewListeners.delete(draw); window.removeEventListener("resize", onResize); } };
 }
 
 // ---------------------------------------------------------------- lists
@@ -671,7 +705,7 @@ function section(title, body, id) {
 }
 
 function queuePage(main, vhost, name) {
-  pageHead(main, name, h("span", {}, h("a", { href: "#/queues" }, "Queues"), " / ", vhost),
+  pageHead(main, name, crumbs("#/queues", "Queues", vhost),
     h("button", { class: "btn", id: "purge-queue", onclick: async () => {
       if (!(await confirmDialog("Purge queue?", `Every ready message in '${name}' will be deleted.`, "Purge"))) return;
       api("DELETE", `/queues/${enc(vhost)}/${enc(name)}/contents`).then(() => { toast("Queue purged", name); load(); }, failed("Could not purge"));
@@ -719,7 +753,7 @@ function queuePage(main, vhost, name) {
 function exchangePage(main, vhost, name) {
   const shown = name === "amq.default" ? "(AMQP default)" : name;
   const deletable = name !== "amq.default" && !name.startsWith("amq.");
-  pageHead(main, shown, h("span", {}, h("a", { href: "#/exchanges" }, "Exchanges"), " / ", vhost),
+  pageHead(main, shown, crumbs("#/exchanges", "Exchanges", vhost),
     deletable ? h("button", { class: "btn danger", id: "delete-exchange", onclick: async () => {
       if (!(await confirmDialog("Delete exchange?", `'${name}' and its bindings will be deleted.`, "Delete"))) return;
       api("DELETE", `/exchanges/${enc(vhost)}/${enc(name)}`).then(() => { toast("Exchange deleted", name); location.hash = "#/exchanges"; }, failed("Could not delete"));
