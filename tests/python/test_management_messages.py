@@ -43,6 +43,15 @@ def ready(b, queue):
     return call(b, f"/api/queues/%2F/{queue}")[2]["messages_ready"]
 
 
+def until_ready(b, queue, n):
+    """Waits until `queue` holds n ready messages: pika's basic_publish returns before the broker
+    has the message."""
+    deadline = time.time() + 5
+    while (got := ready(b, queue)) != n and time.time() < deadline:
+        time.sleep(0.02)
+    assert got == n, (queue, got)
+
+
 def test_amqp_published_message_is_got_over_http_with_its_properties(broker):
     ch = broker.connect().channel()
     ch.queue_declare("q1")
@@ -50,6 +59,7 @@ def test_amqp_published_message_is_got_over_http_with_its_properties(broker):
                                  headers={"x-n": 7, "x-s": "hello"}, timestamp=1700000000, type="order")
     ch.basic_publish("", "q1", "grüße".encode(), props)
     ch.basic_publish("", "q1", b"second")
+    until_ready(broker, "q1", 2)
     msgs = get_msgs(broker, "q1")
     assert len(msgs) == 1
     m = msgs[0]
@@ -93,6 +103,7 @@ def test_requeue_modes_put_messages_back_redelivered_and_other_modes_take_them(b
     ch.queue_declare("q4")
     for i in range(3):
         ch.basic_publish("", "q4", b"m%d" % i)
+    until_ready(broker, "q4", 3)
     for mode in ("ack_requeue_true", "reject_requeue_true"):
         msgs = get_msgs(broker, "q4", count=2, ackmode=mode)
         # Settled after all the gets: two different messages, not the first one twice.
@@ -111,10 +122,9 @@ def test_reject_requeue_false_dead_letters(broker):
     ch.queue_declare("dead")
     ch.queue_declare("q5", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"})
     ch.basic_publish("", "q5", b"bye")
+    until_ready(broker, "q5", 1)
     get_msgs(broker, "q5", ackmode="reject_requeue_false")
-    deadline = time.time() + 5
-    while ready(broker, "dead") != 1 and time.time() < deadline:
-        time.sleep(0.02)
+    until_ready(broker, "dead", 1)
     m = get_msgs(broker, "dead")[0]
     assert m["payload"] == "bye" and m["properties"]["headers"]["x-death"][0]["reason"] == "rejected"
 
@@ -125,6 +135,7 @@ def test_base64_and_non_utf8_payloads(broker):
     raw = bytes([0xFF, 0x00, 0xC3, 0x28, 0x80])
     ch.basic_publish("", "q6", raw)
     ch.basic_publish("", "q6", b"plain text")
+    until_ready(broker, "q6", 2)
     m = get_msgs(broker, "q6", ackmode="ack_requeue_true")[0]
     # Not UTF-8: base64 even in auto mode.
     assert m["payload_encoding"] == "base64" and base64.b64decode(m["payload"]) == raw
@@ -144,6 +155,7 @@ def test_truncate_cuts_the_payload_not_its_size(broker):
     ch = broker.connect().channel()
     ch.queue_declare("q7")
     ch.basic_publish("", "q7", b"0123456789")
+    until_ready(broker, "q7", 1)
     m = get_msgs(broker, "q7", truncate=4)[0]
     assert (m["payload"], m["payload_bytes"]) == ("0123", 10)
 
@@ -179,6 +191,7 @@ def test_get_needs_read_and_publish_needs_write_permission(broker):
     for q in ("r.q", "other"):
         ch.queue_declare(q)
         ch.basic_publish("", q, b"x")
+        until_ready(broker, q, 1)
     as_reader = {"user": "reader", "password": "pw"}
     status, _, body = post(broker, "/api/queues/%2F/r.q/get", {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}, **as_reader)
     assert status == 200 and body[0]["payload"] == "x", body
@@ -196,18 +209,54 @@ def test_get_needs_read_and_publish_needs_write_permission(broker):
 
 
 def test_get_waits_for_a_paged_out_head(tmp_path):
-    # A queue whose head is on disk answers a get once it is read back, not "empty".
+    # A queue whose head is on disk answers a get once it is read back, not "empty": 6 MiB of
+    # 1 KiB messages against an 8 MiB limit page out past 4 MiB, and the queue keeps only its
+    # first 512 KiB in memory, so 1000 gets must read some back.
     config = tmp_path / "warren.toml"
     config.write_text("memory_limit = 8388608\n")
     b = Broker(shards=1, http=True, extra=["--config", str(config)])
     try:
-        ch = b.connect().channel()
+        ch = b.connect(blocked_connection_timeout=20).channel()
         ch.queue_declare("big")
-        body = b"x" * 65536
-        for _ in range(200):
-            ch.basic_publish("", "big", body)
-        got = get_msgs(b, "big", count=100, ackmode="ack_requeue_false", encoding="base64", truncate=1)
-        assert len(got) == 100 and all(m["payload_bytes"] == 65536 for m in got)
-        assert ready(b, "big") == 100
+        for i in range(6000):
+            ch.basic_publish("", "big", b"%08d" % i + bytes(1016))
+        deadline = time.time() + 10
+        while ready(b, "big") != 6000 and time.time() < deadline:
+            time.sleep(0.05)
+        got = get_msgs(b, "big", count=1000, ackmode="ack_requeue_false", encoding="base64", truncate=8)
+        assert [base64.b64decode(m["payload"]) for m in got] == [b"%08d" % i for i in range(1000)]
+        assert all(m["payload_bytes"] == 1024 for m in got)
+        assert ready(b, "big") == 5000
+        assert any("paging messages to disk" in line for line in b.log), b.log[-10:]
     finally:
         b.stop()
+
+
+def test_web_ui_files_are_served_at_the_root_without_credentials(broker):
+    import urllib.request
+    base = f"http://127.0.0.1:{broker.mgmt_port}"
+    with urllib.request.urlopen(base + "/", timeout=10) as r:
+        page = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert '<script src="app.js">' in page
+    for path, kind in (("/app.js", "text/javascript"), ("/style.css", "text/css"), ("/favicon.svg", "image/svg+xml")):
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith(kind) and r.read()
+    status, _, _ = call(broker, "/nothing-here", user=None)
+    assert status == 404
+
+
+def test_a_401_to_the_web_ui_has_no_basic_challenge(broker):
+    # Bug: the browser answered the page's wrong-password login with its own basic-auth dialog
+    # (a 401 with WWW-Authenticate), which hid the page's error and hung its request.
+    import urllib.error
+    import urllib.request
+    url = f"http://127.0.0.1:{broker.mgmt_port}/api/whoami"
+    bad = "Basic " + base64.b64encode(b"guest:wrong").decode()
+    for extra, challenged in (({}, True), ({"X-Requested-With": "XMLHttpRequest"}, False)):
+        req = urllib.request.Request(url, headers={"Authorization": bad, **extra})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 401
+        assert ("WWW-Authenticate" in e.value.headers) == challenged

@@ -289,3 +289,52 @@ def test_overview_screenshot_for_readme(broker, driver):
     README_SHOT.parent.mkdir(exist_ok=True)
     driver.save_screenshot(str(README_SHOT))
     assert console_errors(driver) == []
+
+
+# What the API answers once it reports message rates (RabbitMQ's message_stats shape), put into
+# /api/overview and /api/queues answers in the page itself: this broker's own answers have none yet.
+WITH_RATES = """
+const real = window.fetch;
+window.fetch = async (...args) => {
+  const r = await real(...args);
+  const url = String(args[0]);
+  if (!r.ok || !(url.endsWith("api/overview") || url.endsWith("api/queues"))) return r;
+  const body = await r.json();
+  const stats = { publish: 100, publish_details: { rate: 12.5 }, deliver_get: 40, deliver_get_details: { rate: 3.2 },
+                  ack: 40, ack_details: { rate: 3.0 } };
+  if (Array.isArray(body)) body.forEach((q) => (q.message_stats = stats));
+  else body.message_stats = stats;
+  return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+};
+"""
+
+
+def test_rates_are_drawn_when_the_api_reports_them(broker, driver):
+    d = driver
+    broker.connect().channel().queue_declare("rated")
+    login(d, broker)
+    wait(d, EC.visibility_of_element_located((By.ID, "rates-empty")))
+    d.execute_script(WITH_RATES)
+    # The next poll (every 5 s) brings rates: the chart replaces the "none reported" panel.
+    wait(d, EC.presence_of_element_located((By.ID, "chart-rates")), timeout=12)
+    wait(d, lambda d: "12.5/s" in text_of(d, "#rates-box") and "3.2/s" in text_of(d, "#rates-box"))
+    assert not d.find_elements(By.ID, "rates-empty")
+    shot(d, "overview-rates")
+    click(d, By.ID, "tab-queues")
+    wait(d, lambda d: column(d, "queues-table", 2) == ["rated"])
+    headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, "#queues-table th")]
+    incoming = headers.index("INCOMING") + 1
+    wait(d, lambda d: column(d, "queues-table", incoming) == ["12.5/s"])
+    assert console_errors(d) == []
+
+
+def test_a_management_user_sees_no_admin_tab(broker, driver):
+    import subprocess
+    from test_management import CTL
+    for args in (["add_user", "watcher", "pw"], ["set_user_tags", "watcher", "management"],
+                 ["set_permissions", "watcher", ".*", ".*", ".*"]):
+        subprocess.run([CTL, "--data-dir", broker.data.name, *args], check=True, capture_output=True, timeout=30)
+    login(driver, broker, user="watcher", password="pw")
+    wait(driver, EC.visibility_of_element_located((By.ID, "tab-queues")))
+    assert not driver.find_elements(By.ID, "tab-admin")
+    assert text_of(driver, "#whoami") == "watcher"

@@ -280,7 +280,7 @@ function shell(active, sub) {
     h("div", { class: "topbar-inner" },
       h("a", { class: "brand", href: "#/overview" }, h("img", { src: "favicon.svg", alt: "" }), "Warren",
         h("small", {}, lastOverview ? "v" + lastOverview.product_version : "")),
-      h("nav", { class: "tabs" }, TABS.map(([k, label]) =>
+      h("nav", { class: "tabs" }, TABS.filter(([k]) => k !== "admin" || isAdmin()).map(([k, label]) =>
         h("a", { href: "#/" + (k === "admin" ? "users" : k), class: k === active ? "active" : "", id: "tab-" + k }, label))),
       h("div", { class: "topbar-right" },
         h("label", {}, "Virtual host ", vsel),
@@ -304,6 +304,9 @@ function pageHead(main, title, crumbs, ...extra) {
 function crumbs(href, list, vhost) {
   return h("span", {}, h("a", { href }, list), " \u203a virtual host ", h("code", {}, vhost));
 }
+
+// Users, vhosts, permissions and policies are administrators' business (the API says 403 to others).
+const isAdmin = () => [].concat(session.tags || []).includes("administrator");
 
 const inVhost = (r) => !vhostFilter || r.vhost === vhostFilter;
 

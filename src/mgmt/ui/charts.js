@@ -17,7 +17,7 @@ const Charts = (() => {
     let s;
     if (v >= 1e6) s = (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + "M";
     else if (v >= 1e3) s = (v / 1e3).toFixed(v >= 1e4 ? 0 : 1) + "k";
-    else s = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 1 : 0);
+    else s = Number.isInteger(v) ? String(v) : String(parseFloat(v.toFixed(v < 10 ? 2 : 0)));
     return s + (unit || "");
   }
 
@@ -68,6 +68,8 @@ const Charts = (() => {
         if (typeof v === "number" && v > max) max = v;
       }
       max = niceMax(max * 1.1);
+      // Counts are whole: four grid steps of at least one.
+      if (!this.unit && max < 4) max = 4;
       g.font = "11px system-ui, -apple-system, Segoe UI, Roboto, sans-serif";
       g.textBaseline = "middle";
       // Grid and y labels
