@@ -482,8 +482,17 @@ function shortArg(k) {
 }
 
 const vhostCol = { key: "vhost", label: "Virtual host" };
-const rateCol = (key, label) => ({ key: "rate_" + key, label, num: true,
-  value: (r) => rateOf(r.message_stats, key), render: (r) => fmtRate(rateOf(r.message_stats, key)) });
+// RabbitMQ keeps message rates in `message_stats`, a connection's byte rates on the object itself.
+const rateCol = (key, label, stats = (r) => r.message_stats) => ({ key: "rate_" + key, label, num: true,
+  value: (r) => rateOf(stats(r), key), render: (r) => fmtBytesRate(rateOf(stats(r), key), key) });
+
+function fmtBytesRate(v, key) {
+  if (!key.endsWith("_oct") || typeof v !== "number") return fmtRate(v);
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}/s`;
+}
 
 function queuesPage(main) {
   pageHead(main, "Queues", null);
@@ -599,7 +608,7 @@ function connectionsPage(main) {
     { key: "state", label: "State", render: (c) => h("span", { class: "tag ok" }, c.state) },
     { key: "protocol", label: "Protocol" },
     { key: "channels", label: "Channels", num: true, render: (c) => num(c.channels) },
-    rateCol("recv_oct", "From client"), rateCol("send_oct", "To client"),
+    rateCol("recv_oct", "From client", (c) => c), rateCol("send_oct", "To client", (c) => c),
     { key: "close", label: "", sortable: false, cls: "actions", render: (c) => h("button", { class: "btn small danger",
       onclick: async () => {
         if (!(await confirmDialog("Close connection?", `${c.name} will be closed with 320 CONNECTION_FORCED.`, "Close"))) return;
