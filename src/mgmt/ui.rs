@@ -12,7 +12,13 @@ use super::server::{Resp, error, with_body};
 const FILES: &[(&str, &str, &[u8])] = &[
     ("/", "text/html; charset=utf-8", include_bytes!("ui/index.html")),
     ("/app.js", "text/javascript; charset=utf-8", include_bytes!("ui/app.js")),
+    ("/admin.js", "text/javascript; charset=utf-8", include_bytes!("ui/admin.js")),
     ("/charts.js", "text/javascript; charset=utf-8", include_bytes!("ui/charts.js")),
+    ("/core.js", "text/javascript; charset=utf-8", include_bytes!("ui/core.js")),
+    ("/lists.js", "text/javascript; charset=utf-8", include_bytes!("ui/lists.js")),
+    ("/objects.js", "text/javascript; charset=utf-8", include_bytes!("ui/objects.js")),
+    ("/overview.js", "text/javascript; charset=utf-8", include_bytes!("ui/overview.js")),
+    ("/table.js", "text/javascript; charset=utf-8", include_bytes!("ui/table.js")),
     ("/style.css", "text/css; charset=utf-8", include_bytes!("ui/style.css")),
     ("/favicon.svg", "image/svg+xml", include_bytes!("ui/favicon.svg")),
 ];
