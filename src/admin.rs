@@ -23,7 +23,9 @@ mod changes;
 mod http_verbs;
 mod limits;
 mod lists;
+mod message_json;
 mod message_stats;
+mod messages;
 mod verb;
 
 use verb::Verb;
@@ -241,6 +243,8 @@ async fn run(shard: &Rc<Shard>, verb: Verb, vhost: String) -> Result<Value, Stri
         Verb::ListUserLimits { user } => limits::list_user_limits(shard, user.as_deref()),
         Verb::MessageStats => message_stats::message_stats(shard).await,
         Verb::Snapshot => http_verbs::snapshot(shard).await,
+        Verb::GetMessages(r) => messages::get(shard, vhost, r).await,
+        Verb::PublishMessage(r) => messages::publish(shard, vhost, r).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! dispatch in `run` is one function per verb and a missing argument is caught in one place.
 
 use super::Request;
+use super::messages::{AckMode, GetRequest, PublishRequest};
 
 #[derive(Debug, PartialEq)]
 pub enum Verb {
@@ -117,6 +118,10 @@ pub enum Verb {
     MessageStats,
     /// Vhosts, queue details, connections, channels and mesh counts at once (the management API).
     Snapshot,
+    /// The management API's POST .../get.
+    GetMessages(GetRequest),
+    /// The management API's POST .../publish.
+    PublishMessage(PublishRequest),
 }
 
 impl Verb {
@@ -193,6 +198,23 @@ impl Verb {
             "list_user_limits" => Verb::ListUserLimits { user: req.args.first().cloned() },
             "message_stats" => Verb::MessageStats,
             "snapshot" => Verb::Snapshot,
+            "get_messages" => Verb::GetMessages(GetRequest {
+                user: arg(0, "username")?,
+                queue: arg(1, "queue")?,
+                count: arg(2, "count")?.parse().map_err(|_| "get_messages: count is not a number".to_string())?,
+                ackmode: AckMode::parse(&arg(3, "ackmode")?)?,
+                truncate: match req.args.get(4) {
+                    Some(t) => Some(t.parse().map_err(|_| "get_messages: truncate is not a number".to_string())?),
+                    None => None,
+                },
+            }),
+            "publish_message" => Verb::PublishMessage(PublishRequest {
+                user: arg(0, "username")?,
+                exchange: arg(1, "exchange")?,
+                routing_key: arg(2, "routing_key")?,
+                properties: arg(3, "properties")?,
+                payload_base64: arg(4, "payload")?,
+            }),
             other => return Err(format!("unknown command '{other}'")),
         })
     }
@@ -230,6 +252,9 @@ impl Verb {
         match self {
             Verb::AddUser { user, .. } => format!("AddUser {{ user: {user:?} }}"),
             Verb::ChangePassword { user, .. } => format!("ChangePassword {{ user: {user:?} }}"),
+            Verb::PublishMessage(p) => {
+                format!("PublishMessage {{ exchange: {:?}, routing_key: {:?} }}", p.exchange, p.routing_key)
+            }
             Verb::Authenticate { user, loopback, .. } => {
                 format!("Authenticate {{ user: {user:?}, loopback: {loopback} }}")
             }

@@ -16,7 +16,7 @@ use super::message_stats::Kind;
 use super::metrics::Process;
 use super::server::{Node, Resp, admin_failed, error, json_reply, not_found};
 use super::shapes::{self, COMPAT_VERSION, Snapshot};
-use super::writes;
+use super::{messages, writes};
 
 /// Largest request body read (a definitions document).
 const MAX_BODY: usize = 16 << 20;
@@ -55,11 +55,18 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         return error(StatusCode::BAD_REQUEST, "bad_request", "bad percent-encoding in path");
     };
     if segs.first().map(String::as_str) != Some("api") {
-        return not_found();
+        return super::ui::serve(req.method(), &path).unwrap_or_else(not_found);
     }
     let caller = match authenticate(&node.admin, req.headers(), peer).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(mut r) => {
+            // The web UI asks with X-Requested-With: a browser that saw WWW-Authenticate would put
+            // up its own login dialog over the page's.
+            if req.headers().contains_key("x-requested-with") {
+                r.headers_mut().remove(hyper::header::WWW_AUTHENTICATE);
+            }
+            return r;
+        }
     };
     let method = req.method().clone();
     let query = match ListQuery::parse(req.uri().query()) {
@@ -76,9 +83,16 @@ pub async fn handle(node: &Node, peer: SocketAddr, req: Request<Incoming>) -> Re
         Ok(v @ Value::Object(_)) => v,
         _ => return error(StatusCode::BAD_REQUEST, "bad_request", "the body is not a JSON object"),
     };
-    let answer = match method {
-        Method::GET => get(node, &caller, &segs, &query).await,
-        _ => writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed())),
+    let messages = match method {
+        Method::POST => messages::handle(node, &caller, &segs, &body).await,
+        _ => None,
+    };
+    let answer = match (messages, method) {
+        (Some(r), _) => r,
+        (None, Method::GET) => get(node, &caller, &segs, &query).await,
+        (None, method) => {
+            writes::handle(node, &caller, &method, &segs, &body).await.unwrap_or_else(|| Ok(method_not_allowed()))
+        }
     };
     answer.unwrap_or_else(admin_failed)
 }
