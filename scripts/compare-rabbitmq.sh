@@ -52,9 +52,13 @@ export RABBIT_TLS_PORT RABBIT_TLS_CERT=$WORK/tls-cert.pem RABBIT_TLS_KEY=$WORK/t
 # RabbitMQ on its own port, node name and directories; as many Erlang schedulers as broker CPUs.
 start_rabbitmq "warrencmp$$@localhost" "$RABBIT_PORT" "$BROKER_CPUS"
 
+# A build from before TLS (WARREN= for a before/after run) is started without the TLS listener.
+TLS_ARGS=()
+if "$WARREN" --help | grep -q -- --tls-listen; then
+    TLS_ARGS=(--tls-listen "127.0.0.1:$WARREN_TLS_PORT" --tls-cert "$WORK/tls-cert.pem" --tls-key "$WORK/tls-key.pem")
+fi
 taskset -c "$BROKER_CPUS" "$WARREN" --listen "127.0.0.1:$WARREN_PORT" --shards "$BROKER_NCPU" \
-    --management-listen off --prometheus-listen off \
-    --tls-listen "127.0.0.1:$WARREN_TLS_PORT" --tls-cert "$WORK/tls-cert.pem" --tls-key "$WORK/tls-key.pem" \
+    --management-listen off --prometheus-listen off "${TLS_ARGS[@]}" \
     --data-dir "$WORK/warren" > "$WORK/warren.out" 2> "$WORK/warren.err" &
 WARREN_PID=$!
 for _ in $(seq 1 50); do grep -q listening "$WORK/warren.out" 2>/dev/null && break; sleep 0.1; done
