@@ -48,13 +48,6 @@ impl Shard {
                     if paging { "new messages to disk" } else { "stopped" }
                 );
             }
-            if paging {
-                // What arrived before paging began pages out too (see Queue::page_out).
-                let moved: usize = self.queues.borrow_mut().iter_mut().map(|q| q.page_out(&self.pages)).sum();
-                if moved > 0 {
-                    log::info!("shard {}: {moved} messages already queued paged out to disk", self.id);
-                }
-            }
             if tick % 10 == 0 {
                 let conns = self.sockets.get();
                 if conns < std::mem::replace(&mut conns_before, conns) {

@@ -109,34 +109,3 @@ def test_paged_persistent_messages_survive_a_crash_and_a_purge_of_them_sticks(tm
         assert ch.queue_declare("keep", durable=True).method.message_count == 0
     finally:
         b.stop()
-
-
-# Regression: queues paged only messages that arrived after paging began. What a queue already held
-# stayed in memory for good; when a burst beat the memory monitor past the limit, the alarm blocked
-# the publishers and, with no consumer, never cleared. Now the monitor pages those out too.
-def test_messages_queued_before_paging_began_are_paged_out_too(tmp_path):
-    b = paging_broker(tmp_path, shards=1)
-    try:
-        ch = b.connect(**UNBLOCKED).channel()
-        ch.confirm_delivery()
-        ch.queue_declare("early")
-        ch.queue_declare("late")
-        big = 64 << 10
-        for i in range(48):  # 3 MiB: under half the limit, so all of it stays in memory
-            ch.basic_publish("", "early", struct.pack(">Q", i) + bytes(big - 8))
-        assert not any("paging" in line for line in b.log), b.log[-5:]
-        for i in range(2048):  # 2 MiB more to another queue: past half the limit, paging begins
-            ch.basic_publish("", "late", body(i))
-        # 'early' gets nothing new, yet its messages go to disk.
-        assert wait_for_log(b, "queue 'early' in vhost '/': paging messages to disk"), b.log[-20:]
-        got = []
-        for method, _props, data in ch.consume("early", inactivity_timeout=10):
-            assert method is not None, f"stalled after {len(got)} messages"
-            got.append(struct.unpack(">Q", data[:8])[0])
-            ch.basic_ack(method.delivery_tag)
-            if len(got) == 48:
-                break
-        ch.cancel()
-        assert got == list(range(48))
-    finally:
-        b.stop()

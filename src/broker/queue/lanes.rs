@@ -53,11 +53,6 @@ impl Ready {
         self.bytes -= q.msg.footprint();
         Some(q)
     }
-    pub fn pop_back(&mut self) -> Option<Queued> {
-        let q = self.list.pop_back()?;
-        self.bytes -= q.msg.footprint();
-        Some(q)
-    }
     /// Puts a message back by id (requeued messages return near the head, in publish order).
     pub fn insert_in_order(&mut self, q: Queued) {
         self.bytes += q.msg.footprint();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::super::message::Message;
-use super::super::paging::{PageSpace, PagedMessage, RunFile};
+use super::super::paging::{PagedMessage, RunFile};
 use super::{OWN_BUFFER, PAGE_IN_BELOW, Queue};
 
 impl Queue {
@@ -21,38 +21,6 @@ impl Queue {
             run.reading = true;
             Some((run.file.clone(), run.serial))
         })
-    }
-
-    /// Pages out the newest ready messages of lanes that have no run yet while the queue holds
-    /// more than `pages.keep()` in memory, as if they had arrived after paging began: a burst can
-    /// land before the shard's monitor turns paging on, and messages no consumer takes would then
-    /// hold memory for good — past the limit, the alarm blocks the publishers and nothing would
-    /// ever clear it. Returns how many messages went to disk.
-    pub fn page_out(&mut self, pages: &dyn PageSpace) -> usize {
-        let keep = pages.keep();
-        let mut held = self.ready_bytes() + self.unacked_bytes;
-        let mut moved = 0;
-        for lane in &mut self.lanes {
-            if held <= keep {
-                break;
-            }
-            if lane.run.is_some() {
-                continue;
-            }
-            let mut tail = Vec::new();
-            while held > keep
-                && let Some(q) = lane.ready.pop_back()
-            {
-                held -= q.msg.footprint();
-                tail.push(q);
-            }
-            moved += tail.len();
-            // Oldest first: the run continues the lane's queue order after what stays in memory.
-            for q in tail.into_iter().rev() {
-                lane.enqueue(q, Some(pages), u64::MAX, &mut self.next_run_serial, (&self.name, &self.vhost));
-            }
-        }
-        moved
     }
 
     /// The page file of a paged run, while more than `limit` bytes of it wait in memory to be

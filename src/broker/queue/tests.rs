@@ -464,26 +464,3 @@ fn paged_messages_keep_their_expiry() {
     assert_eq!(got, [301], "the 300 older ones expired, paged or not");
     assert_eq!(q.take_dead().len(), 300);
 }
-
-#[test]
-fn messages_queued_before_paging_began_page_out_in_order() {
-    let pages = MemSpace(1 << 20);
-    let mut q = queue();
-    for i in 1..=2000u64 {
-        q.push(big(i), |_| 0, None);
-    }
-    assert_eq!(q.paged_count(), 0);
-    let moved = q.page_out(&pages);
-    assert!(moved > 0 && q.paged_count() == moved as u64, "{moved} {}", q.paged_count());
-    assert!(q.ready_bytes() <= 1 << 20, "{}", q.ready_bytes());
-    assert_eq!(q.page_out(&pages), 0, "a lane that has a run keeps it");
-    let mut seen = Vec::new();
-    while seen.len() < 2000 {
-        if let Some((file, serial)) = q.page_in_due() {
-            q.paged_in(serial, futures_lite::future::block_on(file.read()));
-        }
-        let (_, m, _) = q.get(true).unwrap();
-        seen.push(u64::from_le_bytes(m.body[..8].try_into().unwrap()));
-    }
-    assert_eq!(seen, (1..=2000).collect::<Vec<_>>());
-}
