@@ -181,15 +181,23 @@ const CHANNEL_COUNTERS: [(&str, &str, &str); 11] = [
     ("channel_get_empty_total", "get_empty", "Total number of times basic.get operations fetched no message"),
 ];
 
+/// Counter `key` of each object, labelled by `labels`, in label order.
+fn labelled<'a, K: 'a>(
+    objects: impl Iterator<Item = (K, &'a Counters)>,
+    labels: impl Fn(K) -> String,
+    key: &str,
+) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = objects.map(|(o, c)| (labels(o), n(c, key))).collect();
+    v.sort();
+    v
+}
+
 /// The core counters: aggregated (one sample each, no labels) or per object (labelled as
 /// rabbitmq_prometheus labels them: `channel` for channels and connections, `vhost` and `queue`).
 pub fn core(out: &mut Vec<Family>, s: &Samples, per_object: bool) {
     for (metric, key, help) in CHANNEL_COUNTERS {
         let samples = if per_object {
-            let mut v: Vec<(String, u64)> =
-                s.last.channels.iter().map(|(ch, c)| (format!("{{channel=\"{}\"}}", label(ch)), n(c, key))).collect();
-            v.sort();
-            v
+            labelled(s.last.channels.iter(), |ch| format!("{{channel=\"{}\"}}", label(ch)), key)
         } else {
             // Closed channels' counts included: the aggregate never goes back.
             vec![(String::new(), sum(s.last.vhosts.values(), key))]
@@ -202,24 +210,15 @@ pub fn core(out: &mut Vec<Family>, s: &Samples, per_object: bool) {
     ];
     for (metric, key, help) in conn {
         let samples = if per_object {
-            let mut v: Vec<(String, u64)> =
-                s.last.connections.iter().map(|(c, x)| (format!("{{channel=\"{}\"}}", label(c)), n(x, key))).collect();
-            v.sort();
-            v
+            labelled(s.last.connections.iter(), |c| format!("{{channel=\"{}\"}}", label(c)), key)
         } else {
             vec![(String::new(), sum(s.last.connections.values(), key))]
         };
         out.push(Family::new(&format!("rabbitmq_{metric}"), "counter", help, samples));
     }
     let samples = if per_object {
-        let mut v: Vec<(String, u64)> = s
-            .last
-            .queues
-            .iter()
-            .map(|((vh, q), c)| (format!("{{vhost=\"{}\",queue=\"{}\"}}", label(vh), label(q)), n(c, "publish")))
-            .collect();
-        v.sort();
-        v
+        let queue = |(vh, q): &(String, String)| format!("{{vhost=\"{}\",queue=\"{}\"}}", label(vh), label(q));
+        labelled(s.last.queues.iter(), queue, "publish")
     } else {
         vec![(String::new(), sum(s.last.queues.values(), "publish"))]
     };
