@@ -49,11 +49,6 @@ impl ChannelConsumers {
         self.keys.get(tag).copied()
     }
 
-    pub fn by_tag_mut(&mut self, tag: &str) -> Option<&mut ConsumerEntry> {
-        let key = self.key_of(tag)?;
-        self.by_key.get_mut(&key)
-    }
-
     pub fn remove_tag(&mut self, tag: &str) -> Option<ConsumerEntry> {
         let key = self.keys.remove(tag)?;
         self.by_key.remove(&key)

@@ -60,7 +60,7 @@ impl Conn {
             self.put_delivery(&consumer.tag, tag, &d, frame_max);
         }
         drop(st);
-        self.written(d);
+        self.delivery_written(d);
     }
 
     /// basic.deliver, then the message's header and body frames; a body of SHARED_BODY bytes or
@@ -87,7 +87,7 @@ impl Conn {
     }
 
     /// A delivery went into the output buffer.
-    fn written(&self, d: Delivery) {
+    fn delivery_written(&self, d: Delivery) {
         self.writer.notify();
         if d.no_ack {
             self.written_no_ack.borrow_mut().push((d.queue, d.msg_id));
@@ -124,7 +124,7 @@ impl Conn {
             };
             self.put_delivery(&consumer.tag, tag, &d, frame_max);
             drop(st);
-            self.written(d);
+            self.delivery_written(d);
         }
     }
 
